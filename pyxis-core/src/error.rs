@@ -1,0 +1,109 @@
+//! The errors an operation can complete with, split by who broke the rules: the caller
+//! (bad path, closed client), the connection or peer (connection loss, timeout), and the
+//! server's answer (not found, exists, ...).
+//!
+//! Owns: [`Error`] and the mapping from the wire's `ErrorType` codes. Must never decide
+//! what to do about an error (retry, reconnect): that is the session and request modules'.
+
+use pyxis_proto::limits::PathError;
+
+/// Why an operation failed. Every variant is something a caller can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // --- the server's answers ---
+    /// The node (or, for create, its parent: see `path`) does not exist.
+    #[error("node not found: {path}")]
+    NotFound {
+        /// The missing path as the server reported it (the parent's, for a create), or the
+        /// requested path when the server gave none.
+        path: String,
+    },
+    /// Create of a path that exists.
+    #[error("node exists: {path}")]
+    Exists {
+        /// The path.
+        path: String,
+    },
+    /// The server refused the arguments (delete with children, node too large, parent
+    /// ephemeral, write under `/pyxis`, ...).
+    #[error("invalid argument: {reason}")]
+    InvalidArgument {
+        /// The server's reason.
+        reason: String,
+    },
+    /// The session is gone; the client has registered a new one (see
+    /// `SessionEvent::Expired`).
+    #[error("session expired")]
+    SessionExpired,
+    /// No leader now, or leadership changed with the request in flight. For
+    /// create/delete/write/unregister the outcome is unknown.
+    #[error("no leader available (try again); outcome unknown: {outcome_unknown}")]
+    Again {
+        /// The write may or may not have been applied.
+        outcome_unknown: bool,
+    },
+    /// A follower answered and no redirect could be followed in time.
+    #[error("not leader (leader: {leader:?})")]
+    NotLeader {
+        /// The leader address the follower gave, if any.
+        leader: Option<String>,
+    },
+    /// The server failed internally.
+    #[error("server internal error: {reason}")]
+    Internal {
+        /// The server's reason.
+        reason: String,
+    },
+    /// An error code this client does not know, kept as received.
+    #[error("unknown server error code {code}: {reason}")]
+    Unknown {
+        /// The raw `ErrorType` value.
+        code: i32,
+        /// `err.data`, lossily decoded.
+        reason: String,
+    },
+
+    // --- the connection ---
+    /// The connection was lost with the request in flight. When `outcome_unknown`, a
+    /// create/delete/write/unregister may have been applied; it was not retried.
+    #[error("connection lost; outcome unknown: {outcome_unknown}")]
+    ConnectionLoss {
+        /// The write may or may not have been applied.
+        outcome_unknown: bool,
+    },
+    /// The request deadline passed. When `outcome_unknown`, the request had been sent.
+    #[error("request timed out; outcome unknown: {outcome_unknown}")]
+    Timeout {
+        /// The write may or may not have been applied.
+        outcome_unknown: bool,
+    },
+    /// The server sent something that breaks the protocol (e.g. a stat answer that is not
+    /// a Node).
+    #[error("protocol violation by the server: {reason}")]
+    Protocol {
+        /// What was wrong.
+        reason: String,
+    },
+
+    // --- the caller ---
+    /// The path is malformed (checked before anything is sent).
+    #[error("invalid path {path:?}: {reason}")]
+    InvalidPath {
+        /// The path given.
+        path: String,
+        /// Why it is invalid.
+        reason: PathError,
+    },
+    /// The data is larger than the server accepts (1 MiB); nothing was sent.
+    #[error("data of {len} bytes exceeds the node size limit of {max}")]
+    DataTooLarge {
+        /// The data's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The client is closed.
+    #[error("client is closed")]
+    Closed,
+}

@@ -1,0 +1,371 @@
+//! The public vocabulary of the client core: configuration, operations, replies, nodes,
+//! watch and session events, identifiers and the I/O instructions for adapters.
+//!
+//! Owns: plain data types and their `Display`s. Must never hold protocol logic.
+
+use std::fmt;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+
+/// Identifies one submitted operation; returned by `Client::submit` and echoed in
+/// [`Event::Completed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RequestId(pub u64);
+
+/// Identifies one application watch; returned by `Client::watch` (or with a read that
+/// arms one) and echoed in [`Event::Watch`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WatchId(pub u64);
+
+/// Identifies one connection the core asked the adapter to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// Exponential backoff between connection attempts, with full jitter drawn from the
+/// config's seed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Backoff {
+    /// First delay (the Go client's 10 ms).
+    pub initial: Duration,
+    /// Largest delay.
+    pub max: Duration,
+}
+
+/// Client configuration. Build with [`Config::new`] and adjust fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Server client-port addresses, `host:port`.
+    pub addrs: Vec<String>,
+    /// Session timeout asked in Register (default 5 s; values below 5 s are raised to 5 s;
+    /// the server clamps to its bounds, by default [5 s, 120 s]).
+    pub session_timeout: Duration,
+    /// A session id to resume (the session may have expired: then a new one is made and
+    /// `SessionExpired` is reported).
+    pub resume_sid: Option<u64>,
+    /// How long an operation may wait (while connecting, in flight, across reconnects)
+    /// before it completes with `Error::Timeout`.
+    pub request_timeout: Duration,
+    /// How long a connection attempt (TCP connect + Register answer) may take.
+    pub connect_timeout: Duration,
+    /// Backoff between failed connection attempts.
+    pub backoff: Backoff,
+    /// Extra time past the session timeout before an unanswered ping declares the
+    /// connection dead.
+    pub ping_grace: Duration,
+    /// Cap on the length of frames accepted from servers.
+    pub max_frame_len: u32,
+    /// Seed for address choice and jitter: same inputs + same seed ⇒ same outputs.
+    pub seed: u64,
+    /// Drop children whose name starts with `_` from reads unless the read asks for them
+    /// (the Go client's default).
+    pub hide_hidden_children: bool,
+    /// How long `close` waits for the Unregister answer before closing anyway.
+    pub close_timeout: Duration,
+}
+
+/// Whether a created node outlives its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CreateMode {
+    /// Lives until deleted.
+    #[default]
+    Persistent,
+    /// Deleted when the session that created it ends.
+    Ephemeral,
+}
+
+/// A set of watch event types: a bit mask with the protocol's values (PROTOCOL.md §2).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct EventMask(pub u32);
+
+/// Whether a watch fires once or keeps delivering until dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WatchMode {
+    /// Delivered once, then spent (the protocol's native watch).
+    #[default]
+    OneShot,
+    /// Re-armed by the core after each event until `Client::unwatch`.
+    Persistent,
+}
+
+/// What an application watch listens for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchSpec {
+    /// The watched path.
+    pub path: String,
+    /// Event types of interest.
+    pub mask: EventMask,
+    /// Also match events on descendants (PROTOCOL.md §6).
+    pub recursive: bool,
+    /// One-shot or persistent.
+    pub mode: WatchMode,
+}
+
+/// An operation an application submits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Op {
+    /// Create a node (no recursive create).
+    Create {
+        /// Path of the new node.
+        path: String,
+        /// Initial data (`None` sends no data field).
+        data: Option<Bytes>,
+        /// Persistent or ephemeral.
+        mode: CreateMode,
+    },
+    /// Delete a node without children.
+    Delete {
+        /// Path of the node.
+        path: String,
+    },
+    /// Replace a node's data (its version grows by one).
+    Write {
+        /// Path of the node.
+        path: String,
+        /// New data.
+        data: Bytes,
+    },
+    /// Read a node (data, children, flags, version, owner), optionally arming a watch.
+    Read {
+        /// Path of the node.
+        path: String,
+        /// Keep `_`-prefixed children (`None`: the config's default).
+        show_hidden: Option<bool>,
+        /// A watch armed in the same request.
+        watch: Option<WatchSpec>,
+    },
+    /// Like `Read`, but a missing node is `Reply::Exists(None)`, not an error; a watch
+    /// armed on a missing node waits for its creation.
+    Exists {
+        /// Path of the node.
+        path: String,
+        /// A watch armed in the same request.
+        watch: Option<WatchSpec>,
+    },
+    /// End the session (its ephemeral nodes are deleted) but keep the client usable:
+    /// the next operation registers a new session.
+    Unregister,
+}
+
+/// A node as read from the server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Node {
+    /// The node's path.
+    pub path: String,
+    /// Its data.
+    pub data: Bytes,
+    /// Child names (bare names, not paths), sorted.
+    pub children: Vec<String>,
+    /// Raw flags (`flags & 1` = ephemeral).
+    pub flags: u32,
+    /// Grows by one on each write, from 0.
+    pub version: u64,
+    /// The session that created it (for an ephemeral node, its owner).
+    pub owner: u64,
+}
+
+/// A successful operation's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// Create, delete, write, unregister succeeded.
+    Done,
+    /// Read: the node. When the read armed a watch, `watch` names it.
+    Node {
+        /// The node read.
+        node: Node,
+        /// The watch armed with this read, if any.
+        watch: Option<WatchId>,
+    },
+    /// Exists: the node or `None`. When the call armed a watch, `watch` names it.
+    Exists {
+        /// The node, if it exists.
+        node: Option<Node>,
+        /// The watch armed with this call, if any.
+        watch: Option<WatchId>,
+    },
+}
+
+/// A watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventType {
+    /// The node was created.
+    Create,
+    /// The node was deleted.
+    Delete,
+    /// The node's data was written.
+    Modify,
+    /// A child was created or deleted.
+    Children,
+    /// A bit pattern outside the known types, kept as received.
+    Other(u32),
+}
+
+/// A watch fired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The node the event is about.
+    pub path: String,
+    /// What happened.
+    pub kind: EventType,
+    /// `true` when the core inferred the event by comparing state after a reconnect
+    /// (the server's own event was lost with the connection or the leader change).
+    pub inferred: bool,
+}
+
+/// The session's state changes, each reported once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// A session is up on a connection to the leader.
+    Connected {
+        /// The session id.
+        sid: u64,
+    },
+    /// The connection to the leader was lost; the core is reconnecting with the same sid.
+    Disconnected,
+    /// The old session is gone (ephemeral nodes deleted, server-side watches dropped);
+    /// reported after the `Connected` of the new session.
+    Expired {
+        /// The session that expired.
+        old_sid: u64,
+    },
+    /// The client is closed; nothing follows.
+    Closed,
+}
+
+/// What the core reports to the application.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An operation completed, exactly once.
+    Completed {
+        /// Which operation.
+        id: RequestId,
+        /// Its result.
+        result: Result<Reply, Error>,
+    },
+    /// A watch fired. A one-shot watch is spent after this.
+    Watch {
+        /// Which watch.
+        id: WatchId,
+        /// The event.
+        event: WatchEvent,
+    },
+    /// A watch ended without firing (client closed, session expired, or unwatched);
+    /// nothing more comes for it.
+    WatchEnded {
+        /// Which watch.
+        id: WatchId,
+        /// Why.
+        reason: Error,
+    },
+    /// The session changed state.
+    Session(SessionEvent),
+}
+
+/// An instruction to the adapter about connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoAction {
+    /// Open a TCP connection to `addr` and report it with `handle_connected` (or
+    /// `handle_closed` if it fails).
+    Connect {
+        /// The id to report it under.
+        conn: ConnId,
+        /// `host:port`.
+        addr: String,
+    },
+    /// Close this connection; no `handle_closed` is needed for it.
+    Close {
+        /// The connection.
+        conn: ConnId,
+    },
+}
+
+/// Bytes to write on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// The connection.
+    pub conn: ConnId,
+    /// Whole frames, possibly several.
+    pub data: Bytes,
+}
+
+impl fmt::Display for CreateMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CreateMode::Persistent => "persistent",
+            CreateMode::Ephemeral => "ephemeral",
+        })
+    }
+}
+
+impl EventMask {
+    /// Node created.
+    pub const CREATE: EventMask = EventMask(pyxis_proto::event_type::CREATE);
+    /// Node deleted.
+    pub const DELETE: EventMask = EventMask(pyxis_proto::event_type::DELETE);
+    /// Node data written.
+    pub const MODIFY: EventMask = EventMask(pyxis_proto::event_type::MODIFY);
+    /// A child created or deleted.
+    pub const CHILDREN: EventMask = EventMask(pyxis_proto::event_type::CHILDREN);
+    /// Every event type (the Go client's 0xFF).
+    pub const ALL: EventMask = EventMask(pyxis_proto::event_type::ALL);
+
+    /// Whether any bit of `other` is set here.
+    pub fn intersects(self, other: EventMask) -> bool {
+        self.0 & other.0 != 0
+    }
+}
+
+impl std::ops::BitOr for EventMask {
+    type Output = EventMask;
+    fn bitor(self, rhs: EventMask) -> EventMask {
+        EventMask(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Display for EventMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const NAMES: [(u32, &str); 7] = [
+            (0x01, "create"),
+            (0x02, "delete"),
+            (0x04, "modify"),
+            (0x08, "children"),
+            (0x10, "connected"),
+            (0x20, "disconnected"),
+            (0x40, "session-expired"),
+        ];
+        let mut first = true;
+        let mut rest = self.0;
+        for (bit, name) in NAMES {
+            if self.0 & bit != 0 {
+                if !first {
+                    f.write_str("|")?;
+                }
+                f.write_str(name)?;
+                first = false;
+                rest &= !bit;
+            }
+        }
+        if rest != 0 || first {
+            if !first {
+                f.write_str("|")?;
+            }
+            write!(f, "{rest:#x}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for EventMask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventMask({self})")
+    }
+}
