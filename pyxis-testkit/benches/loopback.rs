@@ -1,0 +1,2 @@
+//! Loopback throughput bench.
+fn main() {}

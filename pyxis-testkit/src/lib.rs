@@ -1,0 +1,1 @@
+//! # pyxis-testkit (work in progress)
