@@ -1,1 +1,2 @@
-//! # pyxis-testkit (work in progress)
+//! # pyxis-testkit
+pub mod model;

@@ -1,0 +1,114 @@
+//! Settings of the server model.
+//!
+//! Owns: the knobs of [`ModelConfig`] (session bounds, check interval, commit delay,
+//! election gap, session id base, advertised node addresses) and the two presets, the real
+//! server's defaults (PROTOCOL.md §9) and fast ones for tests. Must never read a clock or
+//! the environment: every value is explicit.
+
+use std::time::Duration;
+
+use pyxis_proto::limits::{
+    MAX_SESSION_TIMEOUT_MS, MIN_SESSION_TIMEOUT_MS, SESSION_CHECK_INTERVAL_MS,
+};
+use pyxis_proto::DEFAULT_MAX_FRAME_LEN;
+
+/// What happens to writes (create/delete/write/register/unregister) that are still waiting
+/// for their commit when the leader loses leadership. Either way the client is answered
+/// `kAgain`: the real outcome is unknown to it (PROTOCOL.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InFlightOnMove {
+    /// The writes are lost: the state is as if they were never sent.
+    Drop,
+    /// The writes committed before leadership was lost: they are applied.
+    Apply,
+}
+
+/// Settings of a [`ClusterModel`](crate::model::ClusterModel).
+///
+/// ```
+/// use pyxis_testkit::model::ModelConfig;
+/// use std::time::Duration;
+///
+/// let real = ModelConfig::real_defaults();
+/// assert_eq!(real.min_session_timeout, Duration::from_millis(5_000));
+/// let fast = ModelConfig::fast();
+/// assert!(fast.check_interval < real.check_interval);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ModelConfig {
+    /// Smallest session timeout; shorter (or absent) requests are raised to it.
+    pub min_session_timeout: Duration,
+    /// Largest session timeout; longer requests are lowered to it.
+    pub max_session_timeout: Duration,
+    /// How often session expiry is checked; expiry times are rounded to it.
+    pub check_interval: Duration,
+    /// Time from receiving a replicated request to answering it (the Raft commit).
+    pub commit_delay: Duration,
+    /// No-leader window after the leader is killed, before another node leads.
+    pub election_gap: Duration,
+    /// Fate of uncommitted writes when leadership is lost.
+    pub in_flight_on_move: InFlightOnMove,
+    /// Base of session ids; ids are `base + (ms since start << 20) + counter`, never 0.
+    pub sid_base: u64,
+    /// Cap on a frame's `len` from a client (the real server's is 64 MiB).
+    pub max_frame_len: u32,
+    /// Advertised client address (`host:port`) of each node, by index. Nodes without one
+    /// advertise `127.0.0.1:<7000 + index>` until set with
+    /// [`ClusterModel::set_node_addr`](crate::model::ClusterModel::set_node_addr).
+    pub addrs: Vec<String>,
+    /// Most entries kept in [`ClusterModel::applied_ops`](crate::model::ClusterModel::applied_ops)
+    /// (oldest dropped first).
+    pub history_limit: usize,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self::real_defaults()
+    }
+}
+
+impl ModelConfig {
+    /// The real server's defaults (PROTOCOL.md §9): sessions 5 s..120 s, checked every
+    /// second, a 2 s election gap, a 64 MiB frame cap, and a 1 ms commit delay.
+    pub fn real_defaults() -> Self {
+        Self {
+            min_session_timeout: Duration::from_millis(u64::from(MIN_SESSION_TIMEOUT_MS)),
+            max_session_timeout: Duration::from_millis(u64::from(MAX_SESSION_TIMEOUT_MS)),
+            check_interval: Duration::from_millis(u64::from(SESSION_CHECK_INTERVAL_MS)),
+            commit_delay: Duration::from_millis(1),
+            election_gap: Duration::from_millis(2_000),
+            in_flight_on_move: InFlightOnMove::Drop,
+            sid_base: 0x008b_cfe5_6800_0000,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            addrs: Vec::new(),
+            history_limit: 100_000,
+        }
+    }
+
+    /// Settings for tests: sessions 200 ms..120 s checked every 50 ms, a 1 ms commit
+    /// delay and a 200 ms election gap.
+    pub fn fast() -> Self {
+        Self {
+            min_session_timeout: Duration::from_millis(200),
+            check_interval: Duration::from_millis(50),
+            election_gap: Duration::from_millis(200),
+            ..Self::real_defaults()
+        }
+    }
+
+    /// Clamps a requested session timeout (ms; absent or ≤ 0 means the minimum).
+    pub fn clamp_timeout(&self, requested_ms: Option<i32>) -> Duration {
+        let ms = u64::try_from(requested_ms.unwrap_or(0)).unwrap_or(0);
+        Duration::from_millis(ms).clamp(
+            self.min_session_timeout,
+            self.max_session_timeout.max(self.min_session_timeout),
+        )
+    }
+
+    /// The check interval, never zero.
+    pub(crate) fn interval(&self) -> Duration {
+        self.check_interval.max(Duration::from_millis(1))
+    }
+}

@@ -1,0 +1,265 @@
+//! The replicated node tree and its rules (PROTOCOL.md §2, §8).
+//!
+//! Owns: stored nodes (data, children, flags, version, creator sid), path checks, the
+//! create/delete/write rules and their errors (same types and `err.data` texts as the
+//! real server). Must never know about sessions' liveness, watches or connections: the
+//! caller raises events and tracks ephemeral owners.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use prost::Message;
+use pyxis_proto::limits::{check_path, parent, MAX_NODE_SIZE, PROC_ROOT};
+use pyxis_proto::{node_flags, store, ErrorType};
+
+/// An error answer: the error type and its `err.data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub(crate) kind: ErrorType,
+    pub(crate) data: Option<String>,
+}
+
+impl Refusal {
+    pub(crate) fn new(kind: ErrorType, data: impl Into<String>) -> Self {
+        Self {
+            kind,
+            data: Some(data.into()),
+        }
+    }
+
+    pub(crate) fn bare(kind: ErrorType) -> Self {
+        Self { kind, data: None }
+    }
+}
+
+pub(crate) const NODE_SIZE_EXCEED: &str = "node size exceed";
+pub(crate) const PARENT_NOT_PERSISTENT: &str = "parent not persistent node";
+pub(crate) const CHILDREN_NOT_EMPTY: &str = "children not empty";
+pub(crate) const UNDER_PROC: &str = "can't create node under pyxis node";
+
+/// Whether `path` is `/pyxis` or below it.
+pub(crate) fn is_proc_path(path: &str) -> bool {
+    path == PROC_ROOT
+        || path
+            .strip_prefix(PROC_ROOT)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// A well-formed path, or kInvalidArgument with the path as `err.data`.
+pub(crate) fn valid_path(path: &str) -> Result<(), Refusal> {
+    check_path(path).map_err(|_| Refusal::new(ErrorType::KInvalidArgument, path))
+}
+
+/// One stored node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct StoredNode {
+    pub(crate) data: Bytes,
+    pub(crate) children: BTreeSet<String>,
+    pub(crate) flags: u32,
+    pub(crate) version: u64,
+    pub(crate) sid: Option<u64>,
+    /// Bytes the `children` field takes in the serialized node.
+    children_len: usize,
+}
+
+fn child_entry_len(name: &str) -> usize {
+    1 + prost::encoding::encoded_len_varint(name.len() as u64) + name.len()
+}
+
+impl StoredNode {
+    fn new(data: Bytes, flags: u32, sid: Option<u64>) -> Self {
+        Self {
+            data,
+            children: BTreeSet::new(),
+            flags,
+            version: 0,
+            sid,
+            children_len: 0,
+        }
+    }
+
+    /// The node as served in a stat answer.
+    pub(crate) fn to_proto(&self, extra_children: &[&str]) -> store::Node {
+        let mut children: Vec<String> = self.children.iter().cloned().collect();
+        children.extend(extra_children.iter().map(|c| (*c).to_owned()));
+        store::Node {
+            data: Some(self.data.clone()),
+            children,
+            flags: Some(self.flags),
+            version: Some(self.version),
+            sid: self.sid,
+        }
+    }
+
+    /// The serialized size with `data` and `version` in place of the current ones.
+    fn encoded_len_with(&self, data: &Bytes, version: u64) -> usize {
+        store::Node {
+            data: Some(data.clone()),
+            children: Vec::new(),
+            flags: Some(self.flags),
+            version: Some(version),
+            sid: self.sid,
+        }
+        .encoded_len()
+            + self.children_len
+    }
+
+    pub(crate) fn is_ephemeral(&self) -> bool {
+        self.flags & (node_flags::EPHEMERAL as u32) != 0
+    }
+}
+
+/// The node tree. `/` always exists.
+#[derive(Debug, Clone)]
+pub(crate) struct Store {
+    nodes: BTreeMap<String, StoredNode>,
+}
+
+impl Store {
+    pub(crate) fn new() -> Self {
+        let mut nodes = BTreeMap::new();
+        nodes.insert("/".to_owned(), StoredNode::new(Bytes::new(), 0, None));
+        Self { nodes }
+    }
+
+    pub(crate) fn get(&self, path: &str) -> Option<&StoredNode> {
+        self.nodes.get(path)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Creates `path` (already known to be a well-formed path).
+    pub(crate) fn create(
+        &mut self,
+        path: &str,
+        flags: i32,
+        data: Bytes,
+        sid: u64,
+    ) -> Result<(), Refusal> {
+        valid_path(path)?;
+        if path == "/" {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, path));
+        }
+        if is_proc_path(path) {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, UNDER_PROC));
+        }
+        if data.len() > MAX_NODE_SIZE {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, NODE_SIZE_EXCEED));
+        }
+        if self.nodes.contains_key(path) {
+            return Err(Refusal::new(ErrorType::KExist, path));
+        }
+        let Some(parent_path) = parent(path) else {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, path));
+        };
+        let name = &path[parent_path.len()..].trim_start_matches('/');
+        let Some(parent_node) = self.nodes.get_mut(parent_path) else {
+            return Err(Refusal::new(ErrorType::KNotFound, parent_path));
+        };
+        if parent_node.is_ephemeral() {
+            return Err(Refusal::new(
+                ErrorType::KInvalidArgument,
+                PARENT_NOT_PERSISTENT,
+            ));
+        }
+        let entry = child_entry_len(name);
+        let parent_len = parent_node.encoded_len_with(&parent_node.data, parent_node.version);
+        if parent_len + entry > MAX_NODE_SIZE {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, NODE_SIZE_EXCEED));
+        }
+        parent_node.children.insert((*name).to_owned());
+        parent_node.children_len += entry;
+        // Flags other than the ephemeral bit are stored as sent (0 or 1 in practice).
+        let stored_flags = u32::from_ne_bytes(flags.to_ne_bytes());
+        let owner = (sid != 0).then_some(sid);
+        self.nodes
+            .insert(path.to_owned(), StoredNode::new(data, stored_flags, owner));
+        Ok(())
+    }
+
+    /// Deletes `path`; returns the deleted node.
+    pub(crate) fn delete(&mut self, path: &str) -> Result<StoredNode, Refusal> {
+        valid_path(path)?;
+        if path == "/" {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, path));
+        }
+        if is_proc_path(path) {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, UNDER_PROC));
+        }
+        let Some(node) = self.nodes.get(path) else {
+            return Err(Refusal::new(ErrorType::KNotFound, path));
+        };
+        if !node.children.is_empty() {
+            return Err(Refusal::new(
+                ErrorType::KInvalidArgument,
+                CHILDREN_NOT_EMPTY,
+            ));
+        }
+        let Some(parent_path) = parent(path) else {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, path));
+        };
+        let name = path[parent_path.len()..].trim_start_matches('/');
+        if let Some(p) = self.nodes.get_mut(parent_path) {
+            if p.children.remove(name) {
+                p.children_len -= child_entry_len(name);
+            }
+        }
+        self.nodes
+            .remove(path)
+            .ok_or_else(|| Refusal::new(ErrorType::KNotFound, path))
+    }
+
+    /// Replaces the data of `path`; returns the new version.
+    pub(crate) fn write(&mut self, path: &str, data: Bytes) -> Result<u64, Refusal> {
+        valid_path(path)?;
+        if is_proc_path(path) {
+            return Err(Refusal::new(
+                ErrorType::KInternal,
+                format!("{path} NotFound: {path}"),
+            ));
+        }
+        let Some(node) = self.nodes.get_mut(path) else {
+            return Err(Refusal::new(ErrorType::KNotFound, path));
+        };
+        let version = node.version + 1;
+        if node.encoded_len_with(&data, version) > MAX_NODE_SIZE {
+            return Err(Refusal::new(ErrorType::KInvalidArgument, NODE_SIZE_EXCEED));
+        }
+        node.data = data;
+        node.version = version;
+        Ok(version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_len_tracks_serialized_children() {
+        let mut s = Store::new();
+        s.create("/a", 0, Bytes::new(), 1).unwrap();
+        s.create("/a/bb", 0, Bytes::new(), 1).unwrap();
+        s.create("/a/c", 0, Bytes::new(), 1).unwrap();
+        let a = s.get("/a").unwrap();
+        assert_eq!(
+            a.encoded_len_with(&a.data, a.version),
+            a.to_proto(&[]).encoded_len()
+        );
+        s.delete("/a/bb").unwrap();
+        let a = s.get("/a").unwrap();
+        assert_eq!(
+            a.encoded_len_with(&a.data, a.version),
+            a.to_proto(&[]).encoded_len()
+        );
+    }
+
+    #[test]
+    fn proc_paths() {
+        assert!(is_proc_path("/pyxis"));
+        assert!(is_proc_path("/pyxis/db"));
+        assert!(!is_proc_path("/pyxisx"));
+    }
+}
