@@ -1,2 +1,5 @@
 //! # pyxis-testkit
 pub mod model;
+pub mod runner;
+
+pub use runner::{RunnerConfig, RunnerError, TestCluster, TestServer};
