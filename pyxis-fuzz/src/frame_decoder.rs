@@ -46,7 +46,7 @@ impl FrameInput {
                     let start = out.len();
                     out.put_slice(&TAG);
                     out.put_slice(payload);
-                    let sum = adler2::adler32_slice(&out[start..]);
+                    let sum = pyxis_proto::adler32(&out[start..]);
                     out.put_u32(sum);
                 }
                 Piece::Raw(bytes) => out.put_slice(bytes),
@@ -105,7 +105,11 @@ fn roundtrip_response(m: &Response) -> Vec<u8> {
     let frame = encode_response(m);
     let mut d = FrameDecoder::new();
     d.extend(&frame);
-    assert_eq!(d.next_response().as_ref(), Ok(&Some(m.clone())), "re-encoded response");
+    assert_eq!(
+        d.next_response().as_ref(),
+        Ok(&Some(m.clone())),
+        "re-encoded response"
+    );
     frame.to_vec()
 }
 
@@ -113,7 +117,11 @@ fn roundtrip_request(m: &Request) -> Vec<u8> {
     let frame = encode_request(m);
     let mut d = FrameDecoder::new();
     d.extend(&frame);
-    assert_eq!(d.next_request().as_ref(), Ok(&Some(m.clone())), "re-encoded request");
+    assert_eq!(
+        d.next_request().as_ref(),
+        Ok(&Some(m.clone())),
+        "re-encoded request"
+    );
     frame.to_vec()
 }
 
@@ -136,9 +144,15 @@ fn run(input: &FrameInput, stream: &[u8], chunks: &[u8], side: Side) -> Outcome 
         let (chunk, tail) = rest.split_at(n);
         rest = tail;
         d.extend(chunk);
-        assert!(d.buffered() <= bound + chunk.len(), "buffer exceeds cap + chunk");
+        assert!(
+            d.buffered() <= bound + chunk.len(),
+            "buffer exceeds cap + chunk"
+        );
         drain(&mut d, side, &mut out);
-        assert!(d.buffered() <= bound, "buffer exceeds one frame after draining");
+        assert!(
+            d.buffered() <= bound,
+            "buffer exceeds one frame after draining"
+        );
     }
     drain(&mut d, side, &mut out);
     out.left = d.buffered();

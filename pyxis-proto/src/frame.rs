@@ -12,6 +12,8 @@ use crate::rpc::{Request, Response};
 
 /// The frame tag, ASCII `pyxi`.
 pub const TAG: [u8; 4] = *b"pyxi";
+/// Most bytes the decoder reserves ahead of received data for an incomplete frame.
+const MAX_PREALLOC: usize = 1024 * 1024;
 /// Bytes of the big-endian length prefix.
 pub const HEADER_LEN: usize = 4;
 /// Bytes of the Adler-32 trailer.
@@ -59,6 +61,16 @@ pub enum FrameError {
     BadPayload(#[from] DecodeError),
 }
 
+/// The frame checksum: Adler-32 (RFC 1950) of `data`, SIMD-accelerated where the CPU
+/// allows. A frame's trailer is this over its tag and payload.
+///
+/// ```
+/// assert_eq!(pyxis_proto::adler32(b"Wikipedia"), 0x11E6_0398);
+/// ```
+pub fn adler32(data: &[u8]) -> u32 {
+    simd_adler32::adler32(&data)
+}
+
 /// Appends one frame carrying `msg` to `dst`.
 ///
 /// Required fields of the `pyxis.rpc` types are always emitted, even when empty.
@@ -71,7 +83,7 @@ pub fn encode_frame(msg: &impl Message, dst: &mut BytesMut) {
     let start = dst.len();
     dst.put_slice(&TAG);
     msg.encode_raw(dst);
-    let sum = adler2::adler32_slice(&dst[start..]);
+    let sum = adler32(&dst[start..]);
     dst.put_u32(sum);
 }
 
@@ -93,7 +105,8 @@ pub fn encode_response(rsp: &Response) -> Bytes {
 /// [`extend`](Self::extend), then take whole messages out until it answers `Ok(None)`.
 ///
 /// The length prefix is checked against the cap as soon as its 4 bytes are here, before
-/// anything is reserved for the frame, so a frame announcing 4 GiB costs nothing. After an
+/// anything is reserved for the frame, so a frame announcing 4 GiB costs nothing, and at
+/// most 1 MiB is reserved ahead of the bytes actually received. After an
 /// error the decoder is poisoned: every later call returns the same error (the stream has
 /// lost its framing and the connection must be closed).
 ///
@@ -216,13 +229,15 @@ impl FrameDecoder {
         // `len` fits in usize on every platform this crate builds for (checked by the cap).
         let total = HEADER_LEN + len as usize;
         if self.buf.len() < total {
-            self.buf.reserve(total - self.buf.len());
+            // Make room for the rest of the frame, but never more than MAX_PREALLOC ahead of
+            // what has arrived: 4 bytes announcing 64 MiB must not cost 64 MiB.
+            self.buf.reserve((total - self.buf.len()).min(MAX_PREALLOC));
             return Ok(None);
         }
         let body = &self.buf[HEADER_LEN..total];
         let (checked, trailer) = body.split_at(body.len() - CHECKSUM_LEN);
         let actual = u32::from_be_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]);
-        let expected = adler2::adler32_slice(checked);
+        let expected = adler32(checked);
         // Like the original server's codec: checksum first, then the tag.
         if expected != actual {
             return Err(FrameError::BadChecksum { expected, actual });
@@ -270,6 +285,14 @@ mod tests {
             d.next_payload(),
             Err(FrameError::TooLong { len: 101, max: 100 })
         ));
+    }
+
+    #[test]
+    fn announced_length_reserves_at_most_one_mib_ahead() {
+        let mut d = FrameDecoder::new();
+        d.extend(&[0x03, 0xff, 0xff, 0xff, b'p']);
+        assert_eq!(d.next_payload(), Ok(None));
+        assert!(d.buf.capacity() <= MAX_PREALLOC + HEADER_LEN + 1);
     }
 
     #[test]

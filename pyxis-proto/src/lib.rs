@@ -27,7 +27,7 @@ mod messages;
 mod required;
 
 pub use frame::{
-    encode_frame, encode_request, encode_response, FrameDecoder, FrameError, CHECKSUM_LEN,
+    adler32, encode_frame, encode_request, encode_response, FrameDecoder, FrameError, CHECKSUM_LEN,
     DEFAULT_MAX_FRAME_LEN, HEADER_LEN, MIN_FRAME_LEN, TAG,
 };
 pub use messages::{event_type, node_flags, rpc, store, ErrorType};
