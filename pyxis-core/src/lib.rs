@@ -1,22 +1,139 @@
 //! # pyxis-core: the Pyxis client protocol as a sans-IO state machine
 //!
-//! (API CONTRACT — the implementation fills this in; see the issue.)
+//! One [`Client`] value holds the whole client side of the Pyxis protocol (leader
+//! discovery, the session and its ping long poll, pipelined requests, watches). It does
+//! no I/O: it consumes bytes, connection events and timer ticks, and produces frames,
+//! connection instructions, a next deadline and events. It never reads a clock (every
+//! method takes `now`), never touches a socket or a thread, and draws every random number
+//! (start address, backoff jitter) from [`Config::seed`]: the same inputs with the same
+//! seed give the same outputs, byte for byte. Runtime adapters (tokio, async-std/smol,
+//! blocking) and the deterministic simulator drive it.
 //!
-//! `Client` (in `client.rs`) exposes exactly:
-//! - getters: `state() -> SessionState`, `sid() -> Option<u64>`, `config() -> &Config`
-//! - commands: `submit(op: Op, now: Instant) -> RequestId`,
-//!   `watch(spec: WatchSpec, now: Instant) -> WatchId`, `unwatch(id: WatchId, now: Instant)`,
-//!   `close(now: Instant)`
-//! - inputs: `handle_connected(conn: ConnId, now)`, `handle_data(conn: ConnId, data: &[u8], now)`,
-//!   `handle_closed(conn: ConnId, now)`, `handle_timeout(now)`
-//! - outputs: `poll_transmit() -> Option<Transmit>`, `poll_io() -> Option<IoAction>`,
-//!   `poll_timeout() -> Option<Instant>`, `poll_event() -> Option<Event>`
-//! - `Client::new(config: Config, now: Instant) -> Client` (config errors: empty address
-//!   list is allowed to be reported as ConfigError).
-//! - `is_closed() -> bool`: true once `SessionEvent::Closed` has been emitted.
+//! ## Driving a `Client`
+//!
+//! The methods of [`Client`] come in four groups:
+//!
+//! | group | methods |
+//! |---|---|
+//! | getters | [`state`](Client::state), [`sid`](Client::sid), [`config`](Client::config), [`is_closed`](Client::is_closed) |
+//! | inputs (adapter) | [`handle_connected`](Client::handle_connected), [`handle_data`](Client::handle_data), [`handle_closed`](Client::handle_closed), [`handle_timeout`](Client::handle_timeout) |
+//! | commands (application) | [`submit`](Client::submit), [`watch`](Client::watch), [`unwatch`](Client::unwatch), [`close`](Client::close) |
+//! | outputs | [`poll_io`](Client::poll_io), [`poll_transmit`](Client::poll_transmit), [`poll_event`](Client::poll_event), [`poll_timeout`](Client::poll_timeout) |
+//!
+//! After **every** input or command (and after `Client::new`) the adapter drains the
+//! outputs in this order:
+//!
+//! 1. `poll_io` until `None`: open the connections asked for (`Connect`; report the
+//!    result with `handle_connected` or `handle_closed`) and close the ones dropped
+//!    (`Close`; no `handle_closed` is needed for them);
+//! 2. `poll_transmit` until `None`: each [`Transmit`] holds every frame ready for the
+//!    current connection, to be written in one go;
+//! 3. `poll_event` until `None`: hand events to the application (never block the loop on
+//!    a slow consumer: that would starve the ping and expire the session);
+//! 4. `poll_timeout`: arm one timer for that instant and call `handle_timeout` when it
+//!    passes (a `None` means only inputs can change anything).
+//!
+//! ```
+//! use std::time::{Duration, Instant};
+//! use pyxis_core::{Client, Config, IoAction, Op};
+//!
+//! let now = Instant::now(); // the adapter's clock, never read by the core
+//! let mut client = Client::new(Config::new(["127.0.0.1:7000"]), now).unwrap();
+//! let Some(IoAction::Connect { conn, addr }) = client.poll_io() else { unreachable!() };
+//! assert_eq!(addr, "127.0.0.1:7000");
+//! client.handle_connected(conn, now);
+//! let register = client.poll_transmit().unwrap(); // the Register frame, to write on `conn`
+//! assert_eq!(register.conn, conn);
+//! // An operation submitted before the session is up waits for it.
+//! let id = client.submit(Op::Exists { path: "/svc".into(), watch: None }, now);
+//! assert!(client.poll_event().is_none());
+//! assert_eq!(client.poll_timeout(), Some(now + Duration::from_secs(2))); // connect timeout
+//! # let _ = id;
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - **Each operation completes exactly once** ([`Event::Completed`]), at the latest at
+//!   its deadline (`request_timeout`, default 10 s, which carries a request through a
+//!   leader election of a few seconds).
+//! - **Waiting for a session**: an operation submitted while connecting, registering or
+//!   reconnecting waits (up to its deadline) and goes out once the session is up.
+//! - **Connection loss**: reads and stats in flight are retried on the next connection;
+//!   create/delete/write/unregister in flight complete with
+//!   `ConnectionLoss { outcome_unknown: true }` and are never retried (they may have
+//!   committed). A kAgain answer likewise completes a write with
+//!   `Again { outcome_unknown: true }`. A kNotLeader answer means the follower applied
+//!   nothing: the operation, write or not, is retried at the leader.
+//! - **Read-your-writes**: the server answers reads at once and writes after the Raft
+//!   commit, so a read pipelined behind an unanswered write could miss it (PROTOCOL.md
+//!   §1). A read or exists submitted after a create/delete/write/unregister is held until
+//!   every such earlier write is answered; writes pipeline among themselves (the server
+//!   commits them in order). Nothing submitted after an `Op::Unregister` is sent before
+//!   it is answered.
+//! - **Client-side checks, no round trip**: malformed paths (`Error::InvalidPath`),
+//!   create data over 1 MiB and write data of 1 MiB or more (`Error::DataTooLarge`), and
+//!   anything submitted to a closing or closed client (`Error::Closed`).
+//! - **Watches** (see [`Client::watch`] and the `watch` field of `Op::Read`/`Op::Exists`):
+//!   several application watches may share a path; the server gets one registration per
+//!   path (the union of the masks, recursive if any is), registered with a stat so the
+//!   core knows the node's state. An event goes to exactly the watches whose mask has
+//!   its type (descendants' events only to recursive ones); one-shot watches are then
+//!   spent, and the registration is re-armed for the rest. After every (re)connect every
+//!   path is re-registered and the fresh stat compared with what was last seen
+//!   (existence ⇒ Create/Delete, version ⇒ Modify, children ⇒ Children): what was
+//!   missed is delivered with `inferred: true`. Changes below a recursive watch's own
+//!   node are not compared. An event for a path with no application watch left is
+//!   dropped. The server does not merge masks (PROTOCOL.md §6), so a watch that widens a
+//!   path's union while a registration is set gets the wider registration at the next
+//!   re-arm.
+//! - **Session**: `Connected { sid }` after each successful Register, followed by
+//!   `Expired { old_sid }` when the previous session was found gone; `Disconnected` when
+//!   an up connection is lost (the core then reconnects with the same sid). A ping is
+//!   always outstanding while connected; no answer within session timeout + `ping_grace`
+//!   declares the connection dead.
+//! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`),
+//!   closes the connection, completes every pending operation with `Error::Closed`, ends
+//!   every watch with `WatchEnded { reason: Closed }` and emits `Session(Closed)` once.
+//!   After that only the immediate `Closed` completions of later commands are emitted.
+//! - **Hostile input**: a malformed frame, a bad checksum or an undecodable payload
+//!   closes that connection and reconnects with the sid kept; nothing from the network
+//!   panics, and frames longer than `max_frame_len` are refused before allocation.
+//!
+//! ## Behaviours and their tests
+//!
+//! Each behaviour of the design (issue 3) has its own scripted-exchange test in
+//! `tests/behaviours.rs`, run against a small in-test server peer on a virtual clock:
+//!
+//! | # | behaviour | test |
+//! |---|---|---|
+//! | 1 | seeded start, redirects, backoff, no hot loop | `b01_discovery_follows_redirects_with_backoff`, `b01_redirect_to_itself_is_bounded`, `b01_redirect_loop_between_two_servers_is_bounded` |
+//! | 2 | register with timeout/sid; expired sid ⇒ new session, `Expired` after `Connected` | `b02_register_resumes_and_reports_expiry` |
+//! | 3 | ping long poll, event dispatch, liveness | `b03_ping_long_poll_and_liveness` |
+//! | 4 | pipelining, out-of-order answers, unknown xids | `b04_pipelined_out_of_order_unknown_xid` |
+//! | 5 | waiting for the session, completing once | `b05_requests_wait_for_the_session` |
+//! | 6 | connection loss: reads retried, writes unknown | `b06_connection_loss_retries_reads_fails_writes` |
+//! | 7 | watch fan-out, union registration, re-arm | `b07_watch_fan_out_and_rearm` |
+//! | 8 | missed changes inferred after reconnect | `b08_missed_changes_are_inferred_after_reconnect` |
+//! | 9 | close | `b09_close_unregisters_and_ends_everything` |
+//! | 10 | malformed frames | `b10_malformed_frames_reconnect_with_sid` |
+//! | 11 | read-your-writes | `b11_reads_wait_for_earlier_writes` |
+//! | 12 | riding through an election | `b12_request_rides_through_an_election` |
+//! | – | same seed ⇒ same outputs | `determinism_same_seed_same_outputs` |
+//! | – | 10 000 random interleavings | `random_interleavings_complete_every_request` |
+//! | – | no clock, thread or socket in the source | `source_uses_no_clock_thread_or_socket` |
 
+mod client;
+mod config;
+mod discovery;
 mod error;
+mod ops;
+mod reply;
+mod requests;
+mod session;
 mod types;
+mod watches;
 
+pub use client::Client;
+pub use config::{Backoff, Config, ConfigError, MIN_SESSION_TIMEOUT};
 pub use error::Error;
 pub use types::*;

@@ -3,10 +3,8 @@
 //!
 //! Owns: plain data types and their `Display`s. Must never hold protocol logic.
 
-use std::fmt;
-use std::time::Duration;
-
 use bytes::Bytes;
+use std::fmt;
 
 use crate::error::Error;
 
@@ -23,49 +21,6 @@ pub struct WatchId(pub u64);
 /// Identifies one connection the core asked the adapter to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
-
-/// Exponential backoff between connection attempts, with full jitter drawn from the
-/// config's seed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Backoff {
-    /// First delay (the Go client's 10 ms).
-    pub initial: Duration,
-    /// Largest delay.
-    pub max: Duration,
-}
-
-/// Client configuration. Build with [`Config::new`] and adjust fields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Config {
-    /// Server client-port addresses, `host:port`.
-    pub addrs: Vec<String>,
-    /// Session timeout asked in Register (default 5 s; values below 5 s are raised to 5 s;
-    /// the server clamps to its bounds, by default [5 s, 120 s]).
-    pub session_timeout: Duration,
-    /// A session id to resume (the session may have expired: then a new one is made and
-    /// `SessionExpired` is reported).
-    pub resume_sid: Option<u64>,
-    /// How long an operation may wait (while connecting, in flight, across reconnects)
-    /// before it completes with `Error::Timeout`.
-    pub request_timeout: Duration,
-    /// How long a connection attempt (TCP connect + Register answer) may take.
-    pub connect_timeout: Duration,
-    /// Backoff between failed connection attempts.
-    pub backoff: Backoff,
-    /// Extra time past the session timeout before an unanswered ping declares the
-    /// connection dead.
-    pub ping_grace: Duration,
-    /// Cap on the length of frames accepted from servers.
-    pub max_frame_len: u32,
-    /// Seed for address choice and jitter: same inputs + same seed ⇒ same outputs.
-    pub seed: u64,
-    /// Drop children whose name starts with `_` from reads unless the read asks for them
-    /// (the Go client's default).
-    pub hide_hidden_children: bool,
-    /// How long `close` waits for the Unregister answer before closing anyway.
-    pub close_timeout: Duration,
-}
 
 /// Whether a created node outlives its session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -322,6 +277,11 @@ impl EventMask {
     pub fn intersects(self, other: EventMask) -> bool {
         self.0 & other.0 != 0
     }
+
+    /// Whether every bit of `other` is set here.
+    pub fn contains(self, other: EventMask) -> bool {
+        self.0 & other.0 == other.0
+    }
 }
 
 impl std::ops::BitOr for EventMask {
@@ -367,5 +327,156 @@ impl fmt::Display for EventMask {
 impl fmt::Debug for EventMask {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "EventMask({self})")
+    }
+}
+
+/// Where the session stands, as seen by [`Client::state`](crate::Client::state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SessionState {
+    /// Looking for the leader: waiting out a backoff or opening a connection.
+    Connecting,
+    /// Connected; Register sent, answer awaited.
+    Registering,
+    /// A session is up: requests flow and the ping runs.
+    Connected,
+    /// No session and none wanted (after `Op::Unregister`); the next operation or watch
+    /// registers a new one.
+    Idle,
+    /// `close` was called; waiting for the Unregister answer.
+    Closing,
+    /// Closed; nothing more is emitted.
+    Closed,
+}
+
+impl fmt::Display for SessionState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SessionState::Connecting => "connecting",
+            SessionState::Registering => "registering",
+            SessionState::Connected => "connected",
+            SessionState::Idle => "idle",
+            SessionState::Closing => "closing",
+            SessionState::Closed => "closed",
+        })
+    }
+}
+
+impl EventType {
+    /// The event type of a wire `WatchEvent.type` value.
+    pub fn from_bits(bits: u32) -> EventType {
+        match bits {
+            pyxis_proto::event_type::CREATE => EventType::Create,
+            pyxis_proto::event_type::DELETE => EventType::Delete,
+            pyxis_proto::event_type::MODIFY => EventType::Modify,
+            pyxis_proto::event_type::CHILDREN => EventType::Children,
+            other => EventType::Other(other),
+        }
+    }
+
+    /// The mask bit(s) of this type.
+    pub fn mask(self) -> EventMask {
+        EventMask(match self {
+            EventType::Create => pyxis_proto::event_type::CREATE,
+            EventType::Delete => pyxis_proto::event_type::DELETE,
+            EventType::Modify => pyxis_proto::event_type::MODIFY,
+            EventType::Children => pyxis_proto::event_type::CHILDREN,
+            EventType::Other(bits) => bits,
+        })
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventType::Create => f.write_str("create"),
+            EventType::Delete => f.write_str("delete"),
+            EventType::Modify => f.write_str("modify"),
+            EventType::Children => f.write_str("children"),
+            EventType::Other(bits) => write!(f, "{bits:#x}"),
+        }
+    }
+}
+
+impl fmt::Display for WatchEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.path)?;
+        if self.inferred {
+            f.write_str(" (inferred)")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for SessionEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionEvent::Connected { sid } => write!(f, "connected (session {sid:#x})"),
+            SessionEvent::Disconnected => f.write_str("disconnected"),
+            SessionEvent::Expired { old_sid } => write!(f, "session {old_sid:#x} expired"),
+            SessionEvent::Closed => f.write_str("closed"),
+        }
+    }
+}
+
+impl fmt::Display for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} (version {}, {}, owner {:#x}, {} bytes, {} children)",
+            self.path,
+            self.version,
+            if self.is_ephemeral() {
+                CreateMode::Ephemeral
+            } else {
+                CreateMode::Persistent
+            },
+            self.owner,
+            self.data.len(),
+            self.children.len()
+        )
+    }
+}
+
+impl Node {
+    /// Whether the node is ephemeral (`flags & 1`).
+    pub fn is_ephemeral(&self) -> bool {
+        self.flags & 1 != 0
+    }
+}
+
+impl Op {
+    /// The path the operation is about (`None` for `Unregister`).
+    pub fn path(&self) -> Option<&str> {
+        match self {
+            Op::Create { path, .. }
+            | Op::Delete { path }
+            | Op::Write { path, .. }
+            | Op::Read { path, .. }
+            | Op::Exists { path, .. } => Some(path),
+            Op::Unregister => None,
+        }
+    }
+
+    /// Whether the operation changes state on the server (create, delete, write,
+    /// unregister): such an operation is never retried once sent, and reads submitted
+    /// after it wait for its answer.
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            Op::Create { .. } | Op::Delete { .. } | Op::Write { .. } | Op::Unregister
+        )
+    }
+}
+
+impl WatchSpec {
+    /// A one-shot, non-recursive watch on `path` for the types in `mask`.
+    pub fn new(path: impl Into<String>, mask: EventMask) -> WatchSpec {
+        WatchSpec {
+            path: path.into(),
+            mask,
+            recursive: false,
+            mode: WatchMode::OneShot,
+        }
     }
 }

@@ -1,0 +1,369 @@
+//! The [`Client`] value: the public methods and the glue between the concern modules.
+//!
+//! Owns: the `Client` struct, its public getters, commands, `handle_*` inputs and
+//! `poll_*` outputs, the output queues, and the close sequence. Must never read a clock,
+//! touch a socket or thread, or use a global RNG: every instant is an argument and every
+//! random draw comes from the seeded generator.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use pyxis_proto::FrameDecoder;
+
+use crate::config::{Config, ConfigError};
+use crate::discovery::Discovery;
+use crate::error::Error;
+use crate::requests::{Purpose, Requests};
+use crate::session::{Phase, Session};
+use crate::types::{
+    ConnId, Event, IoAction, Op, RequestId, SessionEvent, SessionState, Transmit, WatchId,
+    WatchSpec,
+};
+use crate::watches::Watches;
+
+/// The Pyxis client protocol as a pure state machine (see the [crate docs](crate) for
+/// the driving loop and the guarantees).
+///
+/// Methods come in four groups:
+/// - **getters**: [`state`](Self::state), [`sid`](Self::sid), [`config`](Self::config),
+///   [`is_closed`](Self::is_closed);
+/// - **inputs** from the adapter: [`handle_connected`](Self::handle_connected),
+///   [`handle_data`](Self::handle_data), [`handle_closed`](Self::handle_closed),
+///   [`handle_timeout`](Self::handle_timeout);
+/// - **commands** from the application: [`submit`](Self::submit),
+///   [`watch`](Self::watch), [`unwatch`](Self::unwatch), [`close`](Self::close);
+/// - **outputs**, drained after every input or command, in this order:
+///   [`poll_io`](Self::poll_io) (open/close connections),
+///   [`poll_transmit`](Self::poll_transmit) (bytes to write),
+///   [`poll_event`](Self::poll_event) (completions, watch events, session changes),
+///   then [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next).
+#[derive(Debug)]
+pub struct Client {
+    pub(crate) config: Config,
+    pub(crate) rng: fastrand::Rng,
+    pub(crate) discovery: Discovery,
+    pub(crate) phase: Phase,
+    pub(crate) session: Session,
+    pub(crate) requests: Requests,
+    pub(crate) watches: Watches,
+    pub(crate) decoder: FrameDecoder,
+    pub(crate) out: BytesMut,
+    pub(crate) io: VecDeque<IoAction>,
+    pub(crate) events: VecDeque<Event>,
+    pub(crate) next_conn: u64,
+}
+
+impl Client {
+    /// A client for `config`, already asking for its first connection (see
+    /// [`poll_io`](Self::poll_io)). Fails if the config has no address, an address that is
+    /// not `host:port`, a zero timeout, or a backoff whose initial delay exceeds its max.
+    pub fn new(config: Config, now: Instant) -> Result<Client, ConfigError> {
+        let config = config.validated()?;
+        let mut rng = fastrand::Rng::with_seed(config.seed);
+        let mut discovery = Discovery::new(config.addrs.clone(), config.backoff.clone(), &mut rng);
+        let first = discovery.first();
+        let mut client = Client {
+            session: Session::new(config.resume_sid),
+            decoder: FrameDecoder::with_max_frame_len(config.max_frame_len),
+            config,
+            rng,
+            discovery,
+            phase: Phase::Idle,
+            requests: Requests::default(),
+            watches: Watches::default(),
+            out: BytesMut::new(),
+            io: VecDeque::new(),
+            events: VecDeque::new(),
+            next_conn: 0,
+        };
+        client.start_attempt(first, now);
+        Ok(client)
+    }
+
+    // ----- getters -----
+
+    /// Where the session stands.
+    pub fn state(&self) -> SessionState {
+        self.phase.state()
+    }
+
+    /// The current session id, or the one being resumed.
+    pub fn sid(&self) -> Option<u64> {
+        self.session.sid
+    }
+
+    /// The configuration in force (after `Client::new`'s adjustments).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// True once `SessionEvent::Closed` has been queued; from then on only the immediate
+    /// `Closed` completions of later `submit`/`watch` calls are emitted.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.phase, Phase::Closed)
+    }
+
+    // ----- commands -----
+
+    /// Submits an operation; its one [`Event::Completed`] carries the returned id.
+    ///
+    /// A bad path, oversized data, or a closed/closing client completes at once, with no
+    /// round trip. Otherwise the operation waits for a session (up to
+    /// `request_timeout`), and reads wait for earlier writes (read-your-writes).
+    pub fn submit(&mut self, op: Op, now: Instant) -> RequestId {
+        let id = self.requests.next_id();
+        if let Err(e) = self.check_op(&op) {
+            self.complete(id, Err(e));
+            return id;
+        }
+        if op == Op::Unregister && self.phase == Phase::Idle {
+            // No session to end.
+            self.complete(id, Ok(crate::Reply::Done));
+            return id;
+        }
+        // A watch armed by a read is on the read's path, whatever the spec says.
+        let watch = match &op {
+            Op::Read {
+                path,
+                watch: Some(spec),
+                ..
+            }
+            | Op::Exists {
+                path,
+                watch: Some(spec),
+            } => {
+                let spec = WatchSpec {
+                    path: path.clone(),
+                    ..spec.clone()
+                };
+                Some(self.watches.add(spec, false))
+            }
+            _ => None,
+        };
+        self.requests
+            .queue(id, op, now + self.config.request_timeout, watch);
+        self.want_session(now);
+        self.flush_requests();
+        id
+    }
+
+    /// Adds a standalone watch. The core registers it with the server (stat + watch, so
+    /// it learns the baseline) now or once a session is up, re-registers it after every
+    /// reconnect, and reports changes it missed as `inferred` events. A bad path or a
+    /// closed client ends it at once with [`Event::WatchEnded`].
+    pub fn watch(&mut self, spec: WatchSpec, now: Instant) -> WatchId {
+        let bad_path = pyxis_proto::limits::check_path(&spec.path).err();
+        let path = spec.path.clone();
+        let id = self.watches.add(spec, true);
+        let reason = match bad_path {
+            Some(reason) => Some(Error::InvalidPath {
+                path: path.clone(),
+                reason,
+            }),
+            None if self.phase.is_closing_or_closed() => Some(Error::Closed),
+            None => None,
+        };
+        if let Some(reason) = reason {
+            self.watches.remove(id);
+            self.events.push_back(Event::WatchEnded { id, reason });
+            return id;
+        }
+        self.want_session(now);
+        if self.phase.is_up() {
+            self.arm_if_needed(&path);
+        }
+        id
+    }
+
+    /// Removes a watch. Nothing more is emitted for it (not even `WatchEnded`). The
+    /// server registration, if set, is left to fire and be dropped.
+    pub fn unwatch(&mut self, id: WatchId, _now: Instant) {
+        self.watches.remove(id);
+    }
+
+    /// Closes the client: sends Unregister (ending the session and its ephemeral nodes)
+    /// and waits up to `close_timeout` for its answer, then closes the connection. Queued
+    /// operations complete with `Error::Closed` at once, operations in flight when the
+    /// Unregister is answered (or the wait ends) too; every watch ends with
+    /// `WatchEnded { reason: Closed }`; then `SessionEvent::Closed` is emitted, once.
+    pub fn close(&mut self, now: Instant) {
+        if self.phase.is_closing_or_closed() {
+            return;
+        }
+        for id in self.requests.unsent_ids() {
+            self.complete(id, Err(Error::Closed));
+        }
+        match &self.phase {
+            Phase::Up { conn, .. } => {
+                let conn = *conn;
+                let xid = self.requests.send(Purpose::Close);
+                let req = pyxis_proto::rpc::Request {
+                    sid: self.session.sid,
+                    xid: Some(xid),
+                    unregister: Some(pyxis_proto::rpc::UnRegisterRequest {}),
+                    ..Default::default()
+                };
+                self.send_frame(&req);
+                self.session.ping = None;
+                self.phase = Phase::Closing {
+                    conn,
+                    deadline: now + self.config.close_timeout,
+                };
+            }
+            _ => self.finish_close(),
+        }
+    }
+
+    // ----- inputs -----
+
+    /// The connection `conn` (from an `IoAction::Connect`) is open.
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.on_connected(conn, now);
+    }
+
+    /// Bytes arrived on `conn`. Bytes for a connection the core no longer uses are ignored.
+    pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        if self.phase.receiving_conn() != Some(conn) {
+            return;
+        }
+        self.decoder.extend(data);
+        loop {
+            match self.decoder.next_response() {
+                Ok(Some(rsp)) => self.on_response(rsp, now),
+                Ok(None) => break,
+                Err(_) => {
+                    self.connection_lost(now, crate::session::Next::Failure, true);
+                    break;
+                }
+            }
+            if self.phase.receiving_conn() != Some(conn) {
+                break;
+            }
+        }
+        self.flush_requests();
+    }
+
+    /// The connection `conn` failed to open or was closed by the peer.
+    pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        if self.phase.conn() == Some(conn) {
+            self.connection_lost(now, crate::session::Next::Failure, false);
+        }
+    }
+
+    /// Time has reached `now`: acts on every deadline at or before it (connection and
+    /// registration timeouts, backoff expiry, ping liveness, request deadlines, the close
+    /// wait).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for id in self.requests.expired(now) {
+            let sent_write = self
+                .requests
+                .get(id)
+                .is_some_and(|p| p.xid.is_some() && p.op.is_write());
+            self.complete(
+                id,
+                Err(Error::Timeout {
+                    outcome_unknown: sent_write,
+                }),
+            );
+        }
+        self.on_phase_timeout(now);
+        self.flush_requests();
+    }
+
+    // ----- outputs -----
+
+    /// The next connection instruction for the adapter.
+    pub fn poll_io(&mut self) -> Option<IoAction> {
+        self.io.pop_front()
+    }
+
+    /// Every frame ready for the current connection, as one buffer to write in one go.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        if self.out.is_empty() {
+            return None;
+        }
+        let conn = self.phase.sending_conn()?;
+        Some(Transmit {
+            conn,
+            data: self.out.split().freeze(),
+        })
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When `handle_timeout` must be called next (`None`: only inputs can change
+    /// anything).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let requests = self.requests.next_deadline();
+        let phase = self.phase.deadline();
+        let ping = self.session.ping.map(|(_, d)| d);
+        [requests, phase, ping].into_iter().flatten().min()
+    }
+
+    // ----- glue -----
+
+    fn check_op(&self, op: &Op) -> Result<(), Error> {
+        if self.phase.is_closing_or_closed() {
+            return Err(Error::Closed);
+        }
+        if let Some(path) = op.path() {
+            pyxis_proto::limits::check_path(path).map_err(|reason| Error::InvalidPath {
+                path: path.to_owned(),
+                reason,
+            })?;
+        }
+        let max = pyxis_proto::limits::MAX_NODE_SIZE;
+        match op {
+            Op::Create {
+                data: Some(data), ..
+            } if data.len() > max => Err(Error::DataTooLarge {
+                len: data.len(),
+                max,
+            }),
+            Op::Write { data, .. } if data.len() >= max => Err(Error::DataTooLarge {
+                len: data.len(),
+                max: max - 1,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Queues a completion and forgets the request (and the watch of a failed read).
+    pub(crate) fn complete(&mut self, id: RequestId, result: Result<crate::Reply, Error>) {
+        if let Some(p) = self.requests.complete(id) {
+            if let (Some(w), Err(_)) = (p.watch, &result) {
+                self.watches.remove(w);
+            }
+        }
+        self.events.push_back(Event::Completed { id, result });
+    }
+
+    /// Appends one request frame for the current connection.
+    pub(crate) fn send_frame(&mut self, req: &pyxis_proto::rpc::Request) {
+        pyxis_proto::encode_frame(req, &mut self.out);
+    }
+
+    /// Ends everything: the connection, pending requests, watches; emits `Closed` once.
+    pub(crate) fn finish_close(&mut self) {
+        if let Some(conn) = self.phase.conn() {
+            self.io.push_back(IoAction::Close { conn });
+        }
+        self.out.clear();
+        self.session.ping = None;
+        for id in self.requests.ids() {
+            self.complete(id, Err(Error::Closed));
+        }
+        let mut ended = Vec::new();
+        self.watches.end_all(&Error::Closed, &mut ended);
+        self.events.extend(ended);
+        self.events.push_back(Event::Session(SessionEvent::Closed));
+        self.phase = Phase::Closed;
+    }
+}

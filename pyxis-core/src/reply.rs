@@ -1,0 +1,184 @@
+//! Turning server answers into results: error codes into [`Error`] variants, a stat
+//! answer's `data` into a [`Node`], and a kNotLeader answer's `data` into a leader address.
+//!
+//! Owns: the decoding of answer payloads. Must never decide what happens next (retry,
+//! reconnect, redirect): callers do that with what this module returns.
+
+use bytes::Bytes;
+use prost::Message;
+use pyxis_proto::{rpc, store, ErrorType};
+
+use crate::config::is_host_port;
+use crate::error::Error;
+use crate::types::Node;
+
+/// A server error answer, classified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ServerError {
+    /// kNotLeader, with the leader address if `err.data` holds a valid `host:port`.
+    NotLeader(Option<String>),
+    /// kAgain.
+    Again,
+    /// kSessionExpired.
+    SessionExpired,
+    /// Everything the caller gets as is (not found, exists, invalid argument, internal,
+    /// unknown codes).
+    Final(Error),
+}
+
+fn lossy(data: Option<&Bytes>) -> String {
+    data.map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default()
+}
+
+/// The error in `rsp`, or `None` on success (`err` absent or kNone). `path` is the
+/// requested path, used when a kNotFound/kExist answer names none.
+pub(crate) fn server_error(rsp: &rpc::Response, path: &str) -> Option<ServerError> {
+    let err = rsp.err.as_ref()?;
+    let text = || {
+        let t = lossy(err.data.as_ref());
+        if t.is_empty() {
+            path.to_owned()
+        } else {
+            t
+        }
+    };
+    Some(match ErrorType::try_from(err.r#type) {
+        Ok(ErrorType::KNone) => return None,
+        Ok(ErrorType::KNotLeader) => {
+            ServerError::NotLeader(Some(lossy(err.data.as_ref())).filter(|a| is_host_port(a)))
+        }
+        Ok(ErrorType::KAgain) => ServerError::Again,
+        Ok(ErrorType::KSessionExpired) => ServerError::SessionExpired,
+        Ok(ErrorType::KNotFound) => ServerError::Final(Error::NotFound { path: text() }),
+        Ok(ErrorType::KExist) => ServerError::Final(Error::Exists { path: text() }),
+        Ok(ErrorType::KInvalidArgument) => ServerError::Final(Error::InvalidArgument {
+            reason: lossy(err.data.as_ref()),
+        }),
+        Ok(ErrorType::KInternal) => ServerError::Final(Error::Internal {
+            reason: lossy(err.data.as_ref()),
+        }),
+        Err(_) => ServerError::Final(Error::Unknown {
+            code: err.r#type,
+            reason: lossy(err.data.as_ref()),
+        }),
+    })
+}
+
+/// Decodes a stat answer's `data` as the node at `path`, children sorted and, when
+/// `hide_hidden`, `_`-prefixed children dropped.
+pub(crate) fn decode_node(
+    path: &str,
+    data: Option<&Bytes>,
+    hide_hidden: bool,
+) -> Result<Node, Error> {
+    let raw =
+        store::Node::decode(data.cloned().unwrap_or_default()).map_err(|e| Error::Protocol {
+            reason: format!("stat answer for {path} is not a node: {e}"),
+        })?;
+    let mut children = raw.children;
+    if hide_hidden {
+        children.retain(|c| !c.starts_with('_'));
+    }
+    children.sort_unstable();
+    Ok(Node {
+        path: path.to_owned(),
+        data: raw.data.unwrap_or_default(),
+        children,
+        flags: raw.flags.unwrap_or(0),
+        version: raw.version.unwrap_or(0),
+        owner: raw.sid.unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_rsp(code: i32, data: &str) -> rpc::Response {
+        rpc::Response {
+            xid: Some(1),
+            err: Some(rpc::Error {
+                r#type: code,
+                data: Some(Bytes::copy_from_slice(data.as_bytes())),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn error_codes_map_to_variants() {
+        assert_eq!(server_error(&rpc::Response::default(), "/a"), None);
+        assert_eq!(server_error(&err_rsp(0, ""), "/a"), None);
+        assert_eq!(
+            server_error(&err_rsp(1, "h:7000"), "/a"),
+            Some(ServerError::NotLeader(Some("h:7000".into())))
+        );
+        assert_eq!(
+            server_error(&err_rsp(1, "garbage"), "/a"),
+            Some(ServerError::NotLeader(None))
+        );
+        assert_eq!(
+            server_error(&err_rsp(2, ""), "/a"),
+            Some(ServerError::Final(Error::NotFound { path: "/a".into() }))
+        );
+        assert_eq!(
+            server_error(&err_rsp(2, "/p"), "/p/c"),
+            Some(ServerError::Final(Error::NotFound { path: "/p".into() }))
+        );
+        assert_eq!(
+            server_error(&err_rsp(8, ""), "/a"),
+            Some(ServerError::Final(Error::Exists { path: "/a".into() }))
+        );
+        assert_eq!(
+            server_error(&err_rsp(5, "too big"), "/a"),
+            Some(ServerError::Final(Error::InvalidArgument {
+                reason: "too big".into()
+            }))
+        );
+        assert_eq!(
+            server_error(&err_rsp(7, "disk"), "/a"),
+            Some(ServerError::Final(Error::Internal {
+                reason: "disk".into()
+            }))
+        );
+        assert_eq!(
+            server_error(&err_rsp(3, "x"), "/a"),
+            Some(ServerError::Final(Error::Unknown {
+                code: 3,
+                reason: "x".into()
+            }))
+        );
+        assert_eq!(
+            server_error(&err_rsp(6, ""), "/a"),
+            Some(ServerError::Again)
+        );
+        assert_eq!(
+            server_error(&err_rsp(4, ""), "/a"),
+            Some(ServerError::SessionExpired)
+        );
+    }
+
+    #[test]
+    fn node_decoding_sorts_and_filters_children() {
+        let raw = store::Node {
+            data: Some(Bytes::from_static(b"d")),
+            children: vec!["b".into(), "_h".into(), "a".into()],
+            flags: Some(1),
+            version: Some(3),
+            sid: Some(9),
+        };
+        let bytes = Bytes::from(raw.encode_to_vec());
+        let n = decode_node("/p", Some(&bytes), true).unwrap();
+        assert_eq!(n.children, vec!["a", "b"]);
+        assert!(n.is_ephemeral());
+        assert_eq!((n.version, n.owner), (3, 9));
+        let n = decode_node("/p", Some(&bytes), false).unwrap();
+        assert_eq!(n.children, vec!["_h", "a", "b"]);
+        let bad = Bytes::from_static(&[0xff, 0xff]);
+        assert!(matches!(
+            decode_node("/p", Some(&bad), true),
+            Err(Error::Protocol { .. })
+        ));
+    }
+}

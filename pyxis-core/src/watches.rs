@@ -1,0 +1,395 @@
+//! The watch registry: application watches, the one server registration per path, and
+//! the last state seen on each watched path.
+//!
+//! Owns: application watches by id and by path; per path the union to register (masks
+//! OR-ed, recursive if any is), whether the server registration is believed set, and the
+//! baseline (existence, version, children) last seen; fan-out of a server event to
+//! exactly the watches it matches (one-shot ones are spent); and the gap check that turns
+//! a difference between the baseline and a fresh stat into `inferred` events. Must never
+//! build frames or talk to the connection: the client glue sends the stat + watch arms
+//! this registry asks for.
+//!
+//! The server keeps at most one watch per (session, path) and does not merge masks
+//! (PROTOCOL.md §6): a watch added while a narrower registration is set on its path gets
+//! the union from the next re-arm (after the registration fires, or after a reconnect).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::Error;
+use crate::types::{Event, EventType, Node, WatchEvent, WatchId, WatchMode, WatchSpec};
+
+/// One application watch.
+#[derive(Debug, Clone)]
+struct AppWatch {
+    spec: WatchSpec,
+    /// False while the read that armed it is unanswered (the application does not know
+    /// its id yet, so it gets no events).
+    live: bool,
+}
+
+/// What was last seen on a watched path; `None` fields are unknown (not compared).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Baseline {
+    exists: Option<bool>,
+    version: Option<u64>,
+    children: Option<Vec<String>>,
+}
+
+/// Per watched path.
+#[derive(Debug, Default)]
+struct PathState {
+    watches: BTreeSet<WatchId>,
+    baseline: Baseline,
+    /// The server registration believed set: (mask, recursive).
+    armed: Option<(u32, bool)>,
+    /// A stat + watch is in flight for this path.
+    arming: bool,
+}
+
+/// The watch registry.
+#[derive(Debug, Default)]
+pub(crate) struct Watches {
+    by_id: BTreeMap<WatchId, AppWatch>,
+    by_path: BTreeMap<String, PathState>,
+    next_id: u64,
+}
+
+/// A path's server registration to send: (path, mask, recursive).
+pub(crate) type Arm = (String, u32, bool);
+
+impl Watches {
+    /// Adds a watch; `live` is false when it waits for the answer of the read arming it.
+    pub(crate) fn add(&mut self, spec: WatchSpec, live: bool) -> WatchId {
+        self.next_id += 1;
+        let id = WatchId(self.next_id);
+        self.by_path
+            .entry(spec.path.clone())
+            .or_default()
+            .watches
+            .insert(id);
+        self.by_id.insert(id, AppWatch { spec, live });
+        id
+    }
+
+    /// Removes a watch (unwatched, or its read failed); nothing is emitted for it.
+    pub(crate) fn remove(&mut self, id: WatchId) -> bool {
+        let Some(w) = self.by_id.remove(&id) else {
+            return false;
+        };
+        if let Some(ps) = self.by_path.get_mut(&w.spec.path) {
+            ps.watches.remove(&id);
+            if ps.watches.is_empty() {
+                self.by_path.remove(&w.spec.path);
+            }
+        }
+        true
+    }
+
+    /// Makes a watch armed by a read live (its read was answered).
+    pub(crate) fn confirm(&mut self, id: WatchId) {
+        if let Some(w) = self.by_id.get_mut(&id) {
+            w.live = true;
+        }
+    }
+
+    /// How many application watches exist (live or waiting on their read).
+    pub(crate) fn len(&self) -> usize {
+        self.by_id.len()
+    }
+
+    /// The registration to send for `path`: union of the masks, recursive if any is.
+    pub(crate) fn union(&self, path: &str) -> Option<(u32, bool)> {
+        let ps = self.by_path.get(path)?;
+        let mut mask = 0;
+        let mut recursive = false;
+        for w in ps.watches.iter().filter_map(|id| self.by_id.get(id)) {
+            mask |= w.spec.mask.0;
+            recursive |= w.spec.recursive;
+        }
+        Some((mask, recursive))
+    }
+
+    /// Records that a stat + watch for `path` is in flight.
+    pub(crate) fn arming(&mut self, path: &str) {
+        if let Some(ps) = self.by_path.get_mut(path) {
+            ps.arming = true;
+        }
+    }
+
+    /// The connection (or the session) changed: no registration is known to be set and
+    /// no arm is in flight. Returns every path to re-register, in path order.
+    pub(crate) fn rearm_all(&mut self) -> Vec<Arm> {
+        let mut out = Vec::with_capacity(self.by_path.len());
+        for ps in self.by_path.values_mut() {
+            ps.armed = None;
+            ps.arming = false;
+        }
+        for path in self.by_path.keys() {
+            if let Some((mask, rec)) = self.union(path) {
+                out.push((path.clone(), mask, rec));
+            }
+        }
+        out
+    }
+
+    /// The answer to a stat + watch on `path`: `node` is the fresh stat
+    /// (`None`: the node does not exist). Compares with the baseline, pushes the inferred
+    /// events to `events`, and stores the new baseline.
+    pub(crate) fn armed(&mut self, path: &str, node: Option<&Node>, events: &mut Vec<Event>) {
+        let union = self.union(path);
+        let Some(ps) = self.by_path.get_mut(path) else {
+            return;
+        };
+        ps.arming = false;
+        if ps.armed.is_none() {
+            ps.armed = union;
+        }
+        let fresh = Baseline {
+            exists: Some(node.is_some()),
+            version: node.map(|n| n.version),
+            children: node.map(|n| n.children.clone()),
+        };
+        let old = std::mem::replace(&mut ps.baseline, fresh.clone());
+        let mut missed = Vec::new();
+        match (old.exists, fresh.exists) {
+            (Some(false), Some(true)) => missed.push(EventType::Create),
+            (Some(true), Some(false)) => missed.push(EventType::Delete),
+            _ => {}
+        }
+        if fresh.exists == Some(true) && old.exists != Some(false) {
+            if old.version.is_some() && old.version != fresh.version {
+                missed.push(EventType::Modify);
+            }
+            if old.children.is_some() && old.children != fresh.children {
+                missed.push(EventType::Children);
+            }
+        }
+        for kind in missed {
+            self.deliver(path, path, kind, true, events);
+        }
+    }
+
+    /// A stat + watch for `path` was answered with an undecodable node: the registration
+    /// is set, but nothing is known about the node.
+    pub(crate) fn armed_unknown(&mut self, path: &str) {
+        let union = self.union(path);
+        if let Some(ps) = self.by_path.get_mut(path) {
+            ps.arming = false;
+            ps.armed = ps.armed.or(union);
+            ps.baseline = Baseline::default();
+        }
+    }
+
+    /// The registration to send for `path` if it has watches, none is set and none is
+    /// in flight.
+    pub(crate) fn needs_arm(&mut self, path: &str) -> Option<Arm> {
+        let ps = self.by_path.get(path)?;
+        if ps.arming || ps.armed.is_some() {
+            return None;
+        }
+        let (mask, rec) = self.union(path)?;
+        Some((path.to_owned(), mask, rec))
+    }
+
+    /// A stat + watch for `path` failed with a final error: its watches end with it.
+    pub(crate) fn arm_failed(&mut self, path: &str, reason: &Error, events: &mut Vec<Event>) {
+        let Some(ps) = self.by_path.remove(path) else {
+            return;
+        };
+        for id in ps.watches {
+            if let Some(w) = self.by_id.remove(&id) {
+                if w.live {
+                    events.push(Event::WatchEnded {
+                        id,
+                        reason: reason.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    /// A server event arrived for the registration on `watched` about `node`: delivers it
+    /// to the matching live watches, spends one-shot ones and the server registration, and
+    /// returns the re-arm to send if watches remain on `watched`.
+    pub(crate) fn fire(
+        &mut self,
+        watched: &str,
+        node: &str,
+        bits: u32,
+        events: &mut Vec<Event>,
+    ) -> Option<Arm> {
+        let kind = EventType::from_bits(bits);
+        let ps = self.by_path.get_mut(watched)?;
+        ps.armed = None;
+        if node == watched {
+            let b = &mut ps.baseline;
+            match kind {
+                EventType::Create => {
+                    *b = Baseline {
+                        exists: Some(true),
+                        ..Baseline::default()
+                    }
+                }
+                EventType::Delete => {
+                    *b = Baseline {
+                        exists: Some(false),
+                        ..Baseline::default()
+                    }
+                }
+                EventType::Modify => b.version = None,
+                EventType::Children => b.children = None,
+                EventType::Other(_) => *b = Baseline::default(),
+            }
+        }
+        self.deliver(watched, node, kind, false, events);
+        let ps = self.by_path.get(watched)?;
+        if ps.arming || ps.watches.is_empty() {
+            return None;
+        }
+        let (mask, rec) = self.union(watched)?;
+        Some((watched.to_owned(), mask, rec))
+    }
+
+    fn deliver(
+        &mut self,
+        watched: &str,
+        node: &str,
+        kind: EventType,
+        inferred: bool,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(ps) = self.by_path.get(watched) else {
+            return;
+        };
+        let mut spent = Vec::new();
+        for id in &ps.watches {
+            let Some(w) = self.by_id.get(id) else {
+                continue;
+            };
+            let matches = w.live
+                && w.spec.mask.intersects(kind.mask())
+                && (node == watched || w.spec.recursive);
+            if matches {
+                events.push(Event::Watch {
+                    id: *id,
+                    event: WatchEvent {
+                        path: node.to_owned(),
+                        kind,
+                        inferred,
+                    },
+                });
+                if w.spec.mode == WatchMode::OneShot {
+                    spent.push(*id);
+                }
+            }
+        }
+        for id in spent {
+            self.remove(id);
+        }
+    }
+
+    /// Ends every watch (client closed): live ones get `WatchEnded`.
+    pub(crate) fn end_all(&mut self, reason: &Error, events: &mut Vec<Event>) {
+        self.by_path.clear();
+        for (id, w) in std::mem::take(&mut self.by_id) {
+            if w.live {
+                events.push(Event::WatchEnded {
+                    id,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::EventMask;
+
+    fn spec(path: &str, mask: EventMask, recursive: bool, mode: WatchMode) -> WatchSpec {
+        WatchSpec {
+            path: path.into(),
+            mask,
+            recursive,
+            mode,
+        }
+    }
+
+    fn node(version: u64, children: &[&str]) -> Node {
+        Node {
+            path: "/a".into(),
+            version,
+            children: children.iter().map(|c| c.to_string()).collect(),
+            ..Node::default()
+        }
+    }
+
+    #[test]
+    fn fan_out_spends_only_matching_one_shots() {
+        let mut w = Watches::default();
+        let a = w.add(
+            spec("/a", EventMask::MODIFY, false, WatchMode::OneShot),
+            true,
+        );
+        let b = w.add(
+            spec("/a", EventMask::DELETE, false, WatchMode::OneShot),
+            true,
+        );
+        let c = w.add(
+            spec("/a", EventMask::ALL, true, WatchMode::Persistent),
+            true,
+        );
+        assert_eq!(w.union("/a"), Some((0xFF, true)));
+        let mut ev = Vec::new();
+        let rearm = w.fire("/a", "/a", 4, &mut ev);
+        let ids: Vec<_> = ev
+            .iter()
+            .map(|e| match e {
+                Event::Watch { id, .. } => *id,
+                _ => WatchId(0),
+            })
+            .collect();
+        assert_eq!(ids, vec![a, c]);
+        assert_eq!(rearm, Some(("/a".into(), 0xFF, true)));
+        ev.clear();
+        // A descendant's event reaches only the recursive watch.
+        w.fire("/a", "/a/x", 1, &mut ev);
+        assert_eq!(ev.len(), 1);
+        assert!(matches!(ev[0], Event::Watch { id, .. } if id == c));
+        assert!(w.remove(b));
+        assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn gap_check_infers_missed_changes() {
+        let mut w = Watches::default();
+        let a = w.add(
+            spec("/a", EventMask::ALL, false, WatchMode::Persistent),
+            true,
+        );
+        let mut ev = Vec::new();
+        w.armed("/a", Some(&node(1, &["x"])), &mut ev);
+        assert!(ev.is_empty(), "first baseline infers nothing");
+        w.armed("/a", Some(&node(2, &["x", "y"])), &mut ev);
+        let kinds: Vec<_> = ev
+            .iter()
+            .map(|e| match e {
+                Event::Watch { id, event } if *id == a && event.inferred => event.kind,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(kinds, vec![EventType::Modify, EventType::Children]);
+        ev.clear();
+        w.armed("/a", None, &mut ev);
+        assert!(matches!(&ev[..], [Event::Watch { event, .. }] if event.kind == EventType::Delete));
+        ev.clear();
+        // A fired Modify is not inferred again by the re-arm.
+        w.armed("/a", Some(&node(0, &[])), &mut ev);
+        ev.clear();
+        w.fire("/a", "/a", 4, &mut ev);
+        ev.clear();
+        w.armed("/a", Some(&node(1, &[])), &mut ev);
+        assert!(ev.is_empty());
+    }
+}
