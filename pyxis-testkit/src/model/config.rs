@@ -50,7 +50,7 @@ pub struct ModelConfig {
     pub election_gap: Duration,
     /// Fate of uncommitted writes when leadership is lost.
     pub in_flight_on_move: InFlightOnMove,
-    /// Base of session ids; ids are `base + (ms since start << 20) + counter`, never 0.
+    /// Base of session ids; ids are `base + (seconds since start << 20) + counter`, never 0.
     pub sid_base: u64,
     /// Cap on a frame's `len` from a client (the real server's is 64 MiB).
     pub max_frame_len: u32,

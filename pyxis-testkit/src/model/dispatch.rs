@@ -298,12 +298,13 @@ impl ClusterModel {
 
     fn new_sid(&mut self, at: Instant) -> u64 {
         self.sid_counter += 1;
-        let ms = at.saturating_duration_since(self.clock.epoch).as_millis();
-        let ms = u64::try_from(ms).unwrap_or(u64::MAX >> 20);
+        // Like the real server's, ids grow with the leader's clock: whole seconds since
+        // the model started, above a counter.
+        let secs = at.saturating_duration_since(self.clock.epoch).as_secs();
         let mut sid = self
             .config
             .sid_base
-            .wrapping_add(ms << 20)
+            .wrapping_add(secs.wrapping_shl(20))
             .wrapping_add(self.sid_counter);
         if sid <= self.last_sid {
             sid = self.last_sid.wrapping_add(1);
