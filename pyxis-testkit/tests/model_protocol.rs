@@ -78,7 +78,7 @@ fn request_without_xid_is_answered_with_xid_zero() {
     let got = h.take(C1);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].xid, Some(0));
-    assert_eq!(h.raw[&C1].ends_with(&golden_frame("rep_ok_xid0")), true);
+    assert!(h.raw[&C1].ends_with(&golden_frame("rep_ok_xid0")));
 }
 
 #[test]

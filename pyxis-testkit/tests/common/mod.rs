@@ -104,7 +104,7 @@ impl Harness {
     /// Sends `req` and returns its answer, letting commits happen.
     pub fn call(&mut self, conn: ConnId, req: &Request) -> Response {
         self.send(conn, req);
-        self.advance(Duration::from_millis(5));
+        self.advance(self.model.config().commit_delay + Duration::from_millis(5));
         let xid = req.xid.unwrap_or(0);
         let mut got = self.take(conn);
         let pos = got
