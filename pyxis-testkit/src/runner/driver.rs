@@ -132,7 +132,7 @@ pub(crate) async fn run(
             }
             command = commands.recv() => match command {
                 Some(Command::Shutdown) | None => break,
-                Some(command) => driver.on_command(command),
+                Some(command) => driver.on_command(command).await,
             },
             () = tokio::time::sleep_until(sleep_until) => {
                 driver.model.handle_timeout(Instant::now());
@@ -246,12 +246,12 @@ impl Driver {
         self.model.handle_connect(node, conn, now);
     }
 
-    fn on_command(&mut self, command: Command) {
+    async fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
             Command::Model(job) => job(&mut self.model, now),
             Command::Kill(node, reply) => {
-                let result = self.kill(node, now);
+                let result = self.kill(node, now).await;
                 let _ = reply.send(result);
             }
             Command::Restart(node, reply) => {
@@ -262,9 +262,12 @@ impl Driver {
         }
     }
 
-    fn kill(&mut self, node: usize, now: Instant) -> Result<(), RunnerError> {
+    /// Kills a node; returns once its listener and connections are really closed.
+    async fn kill(&mut self, node: usize, now: Instant) -> Result<(), RunnerError> {
+        let mut closing = Vec::new();
         if let Some(acceptor) = self.acceptors.get_mut(node).and_then(Option::take) {
             acceptor.abort();
+            closing.push(acceptor);
         }
         self.model.kill_node(node, now)?;
         // Reset rather than close: the peer sees a broken connection, as on a crash.
@@ -276,9 +279,16 @@ impl Driver {
             .collect();
         for conn in doomed {
             if let Some(handle) = self.conns.remove(&conn) {
-                handle.abort();
+                handle.reader.abort();
+                handle.writer.abort();
+                closing.push(handle.reader);
+                closing.push(handle.writer);
             }
             self.model.handle_close(conn, now);
+        }
+        // An aborted task drops its socket when the runtime next polls it.
+        for task in closing {
+            let _ = task.await;
         }
         Ok(())
     }

@@ -270,3 +270,60 @@ pub fn golden_frame(name: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("no golden frame {name}"))
         .1
 }
+
+/// A blocking client over a real loopback socket, with hand-built frames.
+pub struct RawClient {
+    pub stream: std::net::TcpStream,
+    decoder: FrameDecoder,
+}
+
+impl RawClient {
+    pub fn connect(addr: &str) -> Self {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Self {
+            stream,
+            decoder: FrameDecoder::new(),
+        }
+    }
+
+    pub fn send(&mut self, req: &Request) {
+        use std::io::Write;
+        self.stream.write_all(&encode_request(req)).expect("write");
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.stream.write_all(bytes).expect("write");
+    }
+
+    /// The next answer, `Err` on EOF/reset/timeout or a bad frame.
+    pub fn recv(&mut self) -> Result<Response, String> {
+        use std::io::Read;
+        loop {
+            match self.decoder.next_response() {
+                Ok(Some(r)) => return Ok(r),
+                Ok(None) => {}
+                Err(e) => return Err(format!("bad frame: {e}")),
+            }
+            let mut buf = [0u8; 16 * 1024];
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Err("closed".into()),
+                Ok(n) => self.decoder.extend(&buf[..n]),
+                Err(e) => return Err(format!("read: {e}")),
+            }
+        }
+    }
+
+    pub fn call(&mut self, req: &Request) -> Response {
+        self.send(req);
+        self.recv().expect("answer")
+    }
+
+    pub fn register(&mut self, timeout_ms: i32) -> u64 {
+        let rsp = self.call(&register(None, 0, Some(timeout_ms)));
+        rsp.sid.expect("sid")
+    }
+}
