@@ -77,6 +77,8 @@ impl ConnHandle {
 
 const READ_CHUNK: usize = 64 * 1024;
 const NET_QUEUE: usize = 64;
+/// Bytes gathered from the output queue into one socket write.
+const WRITE_COALESCE: usize = 256 * 1024;
 
 /// Binds a loopback listener (std sets `SO_REUSEADDR` on Unix, so a killed node's port
 /// can be bound again while old connections linger in TIME_WAIT).
@@ -217,19 +219,33 @@ impl Driver {
         let queued = Arc::new(AtomicUsize::new(0));
         let writer_queued = Arc::clone(&queued);
         let writer = tokio::spawn(async move {
-            while let Some(msg) = writer_rx.recv().await {
-                match msg {
-                    WriterMsg::Bytes(bytes) => {
-                        let len = bytes.len();
-                        if write_half.write_all(&bytes).await.is_err() {
+            let mut out = Vec::new();
+            while let Some(first) = writer_rx.recv().await {
+                // Coalesce whatever is queued into one write.
+                let mut closing = false;
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        WriterMsg::Bytes(bytes) => out.extend_from_slice(&bytes),
+                        WriterMsg::Close => {
+                            closing = true;
                             break;
                         }
-                        writer_queued.fetch_sub(len, Ordering::Relaxed);
                     }
-                    WriterMsg::Close => {
-                        let _ = write_half.shutdown().await;
+                    if out.len() < WRITE_COALESCE {
+                        next = writer_rx.try_recv().ok();
+                    }
+                }
+                if !out.is_empty() {
+                    if write_half.write_all(&out).await.is_err() {
                         break;
                     }
+                    writer_queued.fetch_sub(out.len(), Ordering::Relaxed);
+                    out.clear();
+                }
+                if closing {
+                    let _ = write_half.shutdown().await;
+                    break;
                 }
             }
         });
