@@ -37,18 +37,21 @@
 //! use std::time::{Duration, Instant};
 //! use pyxis_core::{Client, Config, IoAction, Op};
 //!
-//! let now = Instant::now(); // the adapter's clock, never read by the core
-//! let mut client = Client::new(Config::new(["127.0.0.1:7000"]), now).unwrap();
-//! let Some(IoAction::Connect { conn, addr }) = client.poll_io() else { unreachable!() };
-//! assert_eq!(addr, "127.0.0.1:7000");
-//! client.handle_connected(conn, now);
-//! let register = client.poll_transmit().unwrap(); // the Register frame, to write on `conn`
-//! assert_eq!(register.conn, conn);
-//! // An operation submitted before the session is up waits for it.
-//! let id = client.submit(Op::Exists { path: "/svc".into(), watch: None }, now);
-//! assert!(client.poll_event().is_none());
-//! assert_eq!(client.poll_timeout(), Some(now + Duration::from_secs(2))); // connect timeout
-//! # let _ = id;
+//! /// `now` comes from the adapter's clock; the core never reads one.
+//! fn start(now: Instant) -> Client {
+//!     let mut client = Client::new(Config::new(["127.0.0.1:7000"]), now).unwrap();
+//!     let Some(IoAction::Connect { conn, addr }) = client.poll_io() else { unreachable!() };
+//!     assert_eq!(addr, "127.0.0.1:7000");
+//!     client.handle_connected(conn, now);
+//!     let register = client.poll_transmit().unwrap(); // the Register frame, for `conn`
+//!     assert_eq!(register.conn, conn);
+//!     // An operation submitted before the session is up waits for it.
+//!     let _id = client.submit(Op::Exists { path: "/svc".into(), watch: None }, now);
+//!     assert!(client.poll_event().is_none());
+//!     assert_eq!(client.poll_timeout(), Some(now + Duration::from_secs(2))); // connect timeout
+//!     client
+//! }
+//! # let _ = start;
 //! ```
 //!
 //! ## Guarantees

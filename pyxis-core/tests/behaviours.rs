@@ -783,8 +783,16 @@ fn b11_reads_wait_for_earlier_writes() {
     );
     p.answer(conn, stat(stat_req.req.xid, 0, &[], b""));
     assert!(matches!(p.completion(rd), Some(Ok(Reply::Node { .. }))));
+    // A read submitted after the write to /q waits for it.
+    let rq = p.client.submit(read("/q"), p.now);
+    p.drain();
+    assert!(p.sent.is_empty(), "held behind the unanswered write");
     p.answer(conn, ok(sent[1].req.xid));
     assert_eq!(p.completion(wr), Some(Ok(Reply::Done)));
+    let stat_q = p.take();
+    assert_eq!(stat_q.req.stat.as_ref().unwrap().path, "/q");
+    p.answer(conn, stat(stat_q.req.xid, 1, &[], b"x"));
+    assert!(matches!(p.completion(rq), Some(Ok(Reply::Node { .. }))));
     // Client-side checks: no round trip.
     let bad = p.client.submit(exists("/a b"), p.now);
     let big = p.client.submit(
