@@ -51,7 +51,11 @@ impl ClusterModel {
                 Vec::new(),
             )),
             other => {
-                let sid: u64 = other.strip_prefix("/session/")?.parse().ok()?;
+                let text = other.strip_prefix("/session/")?;
+                let sid: u64 = text.parse().ok()?;
+                if sid.to_string() != text {
+                    return None; // "+5" or "05" name no session
+                }
                 let session = self.sessions.get(&sid)?;
                 let json = format!(
                     "{{\"sid\":{},\"timeout\":{},\"ephemeral_nodes\":{},\"watches\":{},\"pending_events\":{}}}",
