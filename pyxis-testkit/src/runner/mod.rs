@@ -18,6 +18,7 @@ mod driver;
 
 use std::io;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Mutex;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -119,7 +120,9 @@ pub struct TestCluster {
     addrs: Vec<String>,
     commands: mpsc::UnboundedSender<Command>,
     thread: Option<JoinHandle<()>>,
-    done: Receiver<()>,
+    /// Signalled by the I/O thread when it has finished (behind a mutex so the handle is
+    /// `Sync` and can be shared by tasks).
+    done: Mutex<Receiver<()>>,
 }
 
 impl std::fmt::Debug for TestCluster {
@@ -175,7 +178,7 @@ impl TestCluster {
             addrs,
             commands,
             thread: Some(thread),
-            done,
+            done: Mutex::new(done),
         })
     }
 
@@ -300,7 +303,12 @@ impl TestCluster {
             return;
         };
         let _ = self.commands.send(Command::Shutdown);
-        if self.done.recv_timeout(SHUTDOWN_TIMEOUT).is_ok() {
+        let finished = match self.done.lock() {
+            Ok(done) => done.recv_timeout(SHUTDOWN_TIMEOUT).is_ok(),
+            Err(poisoned) => poisoned.into_inner().recv_timeout(SHUTDOWN_TIMEOUT).is_ok(),
+        };
+        // A thread that did not finish in time is left detached rather than hanging the test.
+        if finished {
             let _ = thread.join();
         }
     }
