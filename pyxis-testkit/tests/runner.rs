@@ -84,7 +84,8 @@ fn no_leader_window_answers_again() {
     let cluster = TestCluster::start(3);
     let mut c = RawClient::connect(&cluster.addrs()[0]);
     let sid = c.register(5000);
-    cluster.no_leader_for(Duration::from_millis(300)).unwrap();
+    // Long enough that a loaded machine still sees the window, short enough for a test.
+    cluster.no_leader_for(Duration::from_millis(1500)).unwrap();
     assert_err(&c.call(&stat(sid, 1, "/")), ErrorType::KAgain, "try again");
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut xid = 2;
@@ -120,7 +121,9 @@ fn kill_and_restart_keep_the_port_and_the_state() {
 
 #[test]
 fn killed_leader_is_replaced_after_the_election_gap() {
-    let cluster = TestCluster::start(3);
+    let mut config = RunnerConfig::fast();
+    config.model.election_gap = Duration::from_millis(1500);
+    let cluster = TestCluster::try_start(3, config).unwrap();
     let addrs = cluster.addrs();
     cluster.kill(0).unwrap();
     assert_eq!(cluster.leader(), None);

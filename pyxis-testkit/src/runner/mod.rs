@@ -161,19 +161,35 @@ impl TestCluster {
             max_output_per_conn: config.max_output_per_conn,
             max_conns_per_node: config.max_conns_per_node,
         };
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (done_tx, done) = sync_channel(1);
+        let (started_tx, started) = sync_channel::<io::Result<()>>(1);
+        // The runtime is built and dropped on its own thread, never in the caller's
+        // (possibly async) context.
         let thread = std::thread::Builder::new()
             .name("pyxis-testkit".into())
             .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started_tx.send(Ok(()));
                 let model = ClusterModel::new(model_config, count, Instant::now());
                 runtime.block_on(driver::run(model, listeners, command_rx, limits));
                 drop(runtime);
                 let _ = done_tx.send(());
             })?;
+        match started.recv_timeout(CONTROL_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return Err(io::Error::other("the test cluster thread did not start")),
+        }
         Ok(Self {
             addrs,
             commands,
