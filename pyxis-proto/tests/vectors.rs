@@ -476,10 +476,14 @@ fn every_golden_vector_matches() {
         .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
         .count();
     let (mut requests, mut responses, mut malformed) = (0usize, 0usize, 0usize);
+    let mut malformed_requests = 0usize;
     for v in &all {
         if v.name.starts_with("malformed_") {
             check_malformed(v);
             malformed += 1;
+            if v.direction == "request" {
+                malformed_requests += 1;
+            }
         } else {
             match v.direction.as_str() {
                 "request" => check_request(v),
@@ -494,7 +498,11 @@ fn every_golden_vector_matches() {
         }
     }
     println!(
-        "golden vectors checked: {requests} requests, {responses} responses, {malformed} malformed, {} total",
+        "golden vectors checked: request direction {} ({requests} valid, {malformed_requests} malformed), \
+         response direction {} ({responses} valid, {} malformed), {} total",
+        requests + malformed_requests,
+        responses + malformed - malformed_requests,
+        malformed - malformed_requests,
         requests + responses + malformed
     );
     assert_eq!(requests + responses + malformed, lines);
