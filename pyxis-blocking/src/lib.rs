@@ -1,0 +1,93 @@
+//! # pyxis-blocking: the Pyxis client for plain threads
+//!
+//! No async runtime: `std::net` sockets, one driver thread that owns the sans-IO
+//! [`pyxis_core::Client`], and a reader thread per open connection (std has no
+//! readiness API). The driver sleeps on its channel until a command, a chunk of bytes or
+//! the core's next deadline arrives, so a request goes out the moment it is made: no busy
+//! polling, no sleep ticks. Every protocol decision is the core's; the API and the event
+//! routing are shared with the async adapters through `pyxis-client-common`.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use pyxis_blocking::{Client, CreateMode, EventMask, Options};
+//!
+//! # fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(["10.0.0.1:7000"], Options::default())?;
+//! client.create("/jobs", "", CreateMode::Persistent).ok();
+//! let watch = client.watch("/jobs", EventMask::CHILDREN, false)?;
+//! client.create("/jobs/1", "payload", CreateMode::Persistent)?;
+//! if let Ok(Some(Ok(event))) = watch.recv_timeout(Duration::from_secs(10)) {
+//!     println!("{event}"); // children /jobs
+//! }
+//! client.close();
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Unread events
+//!
+//! A slow consumer never stalls the connection. Each [`Watch`] and [`SessionEvents`]
+//! keeps at most [`Options::event_queue_bound`] unread events; past that the oldest are
+//! discarded and the next item read is a `Lagged(n)` error counting them.
+
+mod driver;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use pyxis_client_common::{
+    BlockingClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
+    ReadOptions, SessionEvent, SessionEvents, Timeout, Watch, WatchError, WatchEvent,
+};
+use pyxis_client_common::{Driver, Handle};
+
+/// A blocking Pyxis client. Clones share one connection and session and may be used
+/// from many threads at once (their requests are pipelined); dropping the last clone
+/// closes the session in the background. Every operation is a method of
+/// [`BlockingClient`], which this derefs to.
+#[derive(Debug, Clone)]
+pub struct Client {
+    api: BlockingClient,
+}
+
+impl Client {
+    /// Starts a client for these servers (`host:port`) on a new driver thread. Returns
+    /// once the driver runs, without waiting for the session: operations wait for it (up
+    /// to their deadline), or use [`wait_connected`](BlockingClient::wait_connected).
+    ///
+    /// Fails if the server list or options are invalid or the thread cannot be spawned.
+    pub fn connect<I, S>(addrs: I, options: Options) -> Result<Client, ConnectError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let driver = Driver::new(options.config(addrs), Instant::now())?;
+        let (to_self, inbox) = std::sync::mpsc::channel();
+        let handle = Handle::new(
+            Arc::new(driver::Commands(to_self.clone())),
+            driver.status(),
+            &options,
+        );
+        let driver_loop = driver::Loop {
+            driver,
+            inbox,
+            to_self,
+            connect_timeout: options.connect_timeout,
+        };
+        std::thread::Builder::new()
+            .name("pyxis-driver".into())
+            .spawn(move || driver_loop.run())?;
+        Ok(Client {
+            api: BlockingClient::new(handle),
+        })
+    }
+}
+
+impl Deref for Client {
+    type Target = BlockingClient;
+
+    fn deref(&self) -> &BlockingClient {
+        &self.api
+    }
+}

@@ -1,0 +1,185 @@
+//! The adapter loop of the async adapters, written once over a small [`AsyncRuntime`]
+//! trait (connect, read, write, sleep): `pyxis-tokio` and `pyxis-async-std` only
+//! implement that trait and start [`run`] on their runtime.
+//!
+//! Owns: the loop that feeds the [`Driver`] (commands, connection events, bytes,
+//! deadlines) and performs its steps (connect, close, one `write_all` per `Transmit`).
+//! Must never make a protocol decision (no retry, no xid, no frame parsing) and never
+//! await the application: the only awaits are the socket, the timer and the command
+//! channel. Racing uses `futures-lite` combinators, which work under every runtime.
+
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::{self, FutureExt as _};
+
+use crate::driver::{Command, Driver, Step};
+use crate::handle::CommandSink;
+use pyxis_core::{ConnId, IoAction};
+
+/// Bytes read from the socket at most per input.
+const READ_CHUNK: usize = 64 * 1024;
+/// A write that takes longer than this means the connection is dead.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an async runtime provides to the adapter loop.
+pub trait AsyncRuntime: 'static {
+    /// The runtime's TCP stream.
+    type Stream: Send + 'static;
+
+    /// Connects to `addr` (`host:port`, resolved by the runtime) with `TCP_NODELAY` set.
+    fn connect(addr: String) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static;
+
+    /// Reads what is available into `buf` (0: the peer closed). Must be cancel safe.
+    fn read<'a>(
+        stream: &'a mut Self::Stream,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+
+    /// Writes all of `data`.
+    fn write_all<'a>(
+        stream: &'a mut Self::Stream,
+        data: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+
+    /// Completes at `deadline`.
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
+}
+
+/// A command channel for [`run`]: the sender goes into the client [`Handle`](crate::Handle).
+pub fn command_channel() -> (AsyncCommands, async_channel::Receiver<Command>) {
+    let (tx, rx) = async_channel::unbounded();
+    (AsyncCommands(tx), rx)
+}
+
+/// The command channel's sending end, as the client handles see it.
+pub struct AsyncCommands(async_channel::Sender<Command>);
+
+impl CommandSink for AsyncCommands {
+    fn send(&self, command: Command) -> bool {
+        self.0.try_send(command).is_ok()
+    }
+}
+
+type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
+
+/// The connection the core asked for, if any (the core uses one at a time).
+enum Link<R: AsyncRuntime> {
+    None,
+    Connecting(ConnId, Connecting<R::Stream>),
+    Up(ConnId, R::Stream),
+}
+
+/// What woke the loop.
+enum Input<S> {
+    Command(Option<Command>),
+    Connected(ConnId, S),
+    Data(ConnId, usize),
+    Closed(ConnId),
+    Timeout,
+}
+
+impl<R: AsyncRuntime> Link<R> {
+    fn conn(&self) -> Option<ConnId> {
+        match self {
+            Link::None => None,
+            Link::Connecting(conn, _) | Link::Up(conn, _) => Some(*conn),
+        }
+    }
+
+    /// The next event of the connection; pending forever when there is none. Cancel
+    /// safe: a read that loses the race has consumed nothing.
+    async fn next(&mut self, buf: &mut [u8]) -> Input<R::Stream> {
+        match self {
+            Link::None => future::pending().await,
+            Link::Connecting(conn, connecting) => match connecting.await {
+                Ok(stream) => Input::Connected(*conn, stream),
+                Err(_) => Input::Closed(*conn),
+            },
+            Link::Up(conn, stream) => match R::read(stream, buf).await {
+                Ok(0) | Err(_) => Input::Closed(*conn),
+                Ok(n) => Input::Data(*conn, n),
+            },
+        }
+    }
+}
+
+/// Runs the client until it is closed (by `close`, or by the last handle being dropped).
+pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::Receiver<Command>) {
+    let mut link = Link::<R>::None;
+    let mut buf = vec![0u8; READ_CHUNK];
+    let mut handles_open = true;
+    loop {
+        while let Some(step) = driver.next_step(Instant::now()) {
+            perform(step, &mut link, &mut driver).await;
+        }
+        if driver.is_finished() {
+            return;
+        }
+        let deadline = driver.deadline();
+        let command = async {
+            if handles_open {
+                Input::Command(commands.recv().await.ok())
+            } else {
+                future::pending().await
+            }
+        };
+        let timer = async {
+            match deadline {
+                Some(at) => R::sleep_until(at).await,
+                None => future::pending::<()>().await,
+            }
+            Input::Timeout
+        };
+        let input = command.or(link.next(&mut buf)).or(timer).await;
+        let now = Instant::now();
+        match input {
+            Input::Command(Some(command)) => driver.command(command, now),
+            Input::Command(None) => {
+                handles_open = false;
+                driver.command(Command::HandlesGone, now);
+            }
+            Input::Connected(conn, stream) => {
+                link = Link::Up(conn, stream);
+                driver.handle_connected(conn, now);
+            }
+            Input::Data(conn, n) => driver.handle_data(conn, &buf[..n], now),
+            Input::Closed(conn) => {
+                link = Link::None;
+                driver.handle_closed(conn, now);
+            }
+            Input::Timeout => driver.handle_timeout(now),
+        }
+    }
+}
+
+/// Carries out one step of the core.
+async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut Driver) {
+    match step {
+        Step::Io(IoAction::Connect { conn, addr }) => {
+            *link = Link::Connecting(conn, Box::pin(R::connect(addr)));
+        }
+        Step::Io(IoAction::Close { conn }) if link.conn() == Some(conn) => *link = Link::None,
+        Step::Transmit(transmit) => {
+            let Link::Up(conn, stream) = link else {
+                return;
+            };
+            if *conn != transmit.conn {
+                return;
+            }
+            let write = async { R::write_all(stream, &transmit.data).await.is_ok() };
+            let expire = async {
+                R::sleep_until(Instant::now() + WRITE_TIMEOUT).await;
+                false
+            };
+            if !write.or(expire).await {
+                let conn = *conn;
+                *link = Link::None;
+                driver.handle_closed(conn, Instant::now());
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,271 @@
+//! The runtime-independent half of every adapter's driver: it owns the core [`Client`],
+//! applies the application's [`Command`]s to it, and routes the core's events to the
+//! callers and watches waiting for them.
+//!
+//! Owns: [`Driver`], [`Command`], [`Step`] and the routing tables (request id → caller,
+//! watch id → watch queue, session-event subscribers, close and connect waiters). Must
+//! never touch a socket, a timer or a thread, read the clock, or make a protocol decision:
+//! adapters pass `now` and perform the [`Step`]s; the core decides everything else. Never
+//! blocks: every delivery goes through a bounded, non-blocking [`EventSender`].
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use pyxis_core::{
+    Client, Config, ConfigError, Error, Event, IoAction, Op, Reply, RequestId, SessionEvent,
+    SessionState, Transmit, WatchEvent, WatchId, WatchMode,
+};
+
+use crate::queue::EventSender;
+use crate::status::Status;
+use crate::watch::WatchError;
+
+/// Where a caller waits for an operation's one result.
+pub type ReplySender = EventSender<Result<Reply, Error>>;
+/// Where a watch's events go.
+pub type WatchSender = EventSender<Result<WatchEvent, WatchError>>;
+/// Where a subscriber's session events go.
+pub type SessionSender = EventSender<SessionEvent>;
+
+/// What a client handle asks of its driver.
+#[non_exhaustive]
+pub enum Command {
+    /// Submit `op`; its result goes to `reply`. When the operation arms a watch, its
+    /// events go to `watch`.
+    Call {
+        /// The operation.
+        op: Op,
+        /// Where the result goes.
+        reply: ReplySender,
+        /// Where the armed watch's events go.
+        watch: Option<WatchSender>,
+    },
+    /// Forget a watch (its handle was dropped).
+    Unwatch(WatchId),
+    /// Deliver every later session event to this subscriber.
+    Subscribe(SessionSender),
+    /// Answer with the session id once a session is up, or `Timeout` at `deadline`.
+    WaitConnected {
+        /// When to give up.
+        deadline: Instant,
+        /// Where the answer goes.
+        reply: EventSender<Result<u64, Error>>,
+    },
+    /// Close the client (unregister); `done` is dropped once it is closed.
+    Close {
+        /// Dropped when the client is closed.
+        done: EventSender<()>,
+    },
+    /// The last client handle was dropped: close and let the driver end.
+    HandlesGone,
+}
+
+/// One thing the adapter must do, from [`Driver::next_step`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Step {
+    /// Open or close a connection (`IoAction::Connect` / `IoAction::Close`).
+    Io(IoAction),
+    /// Write these bytes on their connection, in one write.
+    Transmit(Transmit),
+}
+
+struct WatchEntry {
+    sink: WatchSender,
+    one_shot: bool,
+}
+
+struct Call {
+    reply: ReplySender,
+    watch: Option<(WatchSender, bool)>,
+}
+
+/// The core plus the routing of its events (see the [module docs](self)).
+pub struct Driver {
+    core: Client,
+    calls: HashMap<RequestId, Call>,
+    watches: HashMap<WatchId, WatchEntry>,
+    subscribers: Vec<SessionSender>,
+    connect_waiters: Vec<(Instant, EventSender<Result<u64, Error>>)>,
+    closers: Vec<EventSender<()>>,
+    status: Status,
+}
+
+impl Driver {
+    /// A driver for a new core client built from `config` at `now`.
+    pub fn new(config: Config, now: Instant) -> Result<Driver, ConfigError> {
+        Ok(Driver {
+            core: Client::new(config, now)?,
+            calls: HashMap::new(),
+            watches: HashMap::new(),
+            subscribers: Vec::new(),
+            connect_waiters: Vec::new(),
+            closers: Vec::new(),
+            status: Status::default(),
+        })
+    }
+
+    /// The shared view of the session id that client handles read.
+    pub fn status(&self) -> Status {
+        self.status.clone()
+    }
+
+    /// Applies a command from a client handle.
+    pub fn command(&mut self, command: Command, now: Instant) {
+        match command {
+            Command::Call { op, reply, watch } => {
+                let one_shot = match &op {
+                    Op::Read { watch: Some(s), .. } | Op::Exists { watch: Some(s), .. } => {
+                        s.mode == WatchMode::OneShot
+                    }
+                    _ => true,
+                };
+                let id = self.core.submit(op, now);
+                let watch = watch.map(|sink| (sink, one_shot));
+                self.calls.insert(id, Call { reply, watch });
+            }
+            Command::Unwatch(id) => {
+                self.watches.remove(&id);
+                self.core.unwatch(id, now);
+            }
+            Command::Subscribe(sink) => self.subscribers.push(sink),
+            Command::WaitConnected { deadline, reply } => match self.core.state() {
+                SessionState::Connected => reply.push(self.core.sid().ok_or(Error::Closed)),
+                SessionState::Closed => reply.push(Err(Error::Closed)),
+                _ => self.connect_waiters.push((deadline, reply)),
+            },
+            Command::Close { done } => {
+                self.closers.push(done);
+                self.core.close(now);
+            }
+            Command::HandlesGone => self.core.close(now),
+        }
+    }
+
+    /// The connection `conn` is open.
+    pub fn handle_connected(&mut self, conn: pyxis_core::ConnId, now: Instant) {
+        self.core.handle_connected(conn, now);
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_data(&mut self, conn: pyxis_core::ConnId, data: &[u8], now: Instant) {
+        self.core.handle_data(conn, data, now);
+    }
+
+    /// The connection `conn` failed to open, broke, or was closed by the peer.
+    pub fn handle_closed(&mut self, conn: pyxis_core::ConnId, now: Instant) {
+        self.core.handle_closed(conn, now);
+    }
+
+    /// The deadline from [`deadline`](Self::deadline) has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.core.handle_timeout(now);
+        let (expired, waiting) = std::mem::take(&mut self.connect_waiters)
+            .into_iter()
+            .partition(|(deadline, _)| *deadline <= now);
+        self.connect_waiters = waiting;
+        for (_, reply) in expired {
+            reply.push(Err(Error::Timeout {
+                outcome_unknown: false,
+            }));
+        }
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) must be called next.
+    pub fn deadline(&self) -> Option<Instant> {
+        let waiters = self.connect_waiters.iter().map(|(d, _)| *d).min();
+        [self.core.poll_timeout(), waiters]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next connection instruction or write, in the core's drain order. When it
+    /// returns `None`, every event has been delivered and the adapter waits for the next
+    /// input or [`deadline`](Self::deadline).
+    pub fn next_step(&mut self, now: Instant) -> Option<Step> {
+        if let Some(action) = self.core.poll_io() {
+            return Some(Step::Io(action));
+        }
+        if let Some(transmit) = self.core.poll_transmit() {
+            return Some(Step::Transmit(transmit));
+        }
+        // Before routing: a caller woken by an event must see the session id it implies.
+        self.status.set_sid(self.core.sid());
+        while let Some(event) = self.core.poll_event() {
+            self.route(event, now);
+        }
+        None
+    }
+
+    /// Whether the client is closed and everything has been delivered: the adapter's
+    /// loop ends (dropping the driver ends every remaining caller with `Closed`).
+    pub fn is_finished(&self) -> bool {
+        self.core.is_closed()
+    }
+
+    fn route(&mut self, event: Event, now: Instant) {
+        match event {
+            Event::Completed { id, result } => {
+                let Some(call) = self.calls.remove(&id) else {
+                    return;
+                };
+                let armed = match &result {
+                    Ok(Reply::Node { watch, .. } | Reply::Exists { watch, .. }) => *watch,
+                    _ => None,
+                };
+                if let (Some(wid), Some((sink, one_shot))) = (armed, call.watch) {
+                    if sink.is_closed() || call.reply.is_closed() {
+                        self.core.unwatch(wid, now);
+                    } else {
+                        self.watches.insert(wid, WatchEntry { sink, one_shot });
+                    }
+                }
+                call.reply.push(result);
+            }
+            Event::Watch { id, event } => {
+                let Some(entry) = self.watches.get(&id) else {
+                    return;
+                };
+                if entry.sink.is_closed() {
+                    self.watches.remove(&id);
+                    self.core.unwatch(id, now);
+                    return;
+                }
+                entry.sink.push(Ok(event));
+                if entry.one_shot {
+                    self.watches.remove(&id);
+                }
+            }
+            Event::WatchEnded { id, reason } => {
+                if let Some(entry) = self.watches.remove(&id) {
+                    entry.sink.push(Err(WatchError::Ended(reason)));
+                }
+            }
+            Event::Session(event) => self.route_session(event),
+            _ => {}
+        }
+    }
+
+    fn route_session(&mut self, event: SessionEvent) {
+        match &event {
+            SessionEvent::Connected { sid } => {
+                for (_, reply) in self.connect_waiters.drain(..) {
+                    reply.push(Ok(*sid));
+                }
+            }
+            SessionEvent::Closed => {
+                for (_, reply) in self.connect_waiters.drain(..) {
+                    reply.push(Err(Error::Closed));
+                }
+                // Dropping the senders tells the waiters the client is closed.
+                self.closers.clear();
+            }
+            _ => {}
+        }
+        self.subscribers.retain(|s| !s.is_closed());
+        for subscriber in &self.subscribers {
+            subscriber.push(event.clone());
+        }
+    }
+}

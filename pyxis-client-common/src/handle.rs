@@ -1,0 +1,245 @@
+//! The application side of a client: a cloneable [`Handle`] that turns calls into
+//! [`Command`]s for the driver and hands back the queues the answers arrive on.
+//!
+//! Owns: [`CommandSink`] (how an adapter's command channel is reached), [`Handle`] (shared
+//! by every clone of a client; the last one dropped tells the driver to close), and the
+//! translation of replies into the values the API returns. Must never talk to the core
+//! directly or wait for anything itself: waiting is the async or blocking API's job.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyxis_core::{Error, Node, Op, Reply, WatchEvent, WatchMode, WatchSpec};
+
+use crate::driver::Command;
+use crate::options::Options;
+use crate::queue::{channel, EventReceiver};
+use crate::status::Status;
+use crate::watch::{SessionEvents, Watch, WatchError};
+
+/// The sending end of an adapter's command channel.
+pub trait CommandSink: Send + Sync + 'static {
+    /// Hands `command` to the driver; `false` if the driver is gone. Never blocks.
+    fn send(&self, command: Command) -> bool;
+}
+
+struct Inner {
+    sink: Arc<dyn CommandSink>,
+    status: Status,
+    bound: usize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.sink.send(Command::HandlesGone);
+    }
+}
+
+/// A call on its way: the queue its reply arrives on and, for a call that arms a watch,
+/// the watch's queue.
+pub(crate) struct Pending {
+    pub(crate) reply: EventReceiver<Result<Reply, Error>>,
+    watch: Option<(String, EventReceiver<Result<WatchEvent, WatchError>>)>,
+}
+
+/// Shared by every clone of one client (see the [module docs](self)).
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("sid", &self.inner.status.sid())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// A handle on the driver reached through `sink`, reading the session id from
+    /// `status` (from `Driver::status`).
+    pub fn new(sink: Arc<dyn CommandSink>, status: Status, options: &Options) -> Handle {
+        Handle {
+            inner: Arc::new(Inner {
+                sink,
+                status,
+                bound: options.event_queue_bound.max(1),
+            }),
+        }
+    }
+
+    /// The session id (the one being resumed while reconnecting), if any.
+    pub fn sid(&self) -> Option<u64> {
+        self.inner.status.sid()
+    }
+
+    /// Sends `op` to the driver; `watch` says whether the op arms a watch whose events
+    /// are wanted. A driver that is gone makes the reply queue end at once (`Closed`).
+    pub(crate) fn start(&self, op: Op) -> Pending {
+        let watch_path = match &op {
+            Op::Read {
+                path,
+                watch: Some(_),
+                ..
+            }
+            | Op::Exists {
+                path,
+                watch: Some(_),
+            } => Some(path.clone()),
+            _ => None,
+        };
+        let (reply_tx, reply) = channel(1);
+        let (watch_tx, watch) = match watch_path {
+            Some(path) => {
+                let (tx, rx) = channel(self.inner.bound);
+                (Some(tx), Some((path, rx)))
+            }
+            None => (None, None),
+        };
+        // On failure the command, and with it the reply sender, is dropped: the reply
+        // queue then ends, which the caller reports as `Closed`.
+        self.inner.sink.send(Command::Call {
+            op,
+            reply: reply_tx,
+            watch: watch_tx,
+        });
+        Pending { reply, watch }
+    }
+
+    /// Turns a finished call into what the API returns, building the watch it armed.
+    pub(crate) fn finish(
+        &self,
+        pending: Pending,
+        result: Option<Result<Result<Reply, Error>, crate::Lagged>>,
+    ) -> Result<(Reply, Option<Watch>), Error> {
+        let reply = match result {
+            Some(Ok(result)) => result?,
+            // The single-slot reply queue cannot lag; `None` means the driver is gone.
+            _ => return Err(Error::Closed),
+        };
+        let watch = pending.watch.map(|(path, events)| {
+            let id = match &reply {
+                Reply::Node { watch, .. } | Reply::Exists { watch, .. } => *watch,
+                _ => None,
+            };
+            Watch::new(id, path, events, self.inner.sink.clone())
+        });
+        Ok((reply, watch))
+    }
+
+    /// Subscribes to session events from now on.
+    pub(crate) fn subscribe(&self) -> SessionEvents {
+        let (tx, rx) = channel(self.inner.bound);
+        self.inner.sink.send(Command::Subscribe(tx));
+        SessionEvents::new(rx)
+    }
+
+    /// Asks the driver for the session id once connected, or `Timeout` after `timeout`.
+    pub(crate) fn start_wait_connected(
+        &self,
+        timeout: Duration,
+    ) -> EventReceiver<Result<u64, Error>> {
+        let (reply, rx) = channel(1);
+        self.inner.sink.send(Command::WaitConnected {
+            deadline: Instant::now() + timeout,
+            reply,
+        });
+        rx
+    }
+
+    /// Asks the driver to close; the returned queue ends once the client is closed.
+    pub(crate) fn start_close(&self) -> EventReceiver<()> {
+        let (done, rx) = channel(1);
+        self.inner.sink.send(Command::Close { done });
+        rx
+    }
+}
+
+/// The operations behind the API methods, shared by the async and blocking APIs.
+pub(crate) mod ops {
+    use super::*;
+    use bytes::Bytes;
+    use pyxis_core::{CreateMode, EventMask};
+
+    pub(crate) fn create(path: &str, data: Bytes, mode: CreateMode) -> Op {
+        Op::Create {
+            path: path.to_owned(),
+            data: Some(data),
+            mode,
+        }
+    }
+
+    pub(crate) fn delete(path: &str) -> Op {
+        Op::Delete {
+            path: path.to_owned(),
+        }
+    }
+
+    pub(crate) fn write(path: &str, data: Bytes) -> Op {
+        Op::Write {
+            path: path.to_owned(),
+            data,
+        }
+    }
+
+    pub(crate) fn read(path: &str, show_hidden: Option<bool>, watch: Option<WatchSpec>) -> Op {
+        Op::Read {
+            path: path.to_owned(),
+            show_hidden,
+            watch,
+        }
+    }
+
+    /// A watch is armed with an exists (stat + watch): the call returns once the server
+    /// has registered it, so no later change can slip by unseen.
+    pub(crate) fn watch(path: &str, mask: EventMask, recursive: bool, mode: WatchMode) -> Op {
+        Op::Exists {
+            path: path.to_owned(),
+            watch: Some(spec(path, mask, recursive, mode)),
+        }
+    }
+
+    pub(crate) fn spec(path: &str, mask: EventMask, recursive: bool, mode: WatchMode) -> WatchSpec {
+        let mut spec = WatchSpec::new(path, mask);
+        spec.recursive = recursive;
+        spec.mode = mode;
+        spec
+    }
+
+    pub(crate) fn exists(path: &str) -> Op {
+        Op::Exists {
+            path: path.to_owned(),
+            watch: None,
+        }
+    }
+
+    /// The node of a read.
+    pub(crate) fn node(reply: Reply) -> Result<Node, Error> {
+        match reply {
+            Reply::Node { node, .. } => Ok(node),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// The node of an exists.
+    pub(crate) fn maybe_node(reply: Reply) -> Result<Option<Node>, Error> {
+        match reply {
+            Reply::Exists { node, .. } => Ok(node),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn unexpected(reply: &Reply) -> Error {
+        Error::Protocol {
+            reason: format!("unexpected reply kind: {reply:?}"),
+        }
+    }
+
+    /// The watch a watching call must have produced.
+    pub(crate) fn armed(watch: Option<Watch>) -> Result<Watch, Error> {
+        watch.ok_or_else(|| Error::Protocol {
+            reason: "a watching call returned no watch".into(),
+        })
+    }
+}

@@ -1,0 +1,136 @@
+//! What an application chooses when it connects: [`Options`], [`ReadOptions`], and the
+//! reasons a connect can fail ([`ConnectError`]).
+//!
+//! Owns: the option types, their defaults, and their translation into a core
+//! [`Config`]. Must never hold protocol state or decide protocol behaviour: every knob
+//! maps onto a core setting or an adapter queue bound.
+
+use std::hash::BuildHasher;
+use std::time::Duration;
+
+use pyxis_core::{Config, ConfigError};
+
+/// Connection options shared by every adapter. Start from [`Options::default`] and set
+/// fields.
+///
+/// ```
+/// use std::time::Duration;
+/// use pyxis_client_common::Options;
+///
+/// let mut options = Options::default();
+/// options.session_timeout = Duration::from_secs(10);
+/// options.seed = Some(7);
+/// let config = options.config(["127.0.0.1:7000"]);
+/// assert_eq!(config.session_timeout, Duration::from_secs(10));
+/// assert_eq!(config.seed, 7);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Session timeout asked of the server (default 5 s, the minimum).
+    pub session_timeout: Duration,
+    /// A session id to resume (its ephemeral nodes are kept if it is still alive).
+    pub resume_sid: Option<u64>,
+    /// How long an operation may wait, across reconnects, before failing with
+    /// `Error::Timeout` (default 10 s).
+    pub request_timeout: Duration,
+    /// How long one connection attempt (TCP connect + register) may take (default 2 s).
+    pub connect_timeout: Duration,
+    /// Seed for server choice and backoff jitter (`None`, the default: drawn from the
+    /// operating system's entropy, so clients spread over the servers).
+    pub seed: Option<u64>,
+    /// Drop children whose name starts with `_` from reads unless asked (default `true`,
+    /// like the Go client).
+    pub hide_hidden_children: bool,
+    /// Unread events kept per watch and per session-event subscriber before the oldest
+    /// are dropped (default 1 024; see [`Lagged`](crate::Lagged)).
+    pub event_queue_bound: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        let core = Config::new(["unused:0"]);
+        Options {
+            session_timeout: core.session_timeout,
+            resume_sid: None,
+            request_timeout: core.request_timeout,
+            connect_timeout: core.connect_timeout,
+            seed: None,
+            hide_hidden_children: core.hide_hidden_children,
+            event_queue_bound: 1024,
+        }
+    }
+}
+
+impl Options {
+    /// The core configuration for these servers and options.
+    pub fn config<I, S>(&self, addrs: I) -> Config
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut config = Config::new(addrs);
+        config.session_timeout = self.session_timeout;
+        config.resume_sid = self.resume_sid;
+        config.request_timeout = self.request_timeout;
+        config.connect_timeout = self.connect_timeout;
+        config.hide_hidden_children = self.hide_hidden_children;
+        config.seed = self
+            .seed
+            .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));
+        config
+    }
+}
+
+/// Options of one read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ReadOptions {
+    /// Keep children whose name starts with `_` (`None`: the client's default).
+    pub show_hidden: Option<bool>,
+}
+
+impl ReadOptions {
+    /// Read options that keep (`true`) or drop (`false`) hidden children.
+    pub fn show_hidden(show: bool) -> ReadOptions {
+        ReadOptions {
+            show_hidden: Some(show),
+        }
+    }
+}
+
+/// Why `Client::connect` failed (nothing was started).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The server list or an option is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The driver could not be started (no runtime, or a thread could not be spawned).
+    #[error("cannot start the client driver: {0}")]
+    Driver(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entropy_seeds_differ_and_explicit_seed_is_kept() {
+        let options = Options::default();
+        let seeds: std::collections::HashSet<u64> =
+            (0..8).map(|_| options.config(["a:1"]).seed).collect();
+        assert!(seeds.len() > 1, "seeds from entropy should vary: {seeds:?}");
+        let fixed = Options {
+            seed: Some(3),
+            resume_sid: Some(99),
+            hide_hidden_children: false,
+            ..Options::default()
+        };
+        let config = fixed.config(["a:1", "b:2"]);
+        assert_eq!(config.seed, 3);
+        assert_eq!(config.resume_sid, Some(99));
+        assert!(!config.hide_hidden_children);
+        assert_eq!(config.addrs, vec!["a:1".to_string(), "b:2".to_string()]);
+    }
+}

@@ -1,0 +1,552 @@
+//! The scenarios themselves, one `pub async fn` each (see the [parent](super)).
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pyxis_core::{CreateMode, Error, EventMask, EventType, SessionEvent, WatchEvent};
+use pyxis_testkit::TestCluster;
+
+use super::{options, pause, within, Harness, PATIENCE};
+use crate::{AsyncClient, ReadOptions, SessionEvents, Watch, WatchError};
+
+const MAX: usize = 1024 * 1024;
+
+/// The next event of `watch`, within [`PATIENCE`].
+async fn next_event(watch: &mut Watch, what: &str) -> WatchEvent {
+    match within(PATIENCE, what, watch.next()).await {
+        Some(Ok(event)) => event,
+        other => panic!("{what}: expected an event, got {other:?}"),
+    }
+}
+
+/// Reads session events until one matches `want`, within [`PATIENCE`].
+async fn session_event(
+    events: &mut SessionEvents,
+    what: &str,
+    want: impl Fn(&SessionEvent) -> bool,
+) -> SessionEvent {
+    within(PATIENCE, what, async {
+        loop {
+            match events.next().await {
+                Some(Ok(event)) if want(&event) => return event,
+                Some(_) => {}
+                None => panic!("{what}: session events ended"),
+            }
+        }
+    })
+    .await
+}
+
+/// Polls `check` every 20 ms until it holds, within [`PATIENCE`].
+async fn eventually(what: &str, check: impl Fn() -> bool) {
+    within(PATIENCE, what, async {
+        while !check() {
+            pause(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+fn sid_of(client: &AsyncClient) -> u64 {
+    client.sid().unwrap_or_else(|| panic!("no session id"))
+}
+
+/// Create, read, write, exists, delete, and every error: from the server (NotFound,
+/// Exists, InvalidArgument, Internal) and from the client's own checks (InvalidPath,
+/// DataTooLarge, Closed).
+pub async fn crud_and_every_error(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let c = h.client(cluster.addrs(), options(1)).await;
+    let sid = sid_of(&c);
+    c.create("/app", "v0", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let node = c.read("/app").await.unwrap();
+    assert_eq!(
+        (&node.data[..], node.version, node.owner),
+        (&b"v0"[..], 0, sid)
+    );
+    assert!(!node.is_ephemeral());
+    c.write("/app", "v1").await.unwrap();
+    let node = c.read("/app").await.unwrap();
+    assert_eq!((&node.data[..], node.version), (&b"v1"[..], 1));
+    c.create("/app/_hidden", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    c.create("/app/child", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!(c.read("/app").await.unwrap().children, ["child"]);
+    let all = c
+        .read_with("/app", ReadOptions::show_hidden(true))
+        .await
+        .unwrap();
+    assert_eq!(all.children, ["_hidden", "child"]);
+    assert_eq!(c.exists("/nope").await, Ok(None));
+    assert_eq!(c.exists("/app").await.unwrap().map(|n| n.version), Some(1));
+
+    assert!(matches!(c.read("/nope").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        c.delete("/nope").await,
+        Err(Error::NotFound { .. })
+    ));
+    let missing_parent = c.create("/missing/x", "", CreateMode::Persistent).await;
+    assert!(
+        matches!(missing_parent, Err(Error::NotFound { .. })),
+        "{missing_parent:?}"
+    );
+    assert!(matches!(
+        c.create("/app", "", CreateMode::Persistent).await,
+        Err(Error::Exists { .. })
+    ));
+    assert!(matches!(
+        c.delete("/app").await,
+        Err(Error::InvalidArgument { .. })
+    ));
+    c.create_ephemeral("/eph", "").await.unwrap();
+    let under_ephemeral = c.create("/eph/child", "", CreateMode::Persistent).await;
+    assert!(
+        matches!(under_ephemeral, Err(Error::InvalidArgument { .. })),
+        "{under_ephemeral:?}"
+    );
+    let internal = c.write("/pyxis/cluster/leader", "x").await;
+    assert!(
+        matches!(internal, Err(Error::Internal { .. })),
+        "{internal:?}"
+    );
+    let big = c
+        .create("/big", vec![0u8; MAX + 1], CreateMode::Persistent)
+        .await;
+    assert!(matches!(big, Err(Error::DataTooLarge { .. })), "{big:?}");
+    assert!(matches!(
+        c.write("/app", vec![0u8; MAX]).await,
+        Err(Error::DataTooLarge { .. })
+    ));
+    assert!(matches!(
+        c.read("no-slash").await,
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        c.create("/app/", "", CreateMode::Persistent).await,
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(cluster.node("/big").is_none());
+
+    c.delete("/app/_hidden").await.unwrap();
+    c.delete("/app/child").await.unwrap();
+    c.delete("/app").await.unwrap();
+    assert_eq!(c.exists("/app").await, Ok(None));
+    assert!(cluster.node("/app").is_none());
+    c.close().await;
+    assert_eq!(c.read("/").await, Err(Error::Closed));
+}
+
+/// Ephemeral nodes survive a reconnect with the same session, and go with the session
+/// on close and on expiry.
+pub async fn ephemeral_nodes_live_with_their_session(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(2)).await;
+    let sid = sid_of(&a);
+    let mut events = a.session_events();
+    a.create_ephemeral("/e1", "a").await.unwrap();
+    assert_eq!(cluster.node("/e1").and_then(|n| n.owner), Some(sid));
+
+    // A broken connection: the client reconnects with the same session.
+    let leader = cluster.leader().unwrap();
+    cluster
+        .send_garbage(leader, b"\x00\x00\x00\x0cnot-a-frame!")
+        .unwrap();
+    session_event(&mut events, "disconnect", |e| {
+        *e == SessionEvent::Disconnected
+    })
+    .await;
+    let back = session_event(&mut events, "reconnect", |e| {
+        matches!(e, SessionEvent::Connected { .. })
+    })
+    .await;
+    assert_eq!(back, SessionEvent::Connected { sid });
+    assert_eq!(a.read("/e1").await.unwrap().owner, sid);
+
+    // Close: the node is gone when close returns.
+    a.close().await;
+    assert!(cluster.node("/e1").is_none());
+    assert!(!cluster.sessions().unwrap().contains(&sid));
+
+    // Expiry: gone with the session; the client gets a new one.
+    let b = h.client(cluster.addrs(), options(3)).await;
+    let old = sid_of(&b);
+    let mut events = b.session_events();
+    b.create_ephemeral("/e2", "b").await.unwrap();
+    assert!(cluster.expire_session(old).unwrap());
+    assert!(cluster.node("/e2").is_none());
+    // Any request notices the expiry; its own outcome does not matter here.
+    let _ = b.read("/").await;
+    session_event(&mut events, "expiry", |e| {
+        *e == SessionEvent::Expired { old_sid: old }
+    })
+    .await;
+    let new = sid_of(&b);
+    assert_ne!(new, old);
+    b.create_ephemeral("/e3", "").await.unwrap();
+    assert_eq!(cluster.node("/e3").and_then(|n| n.owner), Some(new));
+}
+
+/// Create, Modify, Delete and Children events, recursive and persistent watches, and
+/// read-and-watch; one-shot watches end after their event.
+pub async fn every_watch_event_type_and_recursive_watches(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let c = h.client(cluster.addrs(), options(4)).await;
+    let writer = h.client(cluster.addrs(), options(5)).await;
+    c.create("/w", "", CreateMode::Persistent).await.unwrap();
+
+    let mut created = c.watch("/w/a", EventMask::CREATE, false).await.unwrap();
+    let mut children = c.watch("/w", EventMask::CHILDREN, false).await.unwrap();
+    let mut tree = c
+        .watch_persistent("/w", EventMask::ALL, true)
+        .await
+        .unwrap();
+    writer
+        .create("/w/a", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let e = next_event(&mut created, "create").await;
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Create, "/w/a"));
+    assert!(within(PATIENCE, "one-shot end", created.next())
+        .await
+        .is_none());
+    let e = next_event(&mut children, "children").await;
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Children, "/w"));
+
+    let (node, mut modified) = c.read_and_watch("/w/a", EventMask::MODIFY).await.unwrap();
+    assert_eq!(node.version, 0);
+    writer.write("/w/a", "1").await.unwrap();
+    let e = next_event(&mut modified, "modify").await;
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Modify, "/w/a"));
+
+    let mut deleted = c.watch("/w/a", EventMask::DELETE, false).await.unwrap();
+    writer.delete("/w/a").await.unwrap();
+    let e = next_event(&mut deleted, "delete").await;
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Delete, "/w/a"));
+
+    // The recursive watch sees events below /w, down to grandchildren.
+    writer
+        .create("/w/b", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    writer
+        .create("/w/b/c", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    within(PATIENCE, "recursive grandchild create", async {
+        loop {
+            let e = next_event(&mut tree, "recursive").await;
+            if (e.kind, e.path.as_str()) == (EventType::Create, "/w/b/c") {
+                break;
+            }
+        }
+    })
+    .await;
+    drop(tree);
+    c.close().await;
+    writer.close().await;
+}
+
+/// Writes keep flowing while leadership moves twice: each write succeeds or reports an
+/// unknown outcome, the session and its ephemeral node survive, and a watch keeps firing.
+pub async fn leader_move_during_a_stream_of_writes(h: Harness) {
+    let cluster = Arc::new(TestCluster::start(3));
+    let a = h.client(cluster.addrs(), options(6)).await;
+    let b = h.client(cluster.addrs(), options(7)).await;
+    let sid = sid_of(&a);
+    a.create("/svc", "", CreateMode::Persistent).await.unwrap();
+    a.create_ephemeral("/svc/a", "").await.unwrap();
+    a.create("/data", "0", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let mut watch = b
+        .watch_persistent("/data", EventMask::MODIFY, false)
+        .await
+        .unwrap();
+
+    let moved = Arc::new(AtomicBool::new(false));
+    let mover = {
+        let (cluster, moved) = (cluster.clone(), moved.clone());
+        async move {
+            pause(Duration::from_millis(100)).await;
+            cluster.move_leader(1).unwrap();
+            pause(Duration::from_millis(300)).await;
+            cluster.move_leader(2).unwrap();
+            moved.store(true, Ordering::SeqCst);
+        }
+    };
+    let writes = async {
+        let (mut ok, mut unknown, mut after_moves) = (0, 0, 0);
+        while after_moves < 20 {
+            if moved.load(Ordering::SeqCst) {
+                after_moves += 1;
+            }
+            match within(
+                PATIENCE,
+                "write during move",
+                a.write("/data", format!("{ok}")),
+            )
+            .await
+            {
+                Ok(()) => ok += 1,
+                Err(
+                    Error::Again {
+                        outcome_unknown: true,
+                    }
+                    | Error::ConnectionLoss {
+                        outcome_unknown: true,
+                    },
+                ) => unknown += 1,
+                Err(e) => panic!("unexpected error during a leader move: {e}"),
+            }
+        }
+        (ok, unknown)
+    };
+    let ((ok, _unknown), ()) = futures_lite::future::zip(writes, mover).await;
+    assert!(ok > 0, "no write succeeded");
+    assert_eq!(cluster.leader(), Some(2));
+    assert_eq!(a.sid(), Some(sid));
+    assert_eq!(
+        b.exists("/svc/a").await.unwrap().map(|n| n.owner),
+        Some(sid)
+    );
+
+    while watch.try_recv().is_some() {}
+    a.write("/data", "final").await.unwrap();
+    let e = next_event(&mut watch, "modify after the moves").await;
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Modify, "/data"));
+    assert_eq!(&b.read("/data").await.unwrap().data[..], b"final");
+}
+
+/// A killed leader is replaced; requests wait and succeed; the session survives.
+pub async fn killed_leader_is_replaced(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(8)).await;
+    let sid = sid_of(&a);
+    a.create_ephemeral("/k", "").await.unwrap();
+    let old = cluster.leader().unwrap();
+    cluster.kill(old).unwrap();
+    a.create("/after-kill", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_ne!(cluster.leader(), Some(old));
+    assert_eq!(a.sid(), Some(sid));
+    assert_eq!(a.read("/k").await.unwrap().owner, sid);
+    cluster.restart(old).unwrap();
+    a.write("/after-kill", "x").await.unwrap();
+}
+
+/// During a window without a leader, reads wait and succeed, writes succeed or report
+/// an unknown outcome, and afterwards everything works on the same session.
+pub async fn no_leader_window_is_ridden_through(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(9)).await;
+    let sid = sid_of(&a);
+    cluster.no_leader_for(Duration::from_millis(1500)).unwrap();
+    a.read("/").await.unwrap();
+    match a.create("/during-gap", "", CreateMode::Persistent).await {
+        Ok(())
+        | Err(Error::Again {
+            outcome_unknown: true,
+        }) => {}
+        Err(e) => panic!("unexpected error in a no-leader window: {e}"),
+    }
+    a.create("/after-gap", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    assert_eq!(a.sid(), Some(sid));
+}
+
+/// A client paused past its session timeout (simulated by expiring its session on the
+/// server) learns `Expired` after the new session's `Connected`; its ephemeral nodes
+/// are gone and its watches ride on.
+pub async fn paused_past_session_timeout_gets_a_new_session(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(10)).await;
+    let old = sid_of(&a);
+    let mut events = a.session_events();
+    a.create_ephemeral("/mine", "").await.unwrap();
+    a.create("/p", "", CreateMode::Persistent).await.unwrap();
+    let mut watch = a
+        .watch_persistent("/p", EventMask::MODIFY, false)
+        .await
+        .unwrap();
+    assert!(cluster.expire_session(old).unwrap());
+    let _ = a.exists("/p").await;
+    let connected = session_event(&mut events, "new session", |e| {
+        matches!(e, SessionEvent::Connected { .. })
+    })
+    .await;
+    let expired = session_event(&mut events, "expired", |e| {
+        matches!(e, SessionEvent::Expired { .. })
+    })
+    .await;
+    assert_eq!(expired, SessionEvent::Expired { old_sid: old });
+    let SessionEvent::Connected { sid: new } = connected else {
+        unreachable!()
+    };
+    assert_ne!(new, old);
+    assert_eq!(a.exists("/mine").await, Ok(None));
+    a.write("/p", "after").await.unwrap();
+    let e = within(PATIENCE, "watch after expiry", watch.next()).await;
+    match e {
+        Some(Ok(e)) => assert_eq!(e.kind, EventType::Modify),
+        Some(Err(WatchError::Ended(Error::SessionExpired))) => {}
+        other => panic!("watch after expiry: {other:?}"),
+    }
+}
+
+/// Garbage and an absurd frame length from the server: the client reconnects with the
+/// same session and never panics or allocates the announced size.
+pub async fn garbage_from_the_server_reconnects(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(11)).await;
+    let sid = sid_of(&a);
+    a.create_ephemeral("/g", "").await.unwrap();
+    for garbage in [
+        &b"\xff\xff\xff\xffpyxi"[..],
+        b"\x00\x00\x00\x10pyxiBADCHECKSUM!",
+    ] {
+        let mut events = a.session_events();
+        cluster
+            .send_garbage(cluster.leader().unwrap(), garbage)
+            .unwrap();
+        session_event(&mut events, "disconnect", |e| {
+            *e == SessionEvent::Disconnected
+        })
+        .await;
+        session_event(&mut events, "reconnect", |e| {
+            *e == SessionEvent::Connected { sid }
+        })
+        .await;
+        assert_eq!(a.read("/g").await.unwrap().owner, sid);
+    }
+}
+
+/// 100 tasks share one client: every request completes, pipelined on one connection.
+pub async fn hundred_tasks_share_one_client(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(12)).await;
+    a.create("/t", "", CreateMode::Persistent).await.unwrap();
+    let done = Arc::new(AtomicUsize::new(0));
+    let tasks: Vec<_> = (0..100)
+        .map(|i| {
+            let (a, done) = (a.clone(), done.clone());
+            (h.spawn)(Box::pin(async move {
+                let path = format!("/t/{i}");
+                a.create(&path, format!("{i}"), CreateMode::Persistent)
+                    .await
+                    .unwrap();
+                a.write(&path, format!("{i}!")).await.unwrap();
+                assert_eq!(
+                    a.read(&path).await.unwrap().data,
+                    format!("{i}!").into_bytes()
+                );
+                done.fetch_add(1, Ordering::SeqCst);
+            }))
+        })
+        .collect();
+    within(PATIENCE, "100 tasks", async {
+        for task in tasks {
+            task.await;
+        }
+    })
+    .await;
+    assert_eq!(done.load(Ordering::SeqCst), 100);
+    assert_eq!(a.read("/t").await.unwrap().children.len(), 100);
+}
+
+/// A watch nobody reads keeps at most its bound, reports what it dropped, and never
+/// delays the session (writes, pings) of its client.
+pub async fn slow_consumer_never_stalls_the_session(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let mut opts = options(13);
+    opts.event_queue_bound = 2;
+    let a = h.client(cluster.addrs(), opts).await;
+    let sid = sid_of(&a);
+    a.create("/s", "", CreateMode::Persistent).await.unwrap();
+    let watch = a
+        .watch_persistent("/s", EventMask::MODIFY, false)
+        .await
+        .unwrap();
+    for i in 0..40 {
+        a.write("/s", format!("{i}")).await.unwrap();
+        pause(Duration::from_millis(5)).await;
+    }
+    a.write("/s", "last").await.unwrap();
+    assert_eq!(a.sid(), Some(sid));
+    let items: Vec<_> = std::iter::from_fn(|| watch.try_recv()).collect();
+    assert!(
+        items.len() <= 3,
+        "more than bound + 1 items queued: {items:?}"
+    );
+    if let Some(Err(WatchError::Lagged(n))) = items.first() {
+        assert!(*n > 0);
+    } else {
+        assert!(
+            items.len() <= 2,
+            "a full queue must report the lag first: {items:?}"
+        );
+    }
+    assert!(
+        items
+            .iter()
+            .skip(1)
+            .all(|i| matches!(i, Ok(e) if e.kind == EventType::Modify)),
+        "{items:?}"
+    );
+}
+
+/// Dropping every handle unregisters the session within a bounded time.
+pub async fn dropping_the_last_handle_closes_the_session(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(14)).await;
+    let sid = sid_of(&a);
+    a.create_ephemeral("/d", "").await.unwrap();
+    let clone = a.clone();
+    drop(a);
+    assert!(
+        cluster.node("/d").is_some(),
+        "a clone still holds the session"
+    );
+    drop(clone);
+    eventually("ephemeral node deleted after drop", || {
+        cluster.node("/d").is_none()
+    })
+    .await;
+    assert!(!cluster.sessions().unwrap().contains(&sid));
+}
+
+/// With no server listening, operations and `wait_connected` fail with `Timeout` at
+/// their deadline instead of hanging.
+pub async fn unreachable_servers_time_out(h: Harness) {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let mut opts = options(15);
+    opts.request_timeout = Duration::from_millis(500);
+    let a = within(PATIENCE, "connect", (h.connect)(vec![closed_port], opts))
+        .await
+        .unwrap();
+    let waited = a.wait_connected(Duration::from_millis(300)).await;
+    assert_eq!(
+        waited,
+        Err(Error::Timeout {
+            outcome_unknown: false
+        })
+    );
+    let read = within(PATIENCE, "read deadline", a.read("/")).await;
+    assert_eq!(
+        read,
+        Err(Error::Timeout {
+            outcome_unknown: false
+        })
+    );
+    within(PATIENCE, "close", a.close()).await;
+}

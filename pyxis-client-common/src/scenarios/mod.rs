@@ -1,0 +1,100 @@
+//! The integration scenarios every async adapter runs against a 3-node
+//! [`TestCluster`](pyxis_testkit::TestCluster) over real loopback sockets (feature
+//! `scenarios`, for tests only). Each adapter's test file instantiates them all with
+//! [`async_scenarios!`](crate::async_scenarios) and its runtime's `block_on`; the
+//! blocking adapter runs the same list in its own test file.
+//!
+//! Owns: the scenarios, the [`Harness`] an adapter provides (connect, spawn), and the
+//! bounded waiting helpers. Must never sleep to wait for an outcome without a bound,
+//! depend on a particular runtime (timers come from async-io, which runs its own
+//! reactor), or bind anything but 127.0.0.1.
+
+mod cases;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use futures_lite::FutureExt as _;
+
+use crate::{AsyncClient, ConnectError, Options};
+
+pub use cases::*;
+
+/// A boxed future, as the harness passes them around.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What an adapter provides to the scenarios.
+#[derive(Clone, Copy)]
+pub struct Harness {
+    /// Connects a client (its `AsyncClient` view).
+    pub connect: fn(Vec<String>, Options) -> BoxFuture<Result<AsyncClient, ConnectError>>,
+    /// Spawns a task on the runtime; the returned future completes when it has.
+    pub spawn: fn(BoxFuture<()>) -> BoxFuture<()>,
+}
+
+/// Generous bound for anything that rides through reconnects (the machine is noisy).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Runs `fut`, panicking with `what` if it takes longer than `limit`.
+pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
+    let expired = async {
+        async_io::Timer::after(limit).await;
+        panic!("timed out after {limit:?}: {what}");
+    };
+    fut.or(expired).await
+}
+
+/// Sleeps for `d` (only to pace a scenario, never to wait for an outcome).
+pub async fn pause(d: Duration) {
+    async_io::Timer::after(d).await;
+}
+
+/// Test options: a fixed seed per client index so runs are reproducible.
+pub fn options(seed: u64) -> Options {
+    Options {
+        seed: Some(seed),
+        ..Options::default()
+    }
+}
+
+impl Harness {
+    /// Connects to `addrs` with `options` and waits for the session.
+    pub async fn client(&self, addrs: Vec<String>, options: Options) -> AsyncClient {
+        let client = within(PATIENCE, "connect", (self.connect)(addrs, options))
+            .await
+            .unwrap_or_else(|e| panic!("connect failed: {e}"));
+        within(PATIENCE, "session", client.wait_connected(PATIENCE))
+            .await
+            .unwrap_or_else(|e| panic!("no session: {e}"));
+        client
+    }
+}
+
+/// Generates one `#[test]` per scenario, each running on `$block_on` with `$harness`.
+#[macro_export]
+macro_rules! async_scenarios {
+    ($block_on:path, $harness:expr) => {
+        $crate::async_scenarios!(@each $block_on, $harness;
+            crud_and_every_error,
+            ephemeral_nodes_live_with_their_session,
+            every_watch_event_type_and_recursive_watches,
+            leader_move_during_a_stream_of_writes,
+            killed_leader_is_replaced,
+            no_leader_window_is_ridden_through,
+            paused_past_session_timeout_gets_a_new_session,
+            garbage_from_the_server_reconnects,
+            hundred_tasks_share_one_client,
+            slow_consumer_never_stalls_the_session,
+            dropping_the_last_handle_closes_the_session,
+            unreachable_servers_time_out);
+    };
+    (@each $block_on:path, $harness:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                $block_on($crate::scenarios::$name($harness));
+            }
+        )*
+    };
+}

@@ -1,0 +1,117 @@
+//! # pyxis-tokio: the Pyxis client for tokio
+//!
+//! A thin adapter: one driver task owns the sans-IO [`pyxis_core::Client`], the TCP
+//! connection and a timer, and moves bytes, deadlines and commands between tokio and the
+//! core. Every protocol decision (leader discovery, session, pings, retries, watches)
+//! is the core's; the API, the event routing and the loop itself are shared with the
+//! other adapters through `pyxis-client-common`: this crate only supplies tokio's TCP
+//! and timer ([`AsyncRuntime`](pyxis_client_common::AsyncRuntime)) and spawns the task.
+//!
+//! ```no_run
+//! use pyxis_tokio::{Client, CreateMode, EventMask, Options};
+//!
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = Client::connect(["10.0.0.1:7000", "10.0.0.2:7000"], Options::default()).await?;
+//! client.create("/services", "", CreateMode::Persistent).await.ok();
+//! let mut watch = client.watch("/services", EventMask::CHILDREN, false).await?;
+//! client.create_ephemeral("/services/web-1", "10.0.0.9:8080").await?;
+//! if let Some(Ok(event)) = watch.next().await {
+//!     println!("{event}"); // children /services
+//! }
+//! println!("{:?}", client.read("/services").await?.children);
+//! client.close().await; // unregisters: /services/web-1 is deleted
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## Unread events
+//!
+//! A slow consumer never stalls the connection. Each [`Watch`] and [`SessionEvents`]
+//! keeps at most [`Options::event_queue_bound`] unread events; past that the oldest are
+//! discarded and the next item read is a `Lagged(n)` error counting them.
+
+use std::future::Future;
+use std::io;
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use pyxis_client_common::{
+    AsyncClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
+    ReadOptions, SessionEvent, SessionEvents, Watch, WatchError, WatchEvent,
+};
+use pyxis_client_common::{AsyncRuntime, Driver, Handle};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A Pyxis client on tokio. Clones share one connection and session; dropping the last
+/// clone closes the session in the background. Every operation is a method of
+/// [`AsyncClient`], which this derefs to.
+#[derive(Debug, Clone)]
+pub struct Client {
+    api: AsyncClient,
+}
+
+impl Client {
+    /// Starts a client for these servers (`host:port`) on the current tokio runtime.
+    /// Returns once the driver task runs, without waiting for the session: operations
+    /// wait for it (up to their deadline), or use
+    /// [`wait_connected`](AsyncClient::wait_connected).
+    ///
+    /// Fails if the server list or options are invalid, or if called outside a tokio
+    /// runtime.
+    pub async fn connect<I, S>(addrs: I, options: Options) -> Result<Client, ConnectError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
+        let driver = Driver::new(options.config(addrs), Instant::now())?;
+        let (commands, inbox) = pyxis_client_common::command_channel();
+        let handle = Handle::new(Arc::new(commands), driver.status(), &options);
+        runtime.spawn(pyxis_client_common::async_loop::run::<Tokio>(driver, inbox));
+        Ok(Client {
+            api: AsyncClient::new(handle),
+        })
+    }
+}
+
+impl Deref for Client {
+    type Target = AsyncClient;
+
+    fn deref(&self) -> &AsyncClient {
+        &self.api
+    }
+}
+
+/// tokio's TCP and timer, for the shared adapter loop.
+struct Tokio;
+
+impl AsyncRuntime for Tokio {
+    type Stream = TcpStream;
+
+    async fn connect(addr: String) -> io::Result<TcpStream> {
+        let stream = TcpStream::connect(addr).await?;
+        // Small frames must not wait for Nagle; failing to set it only costs latency.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+
+    fn read<'a>(
+        stream: &'a mut TcpStream,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        stream.read(buf)
+    }
+
+    fn write_all<'a>(
+        stream: &'a mut TcpStream,
+        data: &'a [u8],
+    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
+        stream.write_all(data)
+    }
+
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep_until(deadline.into())
+    }
+}
