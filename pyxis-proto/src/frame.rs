@@ -14,6 +14,9 @@ use crate::rpc::{Request, Response};
 pub const TAG: [u8; 4] = *b"pyxi";
 /// Most bytes the decoder reserves ahead of received data for an incomplete frame.
 const MAX_PREALLOC: usize = 1024 * 1024;
+/// Payloads up to this size are decoded in place (their `bytes` fields copied); larger
+/// ones are split off as shared `Bytes` so big data is never copied twice.
+const SMALL_PAYLOAD: usize = 1024;
 /// Bytes of the big-endian length prefix.
 pub const HEADER_LEN: usize = 4;
 /// Bytes of the Adler-32 trailer.
@@ -174,36 +177,42 @@ impl FrameDecoder {
     /// Takes the next whole frame's payload (tag and checksum verified), or `Ok(None)` if
     /// more bytes are needed.
     pub fn next_payload(&mut self) -> Result<Option<Bytes>, FrameError> {
-        if let Some(err) = &self.failed {
-            return Err(err.clone());
-        }
-        match self.try_next_payload() {
-            Ok(p) => Ok(p),
-            Err(e) => Err(self.fail(e)),
-        }
+        Ok(self
+            .checked_frame_len()?
+            .map(|total| self.split_payload(total)))
     }
 
     /// Takes the next whole frame as a [`Request`] (the server side of the codec).
     pub fn next_request(&mut self) -> Result<Option<Request>, FrameError> {
-        self.next_message(decode_request)
+        self.next_message(|p| decode_request(p), decode_request)
     }
 
     /// Takes the next whole frame as a [`Response`] (the client side of the codec).
     pub fn next_response(&mut self) -> Result<Option<Response>, FrameError> {
-        self.next_message(decode_response)
+        self.next_message(|p| decode_response(p), decode_response)
     }
 
     fn next_message<M>(
         &mut self,
-        decode: fn(Bytes) -> Result<M, DecodeError>,
+        decode_small: fn(&[u8]) -> Result<M, DecodeError>,
+        decode_large: fn(Bytes) -> Result<M, DecodeError>,
     ) -> Result<Option<M>, FrameError> {
-        match self.next_payload()? {
-            None => Ok(None),
-            Some(payload) => match decode(payload) {
-                Ok(m) => Ok(Some(m)),
-                Err(e) => Err(self.fail(FrameError::BadPayload(e))),
-            },
-        }
+        let Some(total) = self.checked_frame_len()? else {
+            return Ok(None);
+        };
+        let payload = HEADER_LEN + TAG.len()..total - CHECKSUM_LEN;
+        let decoded = if payload.len() <= SMALL_PAYLOAD {
+            // Decode in place and copy the (small) `bytes` fields: cheaper than turning the
+            // buffer into shared `Bytes`, which costs an allocation and atomic counts.
+            let decoded = decode_small(&self.buf[payload]);
+            self.buf.advance(total);
+            decoded
+        } else {
+            decode_large(self.split_payload(total))
+        };
+        decoded
+            .map(Some)
+            .map_err(|e| self.fail(FrameError::BadPayload(e)))
     }
 
     fn fail(&mut self, err: FrameError) -> FrameError {
@@ -212,7 +221,16 @@ impl FrameDecoder {
         err
     }
 
-    fn try_next_payload(&mut self) -> Result<Option<Bytes>, FrameError> {
+    /// The length (header included) of the whole, checked frame at the front of the
+    /// buffer, `None` if more bytes are needed; poisons the decoder on an error.
+    fn checked_frame_len(&mut self) -> Result<Option<usize>, FrameError> {
+        if let Some(err) = &self.failed {
+            return Err(err.clone());
+        }
+        self.try_checked_frame_len().map_err(|e| self.fail(e))
+    }
+
+    fn try_checked_frame_len(&mut self) -> Result<Option<usize>, FrameError> {
         let Some(header) = self.buf.get(..HEADER_LEN) else {
             return Ok(None);
         };
@@ -246,10 +264,15 @@ impl FrameDecoder {
             let found = [checked[0], checked[1], checked[2], checked[3]];
             return Err(FrameError::BadTag { found });
         }
+        Ok(Some(total))
+    }
+
+    /// Splits a checked frame of `total` bytes off the buffer and returns its payload.
+    fn split_payload(&mut self, total: usize) -> Bytes {
         let mut frame = self.buf.split_to(total).freeze();
         frame.advance(HEADER_LEN + TAG.len());
         frame.truncate(frame.len() - CHECKSUM_LEN);
-        Ok(Some(frame))
+        frame
     }
 }
 

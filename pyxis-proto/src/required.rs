@@ -5,7 +5,7 @@
 //! Must never accept a message the original Go or C++ decoders would refuse for a missing
 //! required field.
 
-use bytes::Bytes;
+use bytes::Buf;
 use prost::Message;
 
 use crate::messages::{rpc, wire};
@@ -32,7 +32,10 @@ fn required<T>(v: Option<T>, message: &'static str, field: &'static str) -> Resu
 }
 
 /// Decodes a `Request` payload, refusing one with a required field missing.
-pub fn decode_request(payload: Bytes) -> Result<rpc::Request, DecodeError> {
+///
+/// With a `Bytes` payload the `bytes` fields share its memory (no copy); with a slice
+/// they are copied.
+pub fn decode_request(payload: impl Buf) -> Result<rpc::Request, DecodeError> {
     let w = wire::Request::decode(payload)?;
     Ok(rpc::Request {
         sid: w.sid,
@@ -94,7 +97,10 @@ pub fn decode_request(payload: Bytes) -> Result<rpc::Request, DecodeError> {
 }
 
 /// Decodes a `Response` payload, refusing one with a required field missing.
-pub fn decode_response(payload: Bytes) -> Result<rpc::Response, DecodeError> {
+///
+/// With a `Bytes` payload the `bytes` fields share its memory (no copy); with a slice
+/// they are copied.
+pub fn decode_response(payload: impl Buf) -> Result<rpc::Response, DecodeError> {
     let w = wire::Response::decode(payload)?;
     Ok(rpc::Response {
         xid: w.xid,
