@@ -123,28 +123,18 @@ impl Client {
             return id;
         }
         // A watch armed by a read is on the read's path, whatever the spec says.
-        let watch = match &op {
-            Op::Read {
-                path,
-                watch: Some(spec),
-                ..
-            }
-            | Op::Exists {
-                path,
-                watch: Some(spec),
-            } => {
-                let spec = WatchSpec {
-                    path: path.clone(),
-                    ..spec.clone()
-                };
-                Some(self.watches.add(spec, false))
-            }
-            _ => None,
-        };
-        self.requests
-            .queue(id, op, now + self.config.request_timeout, watch);
-        self.want_session(now);
-        self.flush_requests();
+        let deadline = now + self.config.request_timeout;
+        let (mut pending, spec) =
+            crate::ops::pending(op, self.config.hide_hidden_children, deadline);
+        pending.watch = spec.map(|spec| self.watches.add(spec, false));
+        let up = self.phase.is_up();
+        if self.requests.add(id, pending, up) {
+            // Queued behind others: writes may still pipeline past held reads.
+            self.want_session(now);
+            self.flush_requests();
+        } else {
+            self.send_op(id);
+        }
         id
     }
 
@@ -259,7 +249,7 @@ impl Client {
             let sent_write = self
                 .requests
                 .get(id)
-                .is_some_and(|p| p.xid.is_some() && p.op.is_write());
+                .is_some_and(|p| p.xid.is_some() && p.kind.is_write());
             self.complete(
                 id,
                 Err(Error::Timeout {
@@ -337,10 +327,20 @@ impl Client {
 
     /// Queues a completion and forgets the request (and the watch of a failed read).
     pub(crate) fn complete(&mut self, id: RequestId, result: Result<crate::Reply, Error>) {
-        if let Some(p) = self.requests.complete(id) {
-            if let (Some(w), Err(_)) = (p.watch, &result) {
-                self.watches.remove(w);
-            }
+        let watch = self.requests.complete(id).and_then(|p| p.watch);
+        self.finish(id, watch, result);
+    }
+
+    /// Queues the completion of a request already taken out of the table; the watch its
+    /// read armed is dropped if it failed.
+    pub(crate) fn finish(
+        &mut self,
+        id: RequestId,
+        watch: Option<WatchId>,
+        result: Result<crate::Reply, Error>,
+    ) {
+        if let (Some(w), Err(_)) = (watch, &result) {
+            self.watches.remove(w);
         }
         self.events.push_back(Event::Completed { id, result });
     }

@@ -11,15 +11,96 @@
 
 use std::time::Instant;
 
+use bytes::BytesMut;
 use pyxis_proto::rpc;
 
 use crate::client::Client;
 use crate::error::Error;
 use crate::reply::{decode_node, server_error, ServerError};
-use crate::requests::Purpose;
+use crate::requests::{OpKind, Pending, Purpose};
 use crate::session::Next;
-use crate::types::{Node, Op, Reply, RequestId};
+use crate::types::{CreateMode, Node, Op, Reply, RequestId, WatchSpec};
 use crate::watches::Arm;
+
+/// Turns an operation into its pending form, moving its strings and data rather than
+/// copying them. Also returns the watch spec it arms, put on the operation's path.
+pub(crate) fn pending(
+    op: Op,
+    hide_default: bool,
+    deadline: Instant,
+) -> (Pending, Option<WatchSpec>) {
+    let on_path = |path: &String, w: WatchSpec| WatchSpec {
+        path: path.clone(),
+        ..w
+    };
+    let (kind, path, data, spec) = match op {
+        Op::Create { path, data, mode } => {
+            let ephemeral = mode == CreateMode::Ephemeral;
+            (OpKind::Create { ephemeral }, path, data, None)
+        }
+        Op::Delete { path } => (OpKind::Delete, path, None, None),
+        Op::Write { path, data } => (OpKind::Write, path, Some(data), None),
+        Op::Read {
+            path,
+            show_hidden,
+            watch,
+        } => {
+            let hide = !show_hidden.unwrap_or(!hide_default);
+            let spec = watch.map(|w| on_path(&path, w));
+            (OpKind::Read { hide }, path, None, spec)
+        }
+        Op::Exists { path, watch } => {
+            let spec = watch.map(|w| on_path(&path, w));
+            (OpKind::Exists, path, None, spec)
+        }
+        Op::Unregister => (OpKind::Unregister, String::new(), None, None),
+    };
+    let p = Pending {
+        kind,
+        path,
+        data,
+        deadline,
+        watch: None,
+        xid: None,
+    };
+    (p, spec)
+}
+
+/// Appends the frame of a pending operation. The path and data are moved into the
+/// message for encoding and moved back after, so nothing is copied.
+fn encode_op(out: &mut BytesMut, p: &mut Pending, mut req: rpc::Request) {
+    let path = std::mem::take(&mut p.path);
+    let data = p.data.take();
+    match p.kind {
+        OpKind::Create { ephemeral } => {
+            let flags = if ephemeral {
+                pyxis_proto::node_flags::EPHEMERAL
+            } else {
+                pyxis_proto::node_flags::PERSISTENT
+            };
+            req.create = Some(rpc::CreateRequest { path, flags, data });
+        }
+        OpKind::Delete => req.delete = Some(rpc::DeleteRequest { path }),
+        OpKind::Write => {
+            req.write = Some(rpc::WriteRequest {
+                path,
+                data: data.unwrap_or_default(),
+            })
+        }
+        OpKind::Read { .. } | OpKind::Exists => req.stat = Some(rpc::StatRequest { path }),
+        OpKind::Unregister => req.unregister = Some(rpc::UnRegisterRequest {}),
+    }
+    pyxis_proto::encode_frame(&req, out);
+    if let Some(c) = req.create {
+        (p.path, p.data) = (c.path, c.data);
+    } else if let Some(d) = req.delete {
+        p.path = d.path;
+    } else if let Some(w) = req.write {
+        (p.path, p.data) = (w.path, Some(w.data));
+    } else if let Some(s) = req.stat {
+        p.path = s.path;
+    }
+}
 
 impl Client {
     /// Sends every operation the request table allows, if a session is up.
@@ -28,47 +109,28 @@ impl Client {
             return;
         }
         for id in self.requests.sendable() {
-            let Some(p) = self.requests.get(id) else {
-                continue;
-            };
-            let mut req = self.op_request(&p.op, p.watch.is_some());
-            req.xid = Some(self.requests.send(Purpose::Op(id)));
-            self.send_frame(&req);
+            self.send_op(id);
         }
     }
 
-    fn op_request(&self, op: &Op, arms_watch: bool) -> rpc::Request {
-        let mut req = rpc::Request {
+    /// Sends the pending operation `id` (with the path's watch registration if it arms
+    /// a watch).
+    pub(crate) fn send_op(&mut self, id: RequestId) {
+        let watch = match self.requests.get(id) {
+            Some(p) if p.watch.is_some() => self.watch_request(&p.path),
+            Some(_) => None,
+            None => return,
+        };
+        let xid = self.requests.send(Purpose::Op(id));
+        let req = rpc::Request {
             sid: self.session.sid,
+            xid: Some(xid),
+            watch,
             ..Default::default()
         };
-        match op {
-            Op::Create { path, data, mode } => {
-                req.create = Some(rpc::CreateRequest {
-                    path: path.clone(),
-                    flags: match mode {
-                        crate::CreateMode::Persistent => pyxis_proto::node_flags::PERSISTENT,
-                        crate::CreateMode::Ephemeral => pyxis_proto::node_flags::EPHEMERAL,
-                    },
-                    data: data.clone(),
-                })
-            }
-            Op::Delete { path } => req.delete = Some(rpc::DeleteRequest { path: path.clone() }),
-            Op::Write { path, data } => {
-                req.write = Some(rpc::WriteRequest {
-                    path: path.clone(),
-                    data: data.clone(),
-                })
-            }
-            Op::Read { path, .. } | Op::Exists { path, .. } => {
-                req.stat = Some(rpc::StatRequest { path: path.clone() });
-                if arms_watch {
-                    req.watch = self.watch_request(path);
-                }
-            }
-            Op::Unregister => req.unregister = Some(rpc::UnRegisterRequest {}),
+        if let Some(p) = self.requests.get_mut(id) {
+            encode_op(&mut self.out, p, req);
         }
-        req
     }
 
     fn watch_request(&self, path: &str) -> Option<rpc::WatchRequest> {
@@ -81,76 +143,69 @@ impl Client {
     }
 
     pub(crate) fn on_op_answer(&mut self, id: RequestId, rsp: &rpc::Response, now: Instant) {
-        let Some(p) = self.requests.get(id) else {
+        // Taken out of the table; put back if it is to be retried.
+        let Some(mut p) = self.requests.complete(id) else {
             return;
         };
-        let path = p.op.path().unwrap_or("/").to_owned();
-        let is_write = p.op.is_write();
         let watch = p.watch;
-        let hide = match &p.op {
-            Op::Read { show_hidden, .. } => {
-                !show_hidden.unwrap_or(!self.config.hide_hidden_children)
-            }
-            _ => self.config.hide_hidden_children,
-        };
-        let is_unregister = matches!(p.op, Op::Unregister);
-        let is_exists = matches!(p.op, Op::Exists { .. });
-        let is_stat = matches!(p.op, Op::Read { .. } | Op::Exists { .. });
-        match server_error(rsp, &path) {
-            None if is_stat => match decode_node(&path, rsp.data.as_ref(), false) {
-                Ok(node) => {
-                    if watch.is_some() {
-                        self.arm_answered(&path, Some(&node));
-                    }
-                    let node = filter_hidden(node, hide);
-                    if let Some(w) = watch {
-                        self.watches.confirm(w);
-                    }
-                    let reply = if is_exists {
-                        Reply::Exists {
-                            node: Some(node),
-                            watch,
+        let outcome = server_error(rsp, &p.path);
+        match (outcome, p.kind) {
+            (None, OpKind::Read { .. } | OpKind::Exists) => {
+                let path = std::mem::take(&mut p.path);
+                match decode_node(path, rsp.data.as_ref(), false) {
+                    Ok(mut node) => {
+                        if let Some(w) = watch {
+                            self.arm_answered(&node.path, Some(&node));
+                            self.watches.confirm(w);
                         }
-                    } else {
-                        Reply::Node { node, watch }
-                    };
-                    self.complete(id, Ok(reply));
+                        let reply = match p.kind {
+                            OpKind::Read { hide } => {
+                                if hide {
+                                    node.children.retain(|c| !c.starts_with('_'));
+                                }
+                                Reply::Node { node, watch }
+                            }
+                            _ => Reply::Exists {
+                                node: Some(node),
+                                watch,
+                            },
+                        };
+                        self.finish(id, watch, Ok(reply));
+                    }
+                    Err(e) => self.finish(id, watch, Err(e)),
                 }
-                Err(e) => self.complete(id, Err(e)),
-            },
-            None => {
-                self.complete(id, Ok(Reply::Done));
-                if is_unregister {
+            }
+            (None, kind) => {
+                self.finish(id, watch, Ok(Reply::Done));
+                if kind == OpKind::Unregister {
                     self.session_ended(now);
                 }
             }
-            Some(ServerError::Final(Error::NotFound { .. })) if is_exists => {
+            (Some(ServerError::Final(Error::NotFound { .. })), OpKind::Exists) => {
                 if let Some(w) = watch {
-                    self.arm_answered(&path, None);
+                    self.arm_answered(&p.path, None);
                     self.watches.confirm(w);
                 }
-                self.complete(id, Ok(Reply::Exists { node: None, watch }));
+                self.finish(id, watch, Ok(Reply::Exists { node: None, watch }));
             }
-            Some(ServerError::Final(e)) => self.complete(id, Err(e)),
-            Some(ServerError::SessionExpired) => {
-                self.complete(id, Err(Error::SessionExpired));
+            (Some(ServerError::Final(e)), _) => self.finish(id, watch, Err(e)),
+            (Some(ServerError::SessionExpired), _) => {
+                self.finish(id, watch, Err(Error::SessionExpired));
                 self.session_expired(now);
             }
-            Some(ServerError::Again) => {
-                if is_write {
-                    self.complete(
-                        id,
-                        Err(Error::Again {
-                            outcome_unknown: true,
-                        }),
-                    );
+            (Some(ServerError::Again), kind) => {
+                if kind.is_write() {
+                    let unknown = Error::Again {
+                        outcome_unknown: true,
+                    };
+                    self.finish(id, watch, Err(unknown));
                 } else {
-                    self.requests.requeue(id);
+                    self.requests.restore(id, p, true);
                 }
                 self.connection_lost(now, Next::Failure, true);
             }
-            Some(ServerError::NotLeader(leader)) => {
-                self.requests.requeue(id);
+            (Some(ServerError::NotLeader(leader)), _) => {
+                self.requests.restore(id, p, true);
                 self.connection_lost(now, Next::Redirect(leader), true);
             }
         }
@@ -188,7 +243,7 @@ impl Client {
 
     pub(crate) fn on_arm_answer(&mut self, path: &str, rsp: &rpc::Response, now: Instant) {
         match server_error(rsp, path) {
-            None => match decode_node(path, rsp.data.as_ref(), false) {
+            None => match decode_node(path.to_owned(), rsp.data.as_ref(), false) {
                 Ok(node) => self.arm_answered(path, Some(&node)),
                 Err(_) => self.watches.armed_unknown(path),
             },
@@ -217,11 +272,4 @@ impl Client {
             }
         }
     }
-}
-
-fn filter_hidden(mut node: Node, hide: bool) -> Node {
-    if hide {
-        node.children.retain(|c| !c.starts_with('_'));
-    }
-    node
 }

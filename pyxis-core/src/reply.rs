@@ -68,7 +68,7 @@ pub(crate) fn server_error(rsp: &rpc::Response, path: &str) -> Option<ServerErro
 /// Decodes a stat answer's `data` as the node at `path`, children sorted and, when
 /// `hide_hidden`, `_`-prefixed children dropped.
 pub(crate) fn decode_node(
-    path: &str,
+    path: String,
     data: Option<&Bytes>,
     hide_hidden: bool,
 ) -> Result<Node, Error> {
@@ -82,7 +82,7 @@ pub(crate) fn decode_node(
     }
     children.sort_unstable();
     Ok(Node {
-        path: path.to_owned(),
+        path,
         data: raw.data.unwrap_or_default(),
         children,
         flags: raw.flags.unwrap_or(0),
@@ -169,15 +169,15 @@ mod tests {
             sid: Some(9),
         };
         let bytes = Bytes::from(raw.encode_to_vec());
-        let n = decode_node("/p", Some(&bytes), true).unwrap();
+        let n = decode_node("/p".into(), Some(&bytes), true).unwrap();
         assert_eq!(n.children, vec!["a", "b"]);
         assert!(n.is_ephemeral());
         assert_eq!((n.version, n.owner), (3, 9));
-        let n = decode_node("/p", Some(&bytes), false).unwrap();
+        let n = decode_node("/p".into(), Some(&bytes), false).unwrap();
         assert_eq!(n.children, vec!["_h", "a", "b"]);
         let bad = Bytes::from_static(&[0xff, 0xff]);
         assert!(matches!(
-            decode_node("/p", Some(&bad), true),
+            decode_node("/p".into(), Some(&bad), true),
             Err(Error::Protocol { .. })
         ));
     }

@@ -8,10 +8,38 @@
 //! build frames, look at answers or decide about connections: the client glue does that
 //! with what this table says.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
-use crate::types::{Op, RequestId, WatchId};
+use bytes::Bytes;
+
+use crate::types::{RequestId, WatchId};
+
+/// What kind of operation a pending request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpKind {
+    Create {
+        ephemeral: bool,
+    },
+    Delete,
+    Write,
+    /// A read (a stat); `hide` drops `_`-prefixed children from the reply.
+    Read {
+        hide: bool,
+    },
+    Exists,
+    Unregister,
+}
+
+impl OpKind {
+    /// Changes server state: never retried once sent; later reads wait for it.
+    pub(crate) fn is_write(self) -> bool {
+        matches!(
+            self,
+            OpKind::Create { .. } | OpKind::Delete | OpKind::Write | OpKind::Unregister
+        )
+    }
+}
 
 /// What an xid in flight was sent for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,8 +59,12 @@ pub(crate) enum Purpose {
 /// An incomplete application operation.
 #[derive(Debug, Clone)]
 pub(crate) struct Pending {
-    /// The operation.
-    pub op: Op,
+    /// What it is.
+    pub kind: OpKind,
+    /// The path it is about (empty for unregister).
+    pub path: String,
+    /// Create or write data.
+    pub data: Option<Bytes>,
     /// When it completes with `Timeout` if still incomplete.
     pub deadline: Instant,
     /// The application watch armed with this read, waiting for the answer.
@@ -41,17 +73,98 @@ pub(crate) struct Pending {
     pub xid: Option<u64>,
 }
 
+/// Incomplete operations by id. Ids grow by one per submit and most complete roughly in
+/// order, so a deque of slots from the oldest incomplete id on gives O(1) insert, lookup
+/// and removal without moving the (large) entries around as a tree would.
+#[derive(Debug, Default)]
+struct Slots {
+    base: u64,
+    slots: VecDeque<Option<Pending>>,
+    len: usize,
+}
+
+impl Slots {
+    fn index(&self, id: RequestId) -> Option<usize> {
+        usize::try_from(id.0.checked_sub(self.base)?).ok()
+    }
+
+    fn insert(&mut self, id: RequestId, p: Pending) {
+        if self.slots.is_empty() {
+            self.base = id.0;
+        }
+        while id.0 < self.base {
+            self.slots.push_front(None);
+            self.base -= 1;
+        }
+        let Some(i) = self.index(id) else { return };
+        while self.slots.len() < i {
+            self.slots.push_back(None);
+        }
+        if self.slots.len() == i {
+            self.slots.push_back(Some(p));
+            self.len += 1;
+        } else if self.slots[i].replace(p).is_none() {
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, id: &RequestId) -> Option<&Pending> {
+        self.slots.get(self.index(*id)?)?.as_ref()
+    }
+
+    fn get_mut(&mut self, id: &RequestId) -> Option<&mut Pending> {
+        let i = self.index(*id)?;
+        self.slots.get_mut(i)?.as_mut()
+    }
+
+    fn remove(&mut self, id: &RequestId) -> Option<Pending> {
+        let i = self.index(*id)?;
+        let p = self.slots.get_mut(i)?.take()?;
+        self.len -= 1;
+        while let Some(None) = self.slots.front() {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        while let Some(None) = self.slots.back() {
+            self.slots.pop_back();
+        }
+        Some(p)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn iter_mut(&mut self) -> impl Iterator<Item = (RequestId, &mut Pending)> {
+        let base = self.base;
+        self.slots
+            .iter_mut()
+            .zip(0u64..)
+            .filter_map(move |(p, i)| Some((RequestId(base + i), p.as_mut()?)))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (RequestId, &Pending)> {
+        let base = self.base;
+        self.slots
+            .iter()
+            .zip(0u64..)
+            .filter_map(move |(p, i)| Some((RequestId(base + i), p.as_ref()?)))
+    }
+}
+
 /// The request table.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
-    pending: BTreeMap<RequestId, Pending>,
+    pending: Slots,
     unsent: BTreeSet<RequestId>,
     writes: BTreeSet<RequestId>,
     unregisters: BTreeSet<RequestId>,
-    deadlines: BTreeSet<(Instant, RequestId)>,
-    xids: BTreeMap<u64, Purpose>,
+    /// Xids in flight for the core's own requests (odd xids). An operation's xid is
+    /// `2 × id` (even): unique on a connection, since an operation is sent at most once
+    /// per connection, and found without a lookup table.
+    internal: BTreeMap<u64, Purpose>,
     next_id: u64,
-    next_xid: u64,
+    next_internal: u64,
 }
 
 impl Requests {
@@ -61,37 +174,41 @@ impl Requests {
         RequestId(self.next_id)
     }
 
-    /// Queues `op` under `id` until `deadline`.
-    pub(crate) fn queue(
-        &mut self,
-        id: RequestId,
-        op: Op,
-        deadline: Instant,
-        watch: Option<WatchId>,
-    ) {
-        if op.is_write() {
+    /// Records the operation `id` until `deadline`. Returns `true` if it was queued, and
+    /// `false` if it may go out at once (`may_send`: a session is up, and nothing queued,
+    /// no earlier write for a read, no unanswered Unregister holds it): the caller then
+    /// sends it right away.
+    pub(crate) fn add(&mut self, id: RequestId, p: Pending, may_send: bool) -> bool {
+        let now = may_send
+            && self.unsent.is_empty()
+            && self.unregisters.is_empty()
+            && (p.kind.is_write() || self.writes.is_empty());
+        self.restore(id, p, !now);
+        !now
+    }
+
+    /// Puts a pending operation (back) in the table, queued if `queued`.
+    pub(crate) fn restore(&mut self, id: RequestId, mut p: Pending, queued: bool) {
+        if p.kind.is_write() {
             self.writes.insert(id);
         }
-        if matches!(op, Op::Unregister) {
+        if p.kind == OpKind::Unregister {
             self.unregisters.insert(id);
         }
-        self.deadlines.insert((deadline, id));
-        self.unsent.insert(id);
-        self.pending.insert(
-            id,
-            Pending {
-                op,
-                deadline,
-                watch,
-                xid: None,
-            },
-        );
+        if queued {
+            self.unsent.insert(id);
+        }
+        p.xid = None;
+        self.pending.insert(id, p);
     }
 
     /// The queued operations that may go out now, in submission order: every write, and
     /// every read with no incomplete write submitted before it; nothing submitted after
     /// an unanswered Unregister (it would reach the ended session).
     pub(crate) fn sendable(&self) -> Vec<RequestId> {
+        if self.unsent.is_empty() {
+            return Vec::new();
+        }
         let first_write = self.writes.first().copied();
         let barrier = self.unregisters.first().copied();
         self.unsent
@@ -102,7 +219,7 @@ impl Requests {
                 Some(u) => *id <= u,
             })
             .filter(|id| {
-                self.pending.get(id).is_some_and(|p| p.op.is_write())
+                self.pending.get(id).is_some_and(|p| p.kind.is_write())
                     || match first_write {
                         None => true,
                         Some(w) => w > *id,
@@ -121,95 +238,105 @@ impl Requests {
         self.pending.get(&id)
     }
 
-    /// A fresh xid for `purpose`, recorded as in flight.
+    /// The operation under `id`, to set its sid, xid and watch before sending.
+    pub(crate) fn get_mut(&mut self, id: RequestId) -> Option<&mut Pending> {
+        self.pending.get_mut(&id)
+    }
+
+    /// The xid for `purpose`, recorded as in flight.
     pub(crate) fn send(&mut self, purpose: Purpose) -> u64 {
-        self.next_xid += 1;
-        let xid = self.next_xid;
-        if let Purpose::Op(id) = &purpose {
-            self.unsent.remove(id);
-            if let Some(p) = self.pending.get_mut(id) {
+        if let Purpose::Op(id) = purpose {
+            let xid = id.0.wrapping_mul(2);
+            if !self.unsent.is_empty() {
+                self.unsent.remove(&id);
+            }
+            if let Some(p) = self.pending.get_mut(&id) {
                 p.xid = Some(xid);
             }
+            return xid;
         }
-        self.xids.insert(xid, purpose);
+        self.next_internal += 1;
+        let xid = self.next_internal.wrapping_mul(2) | 1;
+        self.internal.insert(xid, purpose);
         xid
     }
 
     /// What `xid` was sent for, forgetting it (`None`: unknown or already forgotten).
     pub(crate) fn answered(&mut self, xid: u64) -> Option<Purpose> {
-        self.xids.remove(&xid)
+        if xid & 1 == 1 {
+            return self.internal.remove(&xid);
+        }
+        let id = RequestId(xid / 2);
+        let p = self.pending.get_mut(&id)?;
+        if p.xid != Some(xid) {
+            return None;
+        }
+        p.xid = None;
+        Some(Purpose::Op(id))
     }
 
     /// Forgets `xid` without an answer (its answer, if any, will be ignored).
     pub(crate) fn forget(&mut self, xid: u64) {
-        self.xids.remove(&xid);
+        self.internal.remove(&xid);
     }
 
     /// Forgets every watch arm in flight (their paths are being re-armed).
     pub(crate) fn forget_arms(&mut self) {
-        self.xids.retain(|_, p| !matches!(p, Purpose::Arm(_)));
+        self.internal.retain(|_, p| !matches!(p, Purpose::Arm(_)));
     }
 
-    /// Removes `id` for its completion.
+    /// Removes `id` (for its completion, or to `restore` it).
     pub(crate) fn complete(&mut self, id: RequestId) -> Option<Pending> {
         let p = self.pending.remove(&id)?;
-        self.unsent.remove(&id);
-        self.writes.remove(&id);
-        self.unregisters.remove(&id);
-        self.deadlines.remove(&(p.deadline, id));
-        if let Some(xid) = p.xid {
-            self.xids.remove(&xid);
+        if !self.unsent.is_empty() {
+            self.unsent.remove(&id);
+        }
+        if p.kind.is_write() {
+            self.writes.remove(&id);
+        }
+        if p.kind == OpKind::Unregister {
+            self.unregisters.remove(&id);
         }
         Some(p)
-    }
-
-    /// Puts `id` back in the queue to be sent again.
-    pub(crate) fn requeue(&mut self, id: RequestId) {
-        if let Some(p) = self.pending.get_mut(&id) {
-            if let Some(xid) = p.xid.take() {
-                self.xids.remove(&xid);
-            }
-            self.unsent.insert(id);
-        }
     }
 
     /// The connection is gone: nothing is in flight any more. Reads go back to the queue;
     /// the writes that were in flight are returned, to be completed with an unknown
     /// outcome.
     pub(crate) fn connection_lost(&mut self) -> Vec<RequestId> {
+        self.internal.clear();
         let mut lost_writes = Vec::new();
-        for purpose in std::mem::take(&mut self.xids).into_values() {
-            if let Purpose::Op(id) = purpose {
-                if let Some(p) = self.pending.get_mut(&id) {
-                    p.xid = None;
-                    if p.op.is_write() {
-                        lost_writes.push(id);
-                    } else {
-                        self.unsent.insert(id);
-                    }
+        for (id, p) in self.pending.iter_mut() {
+            if p.xid.take().is_some() {
+                if p.kind.is_write() {
+                    lost_writes.push(id);
+                } else {
+                    self.unsent.insert(id);
                 }
             }
         }
         lost_writes
     }
 
-    /// Every incomplete operation whose deadline is at or before `now`.
+    /// Every incomplete operation whose deadline is at or before `now`. Deadlines are
+    /// `submit`'s `now` plus one fixed timeout and `now` never goes backwards, so they
+    /// grow with the request id: the scan stops at the first one still running.
     pub(crate) fn expired(&self, now: Instant) -> Vec<RequestId> {
-        self.deadlines
+        self.pending
             .iter()
-            .take_while(|(d, _)| *d <= now)
-            .map(|(_, id)| *id)
+            .take_while(|(_, p)| p.deadline <= now)
+            .map(|(id, _)| id)
             .collect()
     }
 
-    /// The earliest deadline.
+    /// The earliest deadline (the oldest incomplete operation's).
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(d, _)| *d)
+        self.pending.iter().next().map(|(_, p)| p.deadline)
     }
 
     /// Every incomplete operation id, in submission order.
     pub(crate) fn ids(&self) -> Vec<RequestId> {
-        self.pending.keys().copied().collect()
+        self.pending.iter().map(|(id, _)| id).collect()
     }
 
     /// The queued (unsent) operation ids, in submission order.
