@@ -1,0 +1,217 @@
+//! The command line grammar: every subcommand, option and default, as clap derive types.
+//!
+//! Owns: [`Cli`], [`Command`] and the per-command argument structs, plus the parsers for
+//! durations and server lists. Must never connect, print or decide an exit code: it only
+//! describes what the user asked for.
+
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::bench::BenchArgs;
+
+/// The server list used when neither `--addrs` nor `PYXIS_ADDRS` is given.
+pub const DEFAULT_ADDRS: &str = "127.0.0.1:7000";
+
+/// `pyxis`: browse, change and watch a Pyxis tree; run a local dev cluster; benchmark.
+#[derive(Debug, Parser)]
+#[command(name = "pyxis", version, about, long_about = None)]
+#[command(after_help = crate::EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Options shared by every subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Servers to use, `host:port` separated by commas (any node: followers redirect)
+    /// [default: 127.0.0.1:7000; `bench` defaults to an embedded test cluster].
+    #[arg(long, global = true, env = "PYXIS_ADDRS", value_delimiter = ',')]
+    pub addrs: Option<Vec<String>>,
+    /// Print JSON (one document, or one line per event for `watch`) instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// How long to wait for the cluster (connecting and each request), e.g. `5s`, `500ms`.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the children of a node.
+    Ls {
+        /// The node.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Also list children whose name starts with `_` (hidden by default).
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Print a node's data and stat (version, flags, owner session, children).
+    Get {
+        /// The node.
+        path: String,
+        /// Write only the raw data bytes to stdout (no stat, no newline).
+        #[arg(long, conflicts_with = "json")]
+        raw: bool,
+    },
+    /// Create a node (its parent must exist).
+    Create {
+        /// The node to create.
+        path: String,
+        /// Its data; `-` reads it from stdin; absent: no data.
+        data: Option<String>,
+        /// Make it ephemeral: it lives as long as this command's session, so the command
+        /// holds the session until Ctrl-C (or `--hold`).
+        #[arg(short, long)]
+        ephemeral: bool,
+        /// With `--ephemeral`: hold the session this long instead of until Ctrl-C.
+        #[arg(long, requires = "ephemeral", value_parser = parse_duration)]
+        hold: Option<Duration>,
+    },
+    /// Replace a node's data (its version grows by one).
+    Set {
+        /// The node.
+        path: String,
+        /// The new data; `-` reads it from stdin.
+        data: String,
+    },
+    /// Delete a node.
+    Rm {
+        /// The node.
+        path: String,
+        /// Delete its descendants first.
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Print the tree under a node.
+    Tree {
+        /// The top of the tree.
+        #[arg(default_value = "/")]
+        path: String,
+        /// Levels below the top to show (unlimited if absent).
+        #[arg(long)]
+        depth: Option<usize>,
+        /// Also show children whose name starts with `_`.
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Stream a node's events, re-arming after each, until Ctrl-C or `--count`.
+    Watch(WatchArgs),
+    /// List live sessions (the `/pyxis/session` proc tree).
+    Sessions,
+    /// Print the current leader and the server list (`/pyxis/cluster`).
+    Leader,
+    /// Start a local test cluster, print its addresses and serve until Ctrl-C.
+    Dev(DevArgs),
+    /// Load a cluster and compare the client with a raw-frame floor (see `pyxis bench --help`).
+    Bench(BenchArgs),
+}
+
+/// Event types a `watch` can select.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EventKind {
+    /// The node was created.
+    Create,
+    /// The node was deleted.
+    Delete,
+    /// The node's data was written.
+    Modify,
+    /// A child was created or deleted.
+    Children,
+}
+
+/// Arguments of `pyxis watch`.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    /// The node to watch (it need not exist: its creation is an event).
+    pub path: String,
+    /// Also report events on descendants.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Event types to report (default: all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub events: Vec<EventKind>,
+    /// Stop after this many events.
+    #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: Option<u64>,
+}
+
+/// Arguments of `pyxis dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Number of nodes (node 0 leads at start).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
+    pub nodes: u16,
+    /// Use the fast test settings (200 ms minimum session timeout, 50 ms expiry checks)
+    /// instead of the real server's defaults.
+    #[arg(long)]
+    pub fast: bool,
+}
+
+impl GlobalArgs {
+    /// The server list: `--addrs`, else `PYXIS_ADDRS`, else [`DEFAULT_ADDRS`].
+    pub fn addrs(&self) -> Vec<String> {
+        match &self.addrs {
+            Some(addrs) if !addrs.is_empty() => addrs.clone(),
+            _ => vec![DEFAULT_ADDRS.to_owned()],
+        }
+    }
+}
+
+/// Parses `250ms`, `5s`, `2m`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 5s, 2m)"))?;
+    let seconds = match unit {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {text:?} (use ms, s or m)"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5h").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn the_grammar_is_consistent_and_addrs_split_on_commas() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from(["pyxis", "--addrs", "a:1,b:2", "ls", "/x"]).unwrap();
+        assert_eq!(cli.global.addrs(), ["a:1", "b:2"]);
+        assert!(matches!(cli.command, Command::Ls { ref path, all: false } if path == "/x"));
+        assert!(Cli::try_parse_from(["pyxis", "watch", "/x", "--count", "0"]).is_err());
+        assert!(Cli::try_parse_from(["pyxis", "create", "/x", "--hold", "1s"]).is_err());
+    }
+}

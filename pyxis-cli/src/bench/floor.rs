@@ -1,0 +1,307 @@
+//! The floor: the benchmark's requests as pre-encoded frames on one raw pipelined TCP
+//! connection, with no client machinery (no core, no driver task, no channels).
+//!
+//! Owns: [`RawSession`] (a registered session on one socket: frames out, answers in) and
+//! [`run`], which keeps `C` requests in flight from a [`Plan`] exactly as the client side
+//! does. Must never retry, reconnect or follow more than a few redirects: anything
+//! unexpected is an error, since the floor must stay the cheapest possible client.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use pyxis_proto::rpc::{
+    CreateRequest, DeleteRequest, RegisterRequest, Request, Response, StatRequest,
+    UnRegisterRequest, WatchRequest, WriteRequest,
+};
+use pyxis_proto::{encode_frame, encode_request, ErrorType, FrameDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::bench::stats::Recorder;
+use crate::bench::workload::{Budget, OpKind, Plan, Schedule};
+use crate::exit::CliError;
+
+/// How long the floor waits for any answer before declaring the server stuck.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Session timeout the floor registers with (long enough for any phase).
+const FLOOR_SESSION_MS: i32 = 60_000;
+/// Redirects followed while looking for the leader.
+const MAX_REDIRECTS: usize = 4;
+/// The xid of the floor's own register/unregister (slots use 1..=C).
+const CONTROL_XID: u64 = u64::MAX;
+
+fn bench_error(what: impl std::fmt::Display) -> CliError {
+    CliError::Bench(format!("floor: {what}"))
+}
+
+/// A session registered on one raw connection to the leader.
+#[derive(Debug)]
+pub struct RawSession {
+    stream: TcpStream,
+    decoder: FrameDecoder,
+    buf: Vec<u8>,
+    /// The session id.
+    pub sid: u64,
+}
+
+impl RawSession {
+    /// Connects to `addrs[0]`, follows kNotLeader redirects, and registers a session.
+    pub async fn open(addrs: &[String]) -> Result<RawSession, CliError> {
+        let mut addr = addrs
+            .first()
+            .cloned()
+            .ok_or_else(|| bench_error("no address"))?;
+        for _ in 0..MAX_REDIRECTS {
+            let stream = TcpStream::connect(&addr)
+                .await
+                .map_err(|e| bench_error(format!("connect {addr}: {e}")))?;
+            stream.set_nodelay(true)?;
+            let mut session = RawSession {
+                stream,
+                decoder: FrameDecoder::new(),
+                buf: vec![0; 16 * 1024],
+                sid: 0,
+            };
+            let register = Request {
+                xid: Some(CONTROL_XID),
+                register: Some(RegisterRequest {
+                    timeout: Some(FLOOR_SESSION_MS),
+                }),
+                ..Default::default()
+            };
+            session.send(&encode_request(&register)).await?;
+            let answer = session.answer().await?;
+            match (answer.err, answer.sid) {
+                (Some(err), _) if err.r#type == ErrorType::KNotLeader as i32 => {
+                    addr = String::from_utf8_lossy(&err.data.unwrap_or_default()).into_owned();
+                }
+                (Some(err), _) if err.r#type != ErrorType::KNone as i32 => {
+                    return Err(bench_error(format!("register refused: {}", err.r#type)))
+                }
+                (_, Some(sid)) => {
+                    session.sid = sid;
+                    return Ok(session);
+                }
+                (_, None) => return Err(bench_error("register answer without sid")),
+            }
+        }
+        Err(bench_error("too many redirects"))
+    }
+
+    /// Writes `frames` (one or more whole frames).
+    pub async fn send(&mut self, frames: &[u8]) -> Result<(), CliError> {
+        self.stream.write_all(frames).await?;
+        Ok(())
+    }
+
+    /// The next answer (waiting at most [`ANSWER_TIMEOUT`]).
+    pub async fn answer(&mut self) -> Result<Response, CliError> {
+        loop {
+            if let Some(answer) = self.decoder.next_response().map_err(bench_error)? {
+                return Ok(answer);
+            }
+            self.fill().await?;
+        }
+    }
+
+    /// Reads what the socket has into the decoder.
+    async fn fill(&mut self) -> Result<(), CliError> {
+        let n = tokio::time::timeout(ANSWER_TIMEOUT, self.stream.read(&mut self.buf))
+            .await
+            .map_err(|_| bench_error("no answer within 10 s"))??;
+        if n == 0 {
+            return Err(bench_error("connection closed by the server"));
+        }
+        self.decoder.extend(&self.buf[..n]);
+        Ok(())
+    }
+
+    /// Ends the session.
+    pub async fn close(mut self) {
+        let unregister = Request {
+            sid: Some(self.sid),
+            xid: Some(CONTROL_XID),
+            unregister: Some(UnRegisterRequest {}),
+            ..Default::default()
+        };
+        if self.send(&encode_request(&unregister)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), self.answer()).await;
+        }
+    }
+
+    /// Arms a creation watch (stat + watch, as the client re-arms) on each path, all
+    /// pipelined in one write, and waits for every answer; returns the elapsed time.
+    pub async fn arm_watches(&mut self, paths: &[String], mask: u32) -> Result<Duration, CliError> {
+        let mut out = BytesMut::new();
+        for (i, path) in paths.iter().enumerate() {
+            let req = Request {
+                sid: Some(self.sid),
+                xid: Some(i as u64 + 1),
+                stat: Some(StatRequest { path: path.clone() }),
+                watch: Some(WatchRequest {
+                    path: Some(path.clone()),
+                    watch: Some(mask),
+                    recursive: Some(false),
+                }),
+                ..Default::default()
+            };
+            encode_frame(&req, &mut out);
+        }
+        let start = Instant::now();
+        self.send(&out).await?;
+        let mut answered = 0;
+        while answered < paths.len() {
+            let answer = self.answer().await?;
+            if answer
+                .xid
+                .is_some_and(|x| x >= 1 && x <= paths.len() as u64)
+            {
+                answered += 1;
+            }
+        }
+        Ok(start.elapsed())
+    }
+}
+
+/// The pre-encoded frames of one slot (xid = slot + 1).
+struct SlotFrames {
+    read: Bytes,
+    write: Bytes,
+    create: Bytes,
+    delete: Bytes,
+}
+
+impl SlotFrames {
+    fn new(plan: &Plan, slot: usize, sid: u64) -> SlotFrames {
+        let base = Request {
+            sid: Some(sid),
+            xid: Some(slot as u64 + 1),
+            ..Default::default()
+        };
+        let node = plan.node(slot);
+        let scratch = plan.scratch(slot);
+        SlotFrames {
+            read: encode_request(&Request {
+                stat: Some(StatRequest { path: node.clone() }),
+                ..base.clone()
+            }),
+            write: encode_request(&Request {
+                write: Some(WriteRequest {
+                    path: node,
+                    data: plan.data.clone(),
+                }),
+                ..base.clone()
+            }),
+            create: encode_request(&Request {
+                create: Some(CreateRequest {
+                    path: scratch.clone(),
+                    flags: 0,
+                    data: Some(plan.data.clone()),
+                }),
+                ..base.clone()
+            }),
+            delete: encode_request(&Request {
+                delete: Some(DeleteRequest { path: scratch }),
+                ..base
+            }),
+        }
+    }
+}
+
+/// Where one slot stands.
+struct SlotState {
+    schedule: Schedule,
+    started: Instant,
+    /// The create of a create+delete is in flight (the delete comes next).
+    creating: bool,
+    busy: bool,
+}
+
+/// Runs the plan's load on `session` until `budget` is spent, then waits for every
+/// request in flight; `progress` counts completed operations.
+pub async fn run(
+    session: &mut RawSession,
+    plan: &Plan,
+    budget: &Budget,
+    progress: &AtomicU64,
+) -> Result<Recorder, CliError> {
+    let frames: Vec<SlotFrames> = (0..plan.concurrency)
+        .map(|slot| SlotFrames::new(plan, slot, session.sid))
+        .collect();
+    let start = Instant::now();
+    let mut slots: Vec<SlotState> = (0..plan.concurrency)
+        .map(|slot| SlotState {
+            schedule: Schedule::new(plan.mix, slot),
+            started: start,
+            creating: false,
+            busy: false,
+        })
+        .collect();
+    let mut recorder = Recorder::new();
+    let mut out = BytesMut::new();
+    let mut in_flight = 0usize;
+    for (slot, state) in slots.iter_mut().enumerate() {
+        if budget.take(start) {
+            start_op(state, &frames[slot], start, &mut out);
+            in_flight += 1;
+        }
+    }
+    session.send(&out).await?;
+    out.clear();
+    while in_flight > 0 {
+        session.fill().await?;
+        let now = Instant::now();
+        while let Some(answer) = session.decoder.next_response().map_err(bench_error)? {
+            let slot = answer
+                .xid
+                .and_then(|x| usize::try_from(x).ok())
+                .and_then(|x| x.checked_sub(1))
+                .filter(|s| *s < slots.len())
+                .ok_or_else(|| bench_error(format!("answer with unknown xid {:?}", answer.xid)))?;
+            let state = &mut slots[slot];
+            if !state.busy {
+                return Err(bench_error(format!("unexpected answer for slot {slot}")));
+            }
+            if answer
+                .err
+                .is_some_and(|e| e.r#type != ErrorType::KNone as i32)
+            {
+                recorder.errors += 1;
+            }
+            if state.creating {
+                state.creating = false;
+                out.extend_from_slice(&frames[slot].delete);
+                continue;
+            }
+            recorder.record(now - state.started);
+            progress.fetch_add(1, Ordering::Relaxed);
+            state.busy = false;
+            if budget.take(now) {
+                start_op(state, &frames[slot], now, &mut out);
+            } else {
+                in_flight -= 1;
+            }
+        }
+        if !out.is_empty() {
+            session.send(&out).await?;
+            out.clear();
+        }
+    }
+    recorder.elapsed = start.elapsed();
+    Ok(recorder)
+}
+
+fn start_op(state: &mut SlotState, frames: &SlotFrames, now: Instant, out: &mut BytesMut) {
+    state.started = now;
+    state.busy = true;
+    let frame = match state.schedule.next_kind() {
+        OpKind::Read => &frames.read,
+        OpKind::Write => &frames.write,
+        OpKind::CreateDelete => {
+            state.creating = true;
+            &frames.create
+        }
+    };
+    out.extend_from_slice(frame);
+}

@@ -1,0 +1,276 @@
+//! The load benchmark: the client side (C tasks sharing K `pyxis-tokio` clients), the
+//! alternation of floor and client phases, and the report with ratios to the floor.
+//!
+//! Owns: setup and teardown of the benchmark's nodes, the client phase, the phase
+//! alternation and [`LoadReport`]. Must never measure the floor itself (that is
+//! [`super::floor`]) nor change what requests are sent (that is the shared [`Plan`]).
+
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyxis_core::Error as PyxisError;
+use pyxis_tokio::{Client, CreateMode, Options};
+use serde::Serialize;
+
+use crate::bench::floor::{self, RawSession};
+use crate::bench::progress::Progress;
+use crate::bench::stats::{micros, Ratios, Recorder, Summary, P99_TARGET, THROUGHPUT_TARGET};
+use crate::bench::workload::{Budget, OpKind, Plan, Schedule};
+use crate::bench::LoadArgs;
+use crate::exit::CliError;
+use crate::output;
+
+/// The result of one load run at one concurrency.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    /// Requests in flight.
+    pub concurrency: usize,
+    /// Clients the tasks share.
+    pub clients: usize,
+    /// The op mix.
+    pub mix: String,
+    /// Floor/client phase pairs run.
+    pub rounds: u32,
+    /// The raw-frame floor.
+    pub floor: Summary,
+    /// The client.
+    pub client: Summary,
+    /// Client ÷ floor.
+    pub ratios: Ratios,
+    /// Throughput ≥ 0.8× floor.
+    pub throughput_ok: bool,
+    /// p99 ≤ 1.5× floor.
+    pub p99_ok: bool,
+}
+
+impl LoadReport {
+    /// The human rendering: one table with the floor, the client and the ratios.
+    pub fn human(&self) -> String {
+        let row = |name: &str, s: &Summary| {
+            vec![
+                name.to_owned(),
+                format!("{:.0}", s.ops_per_sec),
+                micros(s.p50_us),
+                micros(s.p99_us),
+                micros(s.p999_us),
+                s.ops.to_string(),
+                s.errors.to_string(),
+            ]
+        };
+        let r = &self.ratios;
+        let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+        let rows = vec![
+            row("floor (raw frames)", &self.floor),
+            row("pyxis-tokio client", &self.client),
+            vec![
+                "client / floor".to_owned(),
+                format!("{:.2}x", r.throughput),
+                format!("{:.2}x", r.p50),
+                format!("{:.2}x", r.p99),
+                format!("{:.2}x", r.p999),
+                String::new(),
+                String::new(),
+            ],
+        ];
+        format!(
+            "concurrency {} on {} client(s), mix {}, {} round(s)\n{}target: throughput >= {THROUGHPUT_TARGET}x floor: {} ({:.2}x); p99 <= {P99_TARGET}x floor: {} ({:.2}x)\n",
+            self.concurrency,
+            self.clients,
+            self.mix,
+            self.rounds,
+            output::table(&["", "ops/s", "p50", "p99", "p99.9", "ops", "errors"], &rows),
+            verdict(self.throughput_ok),
+            r.throughput,
+            verdict(self.p99_ok),
+            r.p99,
+        )
+    }
+}
+
+/// Runs the load benchmark at each requested concurrency.
+pub async fn run(
+    addrs: &[String],
+    args: &LoadArgs,
+    progress: &Progress,
+) -> Result<Vec<LoadReport>, CliError> {
+    let mut reports = Vec::new();
+    for &concurrency in &args.concurrency {
+        let plan = Plan {
+            mix: args.mix,
+            concurrency,
+            data: bytes::Bytes::from(vec![b'x'; args.size]),
+            root: format!("/pyxis-bench-{}-c{concurrency}", std::process::id()),
+        };
+        let admin = connect(addrs).await?;
+        setup(&admin, &plan).await?;
+        let result = measure(addrs, args, &plan, progress).await;
+        // Teardown even after a failed measurement; its own failure is secondary.
+        let _ = teardown(&admin, &plan).await;
+        admin.close().await;
+        reports.push(result?);
+    }
+    Ok(reports)
+}
+
+async fn measure(
+    addrs: &[String],
+    args: &LoadArgs,
+    plan: &Plan,
+    progress: &Progress,
+) -> Result<LoadReport, CliError> {
+    let clients = args.clients.clamp(1, plan.concurrency);
+    let mut handles = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        handles.push(connect(addrs).await?);
+    }
+    let mut raw = RawSession::open(addrs).await?;
+    // Warm both paths up (connections, caches, allocator) before measuring.
+    let warm = Budget::new(None, Some(plan.concurrency as u64 * 20));
+    let ignored = AtomicU64::new(0);
+    floor::run(&mut raw, plan, &warm, &ignored).await?;
+    let warm = Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
+    client_phase(&handles, plan, warm, Arc::new(AtomicU64::new(0))).await?;
+
+    let mut floor_total = Recorder::new();
+    let mut client_total = Recorder::new();
+    for round in 0..args.rounds {
+        let label = format!("c={} round {}/{}", plan.concurrency, round + 1, args.rounds);
+        let counter = progress.phase(&format!("{label}: floor"));
+        let budget = Budget::new(args.phase_duration().map(|d| Instant::now() + d), args.ops);
+        let floor = floor::run(&mut raw, plan, &budget, &counter).await?;
+        floor_total.merge(&floor);
+        floor_total.elapsed += floor.elapsed;
+        let counter = progress.phase(&format!("{label}: client"));
+        let budget = Arc::new(Budget::new(
+            args.phase_duration().map(|d| Instant::now() + d),
+            args.ops,
+        ));
+        let client = client_phase(&handles, plan, budget, counter).await?;
+        client_total.merge(&client);
+        client_total.elapsed += client.elapsed;
+    }
+    progress.finish_phase();
+    raw.close().await;
+    for handle in &handles {
+        handle.close().await;
+    }
+    let floor = floor_total.summary();
+    let client = client_total.summary();
+    let ratios = Ratios::of(&client, &floor);
+    Ok(LoadReport {
+        concurrency: plan.concurrency,
+        clients,
+        mix: plan.mix.to_string(),
+        rounds: args.rounds,
+        floor,
+        client,
+        ratios,
+        throughput_ok: ratios.throughput_ok(),
+        p99_ok: ratios.p99_ok(),
+    })
+}
+
+/// A client with a session, for measurement or setup.
+pub async fn connect(addrs: &[String]) -> Result<Client, CliError> {
+    let options = Options::default();
+    let client = Client::connect(addrs.iter().cloned(), options)
+        .await
+        .map_err(|e| CliError::Bench(e.to_string()))?;
+    client
+        .wait_connected(Duration::from_secs(10))
+        .await
+        .map_err(|e| CliError::Connect {
+            addrs: addrs.join(","),
+            reason: e.to_string(),
+        })?;
+    Ok(client)
+}
+
+/// Creates the run's root and one node per slot (data of the configured size).
+async fn setup(client: &Client, plan: &Plan) -> Result<(), CliError> {
+    match client
+        .create(&plan.root, bytes::Bytes::new(), CreateMode::Persistent)
+        .await
+    {
+        Ok(()) | Err(PyxisError::Exists { .. }) => {}
+        Err(e) => return Err(CliError::request("bench setup", &plan.root, e)),
+    }
+    for slot in 0..plan.concurrency {
+        let node = plan.node(slot);
+        match client
+            .create(&node, plan.data.clone(), CreateMode::Persistent)
+            .await
+        {
+            Ok(()) | Err(PyxisError::Exists { .. }) => {}
+            Err(e) => return Err(CliError::request("bench setup", &node, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Removes what setup created (and any scratch node a failed run left).
+async fn teardown(client: &Client, plan: &Plan) -> Result<(), CliError> {
+    for slot in 0..plan.concurrency {
+        for path in [plan.node(slot), plan.scratch(slot)] {
+            match client.delete(&path).await {
+                Ok(()) | Err(PyxisError::NotFound { .. }) => {}
+                Err(e) => return Err(CliError::request("bench teardown", &path, e)),
+            }
+        }
+    }
+    client
+        .delete(&plan.root)
+        .await
+        .map_err(|e| CliError::request("bench teardown", &plan.root, e))
+}
+
+/// One client phase: `plan.concurrency` tasks, slot `i` on client `i % K`.
+async fn client_phase(
+    clients: &[Client],
+    plan: &Plan,
+    budget: Arc<Budget>,
+    progress: Arc<AtomicU64>,
+) -> Result<Recorder, CliError> {
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for slot in 0..plan.concurrency {
+        let client = clients[slot % clients.len()].clone();
+        let budget = Arc::clone(&budget);
+        let progress = Arc::clone(&progress);
+        let node = plan.node(slot);
+        let scratch = plan.scratch(slot);
+        let data = plan.data.clone();
+        let mut schedule = Schedule::new(plan.mix, slot);
+        tasks.spawn(async move {
+            let mut recorder = Recorder::new();
+            while budget.take(Instant::now()) {
+                let started = Instant::now();
+                let ok = match schedule.next_kind() {
+                    OpKind::Read => client.read(&node).await.is_ok(),
+                    OpKind::Write => client.write(&node, data.clone()).await.is_ok(),
+                    OpKind::CreateDelete => {
+                        let created = client
+                            .create(&scratch, data.clone(), CreateMode::Persistent)
+                            .await
+                            .is_ok();
+                        client.delete(&scratch).await.is_ok() && created
+                    }
+                };
+                recorder.record(started.elapsed());
+                if !ok {
+                    recorder.errors += 1;
+                }
+                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            recorder
+        });
+    }
+    let mut total = Recorder::new();
+    while let Some(done) = tasks.join_next().await {
+        let recorder = done.map_err(|e| CliError::Bench(format!("load task: {e}")))?;
+        total.merge(&recorder);
+    }
+    total.elapsed = start.elapsed();
+    Ok(total)
+}

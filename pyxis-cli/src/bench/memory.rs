@@ -1,0 +1,148 @@
+//! `pyxis bench memory`: resident memory of N idle clients in one process, next to N raw
+//! registered connections (the floor).
+//!
+//! Owns: the cluster child process (`pyxis dev`, so the servers' memory is not counted),
+//! reading `/proc/self/statm`, and [`MemoryReport`]. Must never leave the child running:
+//! it is killed on every path out.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::bench::floor::RawSession;
+use crate::bench::load::connect;
+use crate::exit::CliError;
+
+/// Page size used to turn `statm` pages into bytes (x86-64 and aarch64 Linux default).
+const PAGE_SIZE: u64 = 4096;
+
+/// Resident memory of idle clients.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    /// Clients opened.
+    pub clients: usize,
+    /// Resident growth per raw registered connection (the floor), bytes.
+    pub raw_bytes_each: f64,
+    /// Resident growth per idle client (connection, driver task, session), bytes.
+    pub client_bytes_each: f64,
+    /// Resident set before the clients, bytes.
+    pub baseline_bytes: u64,
+}
+
+impl MemoryReport {
+    /// The human rendering.
+    pub fn human(&self) -> String {
+        format!(
+            "resident memory of {} idle clients in one process (servers in a child process)\n\
+             per client: {:.1} KiB; per raw registered connection (floor): {:.1} KiB; baseline {:.1} MiB\n",
+            self.clients,
+            self.client_bytes_each / 1024.0,
+            self.raw_bytes_each / 1024.0,
+            self.baseline_bytes as f64 / (1024.0 * 1024.0),
+        )
+    }
+}
+
+/// Resident set size of this process, from `/proc/self/statm` (second field, pages).
+pub fn resident_bytes() -> Result<u64, CliError> {
+    let statm = std::fs::read_to_string("/proc/self/statm")?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|f| f.parse().ok())
+        .ok_or_else(|| CliError::Bench(format!("unexpected /proc/self/statm: {statm:?}")))?;
+    Ok(pages * PAGE_SIZE)
+}
+
+/// A `pyxis dev` child, killed on drop.
+struct DevChild(Child);
+
+impl Drop for DevChild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `pyxis dev --nodes 1 --json` and reads its addresses.
+fn start_dev() -> Result<(DevChild, Vec<String>), CliError> {
+    let exe = std::env::current_exe()?;
+    let mut child = DevChild(
+        Command::new(exe)
+            .args(["--json", "dev", "--nodes", "1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    );
+    let stdout = child
+        .0
+        .stdout
+        .take()
+        .ok_or_else(|| CliError::Bench("dev child has no stdout".into()))?;
+    let mut line = String::new();
+    // One line of at most 64 KiB.
+    BufReader::new(std::io::Read::take(stdout, 64 * 1024)).read_line(&mut line)?;
+    let view: serde_json::Value = serde_json::from_str(&line)
+        .map_err(|e| CliError::Bench(format!("dev printed {line:?}: {e}")))?;
+    let addrs = view["addrs"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect::<Vec<_>>()
+        })
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| CliError::Bench(format!("dev printed no addresses: {line:?}")))?;
+    Ok((child, addrs))
+}
+
+/// Opens `count` raw sessions, then `count` clients, and measures the resident growth.
+pub async fn run(remote: Option<Vec<String>>, count: usize) -> Result<MemoryReport, CliError> {
+    let (_child, addrs) = match remote {
+        Some(addrs) => (None, addrs),
+        None => {
+            let (child, addrs) = tokio::task::spawn_blocking(start_dev)
+                .await
+                .map_err(|e| CliError::Bench(e.to_string()))??;
+            (Some(child), addrs)
+        }
+    };
+    // Warm-up: one client and one raw session, so lazily allocated runtime parts are in
+    // the baseline, not in the first client's share.
+    let warm = connect(&addrs).await?;
+    warm.close().await;
+    RawSession::open(&addrs).await?.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let baseline = resident_bytes()?;
+    let mut raws = Vec::with_capacity(count);
+    for _ in 0..count {
+        raws.push(RawSession::open(&addrs).await?);
+    }
+    let with_raw = resident_bytes()?;
+    for raw in raws {
+        raw.close().await;
+    }
+
+    let before_clients = resident_bytes()?;
+    let mut clients = Vec::with_capacity(count);
+    for _ in 0..count {
+        clients.push(connect(&addrs).await?);
+    }
+    // Let every driver settle into its idle state (ping held by the server).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let with_clients = resident_bytes()?;
+    for client in &clients {
+        client.close().await;
+    }
+    let each = |after: u64, before: u64| after.saturating_sub(before) as f64 / count as f64;
+    Ok(MemoryReport {
+        clients: count,
+        raw_bytes_each: each(with_raw, baseline),
+        client_bytes_each: each(with_clients, before_clients),
+        baseline_bytes: baseline,
+    })
+}

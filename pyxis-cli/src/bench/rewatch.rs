@@ -1,0 +1,137 @@
+//! `pyxis bench rewatch`: how long the client takes to re-register N watches after a
+//! leader move (which drops every server-side watch), measured until the server model
+//! holds all N again; the floor is the same N stat+watch frames pipelined on one raw
+//! connection.
+//!
+//! Owns: arming the watches, the move, polling the model, and [`RewatchReport`]. Must
+//! never count a watch as re-armed on the client's word: only the model's view counts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pyxis_core::EventMask;
+use pyxis_testkit::TestCluster;
+use serde::Serialize;
+
+use crate::bench::floor::RawSession;
+use crate::bench::load::connect;
+use crate::exit::CliError;
+
+/// How long the re-registration may take before the run is declared failed.
+const REARM_DEADLINE: Duration = Duration::from_secs(120);
+/// How often the model is asked how many watches it holds.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+
+/// Re-registration of N watches after a leader move.
+#[derive(Debug, Clone, Serialize)]
+pub struct RewatchReport {
+    /// Watches held.
+    pub watches: usize,
+    /// Arming them the first time (one request each, awaited in turn), ms.
+    pub first_arm_ms: f64,
+    /// Leader move → all N held by the new leader, ms.
+    pub rearm_ms: f64,
+    /// The floor: N stat+watch frames pipelined in one write on a raw connection, ms.
+    pub floor_ms: f64,
+    /// `rearm_ms / floor_ms`.
+    pub ratio: f64,
+}
+
+impl RewatchReport {
+    /// The human rendering.
+    pub fn human(&self) -> String {
+        format!(
+            "re-registering {} watches after a leader move (embedded 3-node cluster)\n\
+             client: {:.1} ms ({:.2} µs per watch) until the new leader holds all of them\n\
+             floor:  {:.1} ms for the same stat+watch frames pipelined on one raw connection\n\
+             ratio:  {:.2}x   (first arm, one awaited call per watch: {:.1} ms)\n",
+            self.watches,
+            self.rearm_ms,
+            self.rearm_ms * 1000.0 / self.watches.max(1) as f64,
+            self.floor_ms,
+            self.ratio,
+            self.first_arm_ms,
+        )
+    }
+}
+
+/// How many of `paths` the model holds a watch on for `sid`.
+fn held(cluster: &TestCluster, sid: u64, paths: &Arc<Vec<String>>) -> Result<usize, CliError> {
+    let paths = Arc::clone(paths);
+    cluster
+        .with_model(move |m, _| paths.iter().filter(|p| m.has_watch(sid, p)).count())
+        .map_err(|e| CliError::Bench(e.to_string()))
+}
+
+/// Arms `count` watches, moves the leader, and times their re-registration.
+pub async fn run(cluster: &Arc<TestCluster>, count: usize) -> Result<RewatchReport, CliError> {
+    let addrs = cluster.addrs();
+    let root = format!("/pyxis-bench-rewatch-{}", std::process::id());
+    let paths: Arc<Vec<String>> = Arc::new((0..count).map(|i| format!("{root}/w{i}")).collect());
+
+    // Floor first, on its own session (its watches are dropped with the session).
+    let mut raw = RawSession::open(&addrs).await?;
+    let floor = raw
+        .arm_watches(&paths, pyxis_proto::event_type::CREATE)
+        .await?;
+    raw.close().await;
+
+    let client = connect(&addrs).await?;
+    let sid = client
+        .sid()
+        .ok_or_else(|| CliError::Bench("no session id".into()))?;
+    let start = Instant::now();
+    let mut watches = Vec::with_capacity(count);
+    for path in paths.iter() {
+        let watch = client
+            .watch(path, EventMask::CREATE, false)
+            .await
+            .map_err(|e| CliError::request("bench rewatch", path, e))?;
+        watches.push(watch);
+    }
+    let first_arm = start.elapsed();
+    let control = Arc::clone(cluster);
+    let check = Arc::clone(&paths);
+    let before = tokio::task::spawn_blocking(move || held(&control, sid, &check))
+        .await
+        .map_err(|e| CliError::Bench(e.to_string()))??;
+    if before != count {
+        return Err(CliError::Bench(format!(
+            "only {before} of {count} watches held before the move"
+        )));
+    }
+
+    let control = Arc::clone(cluster);
+    let check = Arc::clone(&paths);
+    let rearm = tokio::task::spawn_blocking(move || -> Result<Duration, CliError> {
+        let leader = control.leader().unwrap_or(0);
+        let to = (leader + 1) % control.addrs().len();
+        let start = Instant::now();
+        control
+            .move_leader(to)
+            .map_err(|e| CliError::Bench(format!("move leader: {e}")))?;
+        loop {
+            if held(&control, sid, &check)? == check.len() {
+                return Ok(start.elapsed());
+            }
+            if start.elapsed() > REARM_DEADLINE {
+                return Err(CliError::Bench(format!(
+                    "watches not re-armed within {REARM_DEADLINE:?}"
+                )));
+            }
+            std::thread::sleep(POLL_EVERY);
+        }
+    })
+    .await
+    .map_err(|e| CliError::Bench(e.to_string()))??;
+    drop(watches);
+    client.close().await;
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    Ok(RewatchReport {
+        watches: count,
+        first_arm_ms: ms(first_arm),
+        rearm_ms: ms(rearm),
+        floor_ms: ms(floor),
+        ratio: rearm.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+    })
+}

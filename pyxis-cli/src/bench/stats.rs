@@ -1,0 +1,189 @@
+//! Latency and throughput bookkeeping for the benchmarks.
+//!
+//! Owns: [`Recorder`] (an HDR histogram of per-operation latencies plus counters),
+//! [`Summary`] (what is reported) and [`Ratios`] against the floor. Must never measure
+//! anything itself: callers time operations and record them.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Largest latency recorded exactly (longer ones are clamped to it): one minute, in ns.
+const MAX_LATENCY_NS: u64 = 60_000_000_000;
+
+/// Per-operation latencies and counts of one side of a run.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    histogram: Histogram<u64>,
+    /// Operations that completed with an error.
+    pub errors: u64,
+    /// Time spent issuing operations (summed over phases).
+    pub elapsed: Duration,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Recorder {
+    /// An empty recorder (1 ns .. 60 s, 3 significant digits).
+    pub fn new() -> Recorder {
+        // Constant bounds that hdrhistogram accepts (1 ≤ low, high ≥ 2·low, 3 digits).
+        let histogram = Histogram::new_with_bounds(1, MAX_LATENCY_NS, 3)
+            .expect("constant histogram bounds are valid");
+        Recorder {
+            histogram,
+            errors: 0,
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Records one completed operation.
+    pub fn record(&mut self, latency: Duration) {
+        let ns = u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX);
+        self.histogram
+            .saturating_record(ns.clamp(1, MAX_LATENCY_NS));
+    }
+
+    /// Adds another recorder's operations (e.g. another task's or another round's).
+    pub fn merge(&mut self, other: &Recorder) {
+        // Both histograms have the same bounds, so adding cannot fail; if it did, the
+        // counts would be visibly short in the report.
+        let _ = self.histogram.add(&other.histogram);
+        self.errors += other.errors;
+    }
+
+    /// Operations recorded.
+    pub fn ops(&self) -> u64 {
+        self.histogram.len()
+    }
+
+    /// The reported figures.
+    pub fn summary(&self) -> Summary {
+        let us = |q: f64| self.histogram.value_at_quantile(q) as f64 / 1000.0;
+        let seconds = self.elapsed.as_secs_f64();
+        let ops = self.ops();
+        Summary {
+            ops,
+            errors: self.errors,
+            seconds,
+            ops_per_sec: if seconds > 0.0 {
+                ops as f64 / seconds
+            } else {
+                0.0
+            },
+            mean_us: self.histogram.mean() / 1000.0,
+            p50_us: us(0.5),
+            p99_us: us(0.99),
+            p999_us: us(0.999),
+            max_us: self.histogram.max() as f64 / 1000.0,
+        }
+    }
+}
+
+/// What one side of a load run achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Summary {
+    /// Operations completed.
+    pub ops: u64,
+    /// Operations that failed.
+    pub errors: u64,
+    /// Measured time, seconds.
+    pub seconds: f64,
+    /// Throughput.
+    pub ops_per_sec: f64,
+    /// Mean latency, µs.
+    pub mean_us: f64,
+    /// Median latency, µs.
+    pub p50_us: f64,
+    /// 99th percentile latency, µs.
+    pub p99_us: f64,
+    /// 99.9th percentile latency, µs.
+    pub p999_us: f64,
+    /// Largest latency, µs.
+    pub max_us: f64,
+}
+
+/// The client's figures divided by the floor's.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Ratios {
+    /// Client throughput ÷ floor throughput (target ≥ 0.8).
+    pub throughput: f64,
+    /// Client p50 ÷ floor p50.
+    pub p50: f64,
+    /// Client p99 ÷ floor p99 (target ≤ 1.5).
+    pub p99: f64,
+    /// Client p99.9 ÷ floor p99.9.
+    pub p999: f64,
+}
+
+/// Throughput target: at least this fraction of the floor.
+pub const THROUGHPUT_TARGET: f64 = 0.8;
+/// Latency target: p99 at most this multiple of the floor's.
+pub const P99_TARGET: f64 = 1.5;
+
+impl Ratios {
+    /// `client` relative to `floor`.
+    pub fn of(client: &Summary, floor: &Summary) -> Ratios {
+        let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+        Ratios {
+            throughput: ratio(client.ops_per_sec, floor.ops_per_sec),
+            p50: ratio(client.p50_us, floor.p50_us),
+            p99: ratio(client.p99_us, floor.p99_us),
+            p999: ratio(client.p999_us, floor.p999_us),
+        }
+    }
+
+    /// Whether the throughput target is met.
+    pub fn throughput_ok(&self) -> bool {
+        self.throughput >= THROUGHPUT_TARGET
+    }
+
+    /// Whether the p99 target is met.
+    pub fn p99_ok(&self) -> bool {
+        self.p99 <= P99_TARGET
+    }
+}
+
+/// A latency in µs for a table: `812µs`, `1.25ms`.
+pub fn micros(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2}ms", us / 1000.0)
+    } else {
+        format!("{us:.0}µs")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_and_ratios_come_from_the_recorded_values() {
+        let mut floor = Recorder::new();
+        let mut client = Recorder::new();
+        for i in 1..=1000u64 {
+            floor.record(Duration::from_micros(i));
+            client.record(Duration::from_micros(2 * i));
+        }
+        floor.elapsed = Duration::from_secs(1);
+        client.elapsed = Duration::from_secs(2);
+        let (f, c) = (floor.summary(), client.summary());
+        assert_eq!(f.ops, 1000);
+        assert!((f.p50_us - 500.0).abs() < 1.0, "{}", f.p50_us);
+        assert!((f.p99_us - 990.0).abs() < 1.5, "{}", f.p99_us);
+        let r = Ratios::of(&c, &f);
+        assert!((r.throughput - 0.5).abs() < 1e-9);
+        assert!((r.p99 - 2.0).abs() < 0.01);
+        assert!(!r.throughput_ok() && !r.p99_ok());
+        let mut merged = Recorder::new();
+        merged.merge(&floor);
+        merged.merge(&client);
+        assert_eq!(merged.ops(), 2000);
+        assert_eq!(micros(1500.0), "1.50ms");
+        assert_eq!(micros(15.2), "15µs");
+    }
+}

@@ -1,0 +1,476 @@
+//! The tree commands: `ls`, `get`, `create`, `set`, `rm`, `tree`, `watch`, `sessions`,
+//! `leader`, each one session of a `pyxis-tokio` client.
+//!
+//! Owns: opening the command's session, running its operations, and handing the results
+//! to [`crate::output`]. Must never implement protocol behaviour (retries, redirects,
+//! re-arming watches): the client does all of that; a command only asks and prints.
+
+use std::io::{Read as _, Write as _};
+use std::time::Duration;
+
+use bytes::Bytes;
+use pyxis_core::{EventMask, Node};
+use pyxis_tokio::{Client, CreateMode, Options, ReadOptions, SessionEvent, WatchError};
+
+use crate::args::{Command, EventKind, GlobalArgs, WatchArgs};
+use crate::exit::CliError;
+use crate::output::{self, EventView, LeaderView, NodeView, SessionView, TreeView};
+
+/// Most nodes `tree` and `rm --recursive` visit, so a huge tree cannot exhaust memory.
+pub const MAX_TREE_NODES: usize = 100_000;
+
+/// Opens a session with the cluster, waiting at most `--timeout`.
+pub async fn connect(global: &GlobalArgs) -> Result<Client, CliError> {
+    let mut options = Options::default();
+    options.request_timeout = global.timeout;
+    options.connect_timeout = global.timeout.min(Duration::from_secs(2));
+    let list = global.addrs();
+    let addrs = list.join(",");
+    let client = Client::connect(list, options)
+        .await
+        .map_err(|e| CliError::Usage(format!("--addrs {addrs}: {e}")))?;
+    if let Err(e) = client.wait_connected(global.timeout).await {
+        client.close().await;
+        return Err(CliError::Connect {
+            addrs,
+            reason: e.to_string(),
+        });
+    }
+    Ok(client)
+}
+
+/// Runs one tree command on a fresh session and closes it.
+pub async fn run(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
+    let client = connect(global).await?;
+    let result = dispatch(&client, global, command).await;
+    client.close().await;
+    result
+}
+
+async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Result<(), CliError> {
+    let json = global.json;
+    match command {
+        Command::Ls { path, all } => {
+            let node = read(client, "ls", &path, all).await?;
+            if json {
+                print(&output::json(&serde_json::json!({
+                    "path": node.path,
+                    "children": node.children,
+                })))
+            } else {
+                print(
+                    &node
+                        .children
+                        .iter()
+                        .map(|c| format!("{c}\n"))
+                        .collect::<String>(),
+                )
+            }
+        }
+        Command::Get { path, raw } => {
+            let node = read(client, "get", &path, false).await?;
+            if raw {
+                let mut stdout = std::io::stdout().lock();
+                stdout.write_all(&node.data)?;
+                stdout.flush()?;
+                Ok(())
+            } else if json {
+                print(&output::json(&NodeView::of(&node)))
+            } else {
+                print(&NodeView::of(&node).human())
+            }
+        }
+        Command::Create {
+            path,
+            data,
+            ephemeral,
+            hold,
+        } => create(client, json, &path, data.as_deref(), ephemeral, hold).await,
+        Command::Set { path, data } => {
+            let data = data_argument(Some(&data))?.unwrap_or_default();
+            client
+                .write(&path, data)
+                .await
+                .map_err(|e| CliError::request("set", &path, e))?;
+            let node = read(client, "set", &path, false).await?;
+            report(json, "set", &path, &format!("version {}", node.version))
+        }
+        Command::Rm { path, recursive } => {
+            let removed = remove(client, &path, recursive).await?;
+            if json {
+                print(&output::json(&serde_json::json!({ "removed": removed })))
+            } else {
+                print(
+                    &removed
+                        .iter()
+                        .map(|p| format!("removed {p}\n"))
+                        .collect::<String>(),
+                )
+            }
+        }
+        Command::Tree { path, depth, all } => {
+            let mut budget = MAX_TREE_NODES;
+            let tree = tree(client, &path, depth, all, &mut budget).await?;
+            if json {
+                print(&output::json(&tree))
+            } else {
+                print(&tree.human())
+            }
+        }
+        Command::Watch(args) => watch(client, json, args).await,
+        Command::Sessions => sessions(client, json).await,
+        Command::Leader => leader(client, json).await,
+        Command::Dev(_) | Command::Bench(_) => Err(CliError::Usage(
+            "dev and bench do not run on a client session".into(),
+        )),
+    }
+}
+
+/// Writes `text` to stdout.
+fn print(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Prints the outcome of a change: `<verb> <path> (<detail>)` or a JSON object.
+fn report(json: bool, verb: &str, path: &str, detail: &str) -> Result<(), CliError> {
+    if json {
+        print(&output::json(&serde_json::json!({
+            "op": verb,
+            "path": path,
+            "detail": detail,
+        })))
+    } else {
+        print(&format!("{verb} {path} ({detail})\n"))
+    }
+}
+
+async fn read(client: &Client, op: &'static str, path: &str, all: bool) -> Result<Node, CliError> {
+    let options = if all {
+        ReadOptions::show_hidden(true)
+    } else {
+        ReadOptions::default()
+    };
+    client
+        .read_with(path, options)
+        .await
+        .map_err(|e| CliError::request(op, path, e))
+}
+
+/// The data of a `create`/`set` argument: `-` reads stdin, absent means none.
+fn data_argument(data: Option<&str>) -> Result<Option<Bytes>, CliError> {
+    match data {
+        None => Ok(None),
+        Some("-") => {
+            let mut buf = Vec::new();
+            // Bounded: one byte past the node size limit is enough to be refused.
+            std::io::stdin()
+                .lock()
+                .take(pyxis_proto::limits::MAX_NODE_SIZE as u64 + 1)
+                .read_to_end(&mut buf)?;
+            Ok(Some(Bytes::from(buf)))
+        }
+        Some(text) => Ok(Some(Bytes::copy_from_slice(text.as_bytes()))),
+    }
+}
+
+async fn create(
+    client: &Client,
+    json: bool,
+    path: &str,
+    data: Option<&str>,
+    ephemeral: bool,
+    hold: Option<Duration>,
+) -> Result<(), CliError> {
+    let data = data_argument(data)?.unwrap_or_default();
+    let mode = if ephemeral {
+        CreateMode::Ephemeral
+    } else {
+        CreateMode::Persistent
+    };
+    client
+        .create(path, data, mode)
+        .await
+        .map_err(|e| CliError::request("create", path, e))?;
+    if !ephemeral {
+        return report(json, "created", path, "persistent");
+    }
+    let sid = client.sid().unwrap_or(0);
+    let until = match hold {
+        Some(d) => format!("for {d:?}"),
+        None => "until Ctrl-C".to_owned(),
+    };
+    report(
+        json,
+        "created",
+        path,
+        &format!("ephemeral, session {sid}, held {until}"),
+    )?;
+    let mut events = client.session_events();
+    let held = async {
+        match hold {
+            Some(d) => tokio::time::sleep(d).await,
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = held => Ok(()),
+        expired = session_lost(&mut events) => Err(CliError::request("create", path, expired)),
+    }
+}
+
+/// Completes when the session expires or the client closes (the ephemeral node is gone).
+async fn session_lost(events: &mut pyxis_tokio::SessionEvents) -> pyxis_core::Error {
+    loop {
+        match events.next().await {
+            Some(Ok(SessionEvent::Expired { .. })) => return pyxis_core::Error::SessionExpired,
+            Some(Ok(SessionEvent::Closed)) | None => return pyxis_core::Error::Closed,
+            Some(_) => {}
+        }
+    }
+}
+
+/// Deletes `path` (and, when `recursive`, its descendants first); returns the deleted
+/// paths in deletion order.
+async fn remove(client: &Client, path: &str, recursive: bool) -> Result<Vec<String>, CliError> {
+    let mut order = Vec::new();
+    if recursive {
+        // Depth-first, children before parents, bounded by MAX_TREE_NODES.
+        let mut stack = vec![(path.to_owned(), false)];
+        while let Some((node, expanded)) = stack.pop() {
+            if expanded {
+                order.push(node);
+                continue;
+            }
+            let children = read(client, "rm", &node, true).await?.children;
+            if order.len() + stack.len() + children.len() > MAX_TREE_NODES {
+                return Err(CliError::Usage(format!(
+                    "rm -r {path}: more than {MAX_TREE_NODES} nodes"
+                )));
+            }
+            stack.push((node.clone(), true));
+            stack.extend(children.iter().map(|c| (child_path(&node, c), false)));
+        }
+    } else {
+        order.push(path.to_owned());
+    }
+    for node in &order {
+        client
+            .delete(node)
+            .await
+            .map_err(|e| CliError::request("rm", node, e))?;
+    }
+    Ok(order)
+}
+
+/// The path of child `name` of `parent`.
+pub fn child_path(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+async fn tree(
+    client: &Client,
+    path: &str,
+    depth: Option<usize>,
+    all: bool,
+    budget: &mut usize,
+) -> Result<TreeView, CliError> {
+    let node = read(client, "tree", path, all).await?;
+    *budget = budget.saturating_sub(1);
+    let mut view = TreeView {
+        path: path.to_owned(),
+        children: Vec::new(),
+        truncated: false,
+    };
+    if depth == Some(0) || *budget == 0 {
+        view.truncated = !node.children.is_empty();
+        return Ok(view);
+    }
+    for name in &node.children {
+        let child = child_path(path, name);
+        // Recursion depth is bounded by the path length limit (4 095 bytes).
+        let sub = Box::pin(tree(client, &child, depth.map(|d| d - 1), all, budget)).await;
+        match sub {
+            Ok(sub) => view.children.push(sub),
+            // A child deleted while walking is simply not shown.
+            Err(CliError::Request {
+                source: pyxis_core::Error::NotFound { .. },
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(view)
+}
+
+/// The watch mask for `--events` (all node events when empty).
+pub fn event_mask(kinds: &[EventKind]) -> EventMask {
+    if kinds.is_empty() {
+        return EventMask(pyxis_proto::event_type::NODE_EVENTS);
+    }
+    kinds.iter().fold(EventMask(0), |mask, kind| {
+        mask | match kind {
+            EventKind::Create => EventMask::CREATE,
+            EventKind::Delete => EventMask::DELETE,
+            EventKind::Modify => EventMask::MODIFY,
+            EventKind::Children => EventMask::CHILDREN,
+        }
+    })
+}
+
+async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliError> {
+    let mask = event_mask(&args.events);
+    let mut events = client
+        .watch_persistent(&args.path, mask, args.recursive)
+        .await
+        .map_err(|e| CliError::request("watch", &args.path, e))?;
+    let mut session = client.session_events();
+    // Armed on the server: scripts (and the tests) wait for this line on stderr.
+    eprintln!("watching {} for {mask}", args.path);
+    let mut seen = 0u64;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    while args.count.map_or(true, |n| seen < n) {
+        tokio::select! {
+            _ = &mut interrupted => break,
+            state = session.next() => match state {
+                Some(Ok(SessionEvent::Disconnected)) => eprintln!("disconnected; reconnecting"),
+                Some(Ok(SessionEvent::Connected { sid })) => eprintln!("connected (session {sid})"),
+                Some(Ok(SessionEvent::Expired { old_sid })) => {
+                    eprintln!("session {old_sid} expired; watch re-armed on the new session")
+                }
+                _ => {}
+            },
+            event = events.next() => match event {
+                Some(Ok(event)) => {
+                    seen += 1;
+                    let view = EventView::of(&event);
+                    if json {
+                        // One compact JSON document per line (NDJSON).
+                        let line = serde_json::to_string(&view).unwrap_or_default();
+                        print(&format!("{line}\n"))?;
+                    } else {
+                        print(&format!("{}\n", view.human()))?;
+                    }
+                }
+                Some(Err(WatchError::Lagged(n))) => eprintln!("{n} events dropped (output too slow)"),
+                Some(Err(e)) => {
+                    return Err(CliError::WatchEnded { path: args.path, reason: e.to_string() })
+                }
+                None => {
+                    return Err(CliError::WatchEnded { path: args.path, reason: "client closed".into() })
+                }
+            },
+        }
+    }
+    Ok(())
+}
+
+async fn sessions(client: &Client, json: bool) -> Result<(), CliError> {
+    const ROOT: &str = "/pyxis/session";
+    let mine = client.sid();
+    let list = read(client, "sessions", ROOT, true).await?;
+    let mut views = Vec::with_capacity(list.children.len());
+    for name in &list.children {
+        let Some(sid) = parse_sid(name) else { continue };
+        let path = child_path(ROOT, name);
+        let info = match client.read(&path).await {
+            Ok(node) => match serde_json::from_slice(&node.data) {
+                Ok(value) => value,
+                Err(_) => serde_json::Value::String(String::from_utf8_lossy(&node.data).into()),
+            },
+            // The session ended between the listing and this read.
+            Err(pyxis_core::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(CliError::request("sessions", &path, e)),
+        };
+        views.push(SessionView {
+            sid,
+            info,
+            this: Some(sid) == mine,
+        });
+    }
+    views.sort_by_key(|v| v.sid);
+    if json {
+        return print(&output::json(&views));
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|v| {
+            let info = match &v.info {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let this = if v.this { " (this command)" } else { "" };
+            vec![format!("{}{this}", v.sid), info]
+        })
+        .collect();
+    print(&output::table(&["SESSION", "INFO"], &rows))
+}
+
+/// A session id as named under `/pyxis/session`: decimal, or hex with `0x`.
+pub fn parse_sid(name: &str) -> Option<u64> {
+    match name.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => name.parse().ok(),
+    }
+}
+
+async fn leader(client: &Client, json: bool) -> Result<(), CliError> {
+    let leader = read(client, "leader", "/pyxis/cluster/leader", false).await?;
+    let servers = read(client, "leader", "/pyxis/cluster/addrlist", false).await?;
+    let view = LeaderView {
+        leader: String::from_utf8_lossy(&leader.data).into_owned(),
+        servers: String::from_utf8_lossy(&servers.data)
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    };
+    if json {
+        return print(&output::json(&view));
+    }
+    let rows: Vec<Vec<String>> = view
+        .servers
+        .iter()
+        .map(|s| {
+            let role = if *s == view.leader {
+                "leader"
+            } else {
+                "follower"
+            };
+            vec![s.clone(), role.to_owned()]
+        })
+        .collect();
+    print(&output::table(&["SERVER", "ROLE"], &rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn child_paths_and_sids() {
+        assert_eq!(child_path("/", "a"), "/a");
+        assert_eq!(child_path("/a", "b"), "/a/b");
+        assert_eq!(parse_sid("12345"), Some(12345));
+        assert_eq!(parse_sid("0x1f"), Some(31));
+        assert_eq!(parse_sid("db"), None);
+    }
+
+    #[test]
+    fn event_masks_follow_the_selection() {
+        assert_eq!(event_mask(&[]).0, 0x0f);
+        assert_eq!(
+            event_mask(&[EventKind::Create, EventKind::Children]).0,
+            0x09
+        );
+    }
+}

@@ -1,0 +1,184 @@
+//! What can make a `pyxis` command fail, and the exit code each failure maps to.
+//!
+//! Owns: [`CliError`], [`ExitStatus`] and the mapping between them (documented in
+//! [`crate::EXIT_CODES_HELP`]). Must never print or exit by itself: `main` reports the
+//! error on stderr and exits with [`CliError::exit_status`].
+
+use std::process::ExitCode;
+
+use pyxis_core::Error as PyxisError;
+
+/// The documented exit codes of `pyxis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ExitStatus {
+    /// 0: success.
+    Success,
+    /// 1: any other failure (server internal error, protocol violation, local I/O).
+    Failure,
+    /// 2: the command line was malformed (reported by the argument parser).
+    Usage,
+    /// 3: the node (or a create's parent) does not exist.
+    NotFound,
+    /// 4: the node already exists.
+    Exists,
+    /// 5: the request was refused: bad path, data too large, node has children, parent
+    /// ephemeral, write under `/pyxis`.
+    InvalidArgument,
+    /// 6: the cluster could not be reached or did not answer in time (connection refused
+    /// or lost, timeout, no leader, session expired).
+    Connection,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            ExitStatus::Success => 0,
+            ExitStatus::Failure => 1,
+            ExitStatus::Usage => 2,
+            ExitStatus::NotFound => 3,
+            ExitStatus::Exists => 4,
+            ExitStatus::InvalidArgument => 5,
+            ExitStatus::Connection => 6,
+        }
+    }
+}
+
+impl From<ExitStatus> for ExitCode {
+    fn from(status: ExitStatus) -> ExitCode {
+        ExitCode::from(status.code())
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// An operation on `path` failed with the client's error.
+    #[error("{op} {path}: {source}")]
+    Request {
+        /// The operation (`get`, `create`, ...).
+        op: &'static str,
+        /// The path it was about.
+        path: String,
+        /// The client's error.
+        source: PyxisError,
+    },
+    /// No session could be opened with the cluster.
+    #[error("cannot connect to {addrs}: {reason}")]
+    Connect {
+        /// The server list tried.
+        addrs: String,
+        /// Why.
+        reason: String,
+    },
+    /// The command line was valid but its values are not (e.g. a bad benchmark mix).
+    #[error("{0}")]
+    Usage(String),
+    /// Reading stdin or writing stdout failed.
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A watch ended early (the client closed or the session could not be kept).
+    #[error("watch on {path} ended: {reason}")]
+    WatchEnded {
+        /// The watched path.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The local test cluster could not start.
+    #[error("cannot start the dev cluster: {0}")]
+    Dev(String),
+    /// A benchmark could not run to its end.
+    #[error("benchmark: {0}")]
+    Bench(String),
+}
+
+impl CliError {
+    /// Wraps a client error from `op` on `path`.
+    pub fn request(op: &'static str, path: &str, source: PyxisError) -> CliError {
+        CliError::Request {
+            op,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
+    /// The exit status this failure is reported with.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            CliError::Request { source, .. } => status_of(source),
+            CliError::Connect { .. } | CliError::WatchEnded { .. } => ExitStatus::Connection,
+            CliError::Usage(_) => ExitStatus::Usage,
+            CliError::Io(_) | CliError::Dev(_) | CliError::Bench(_) => ExitStatus::Failure,
+        }
+    }
+}
+
+/// The exit status of a client error.
+pub fn status_of(error: &PyxisError) -> ExitStatus {
+    match error {
+        PyxisError::NotFound { .. } => ExitStatus::NotFound,
+        PyxisError::Exists { .. } => ExitStatus::Exists,
+        PyxisError::InvalidArgument { .. }
+        | PyxisError::InvalidPath { .. }
+        | PyxisError::DataTooLarge { .. } => ExitStatus::InvalidArgument,
+        PyxisError::SessionExpired
+        | PyxisError::Again { .. }
+        | PyxisError::NotLeader { .. }
+        | PyxisError::ConnectionLoss { .. }
+        | PyxisError::Timeout { .. }
+        | PyxisError::Closed => ExitStatus::Connection,
+        _ => ExitStatus::Failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_map_to_distinct_documented_codes() {
+        let cases = [
+            (PyxisError::NotFound { path: "/a".into() }, 3),
+            (PyxisError::Exists { path: "/a".into() }, 4),
+            (
+                PyxisError::InvalidArgument {
+                    reason: "has children".into(),
+                },
+                5,
+            ),
+            (PyxisError::DataTooLarge { len: 2, max: 1 }, 5),
+            (
+                PyxisError::Timeout {
+                    outcome_unknown: false,
+                },
+                6,
+            ),
+            (
+                PyxisError::Again {
+                    outcome_unknown: true,
+                },
+                6,
+            ),
+            (
+                PyxisError::Internal {
+                    reason: "boom".into(),
+                },
+                1,
+            ),
+        ];
+        for (error, code) in cases {
+            let cli = CliError::request("get", "/a", error.clone());
+            assert_eq!(cli.exit_status().code(), code, "{error}");
+        }
+        let help = crate::EXIT_CODES_HELP;
+        for code in 0..=6 {
+            assert!(
+                help.contains(&format!("  {code}  ")),
+                "code {code} documented"
+            );
+        }
+    }
+}

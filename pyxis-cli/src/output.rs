@@ -1,0 +1,288 @@
+//! How results are shown: aligned tables for people, JSON documents for scripts.
+//!
+//! Owns: the serializable views of nodes, trees, sessions and events, the table layout,
+//! and the rendering of node data (UTF-8 text or hex). Must never talk to the cluster or
+//! choose exit codes: commands hand it finished values.
+
+use std::fmt::Write as _;
+
+use pyxis_core::{Node, WatchEvent};
+use serde::Serialize;
+
+/// A node as printed by `get` (and inside `--json` output).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NodeView {
+    /// The node's path.
+    pub path: String,
+    /// The data as text when it is valid UTF-8.
+    pub data: Option<String>,
+    /// The data as lowercase hex when it is not valid UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_hex: Option<String>,
+    /// Data length in bytes.
+    pub data_len: usize,
+    /// Grows by one on each write.
+    pub version: u64,
+    /// Whether the node is ephemeral.
+    pub ephemeral: bool,
+    /// Raw flags.
+    pub flags: u32,
+    /// The session that created it.
+    pub owner: u64,
+    /// Child names, sorted.
+    pub children: Vec<String>,
+}
+
+impl NodeView {
+    /// The view of a node read from the cluster.
+    pub fn of(node: &Node) -> NodeView {
+        let (data, data_hex) = match std::str::from_utf8(&node.data) {
+            Ok(text) => (Some(text.to_owned()), None),
+            Err(_) => (None, Some(hex(&node.data))),
+        };
+        NodeView {
+            path: node.path.clone(),
+            data,
+            data_hex,
+            data_len: node.data.len(),
+            version: node.version,
+            // PROTOCOL.md §2: the ephemeral flag is tested as `flags & 1`.
+            ephemeral: node.flags & 1 != 0,
+            flags: node.flags,
+            owner: node.owner,
+            children: node.children.clone(),
+        }
+    }
+
+    /// The human rendering: the data, then a table of the stat fields.
+    pub fn human(&self) -> String {
+        let data = match (&self.data, &self.data_hex) {
+            (Some(text), _) => text.clone(),
+            (None, Some(hex)) => format!("(binary, hex) {hex}"),
+            (None, None) => String::new(),
+        };
+        let kind = if self.ephemeral {
+            "ephemeral"
+        } else {
+            "persistent"
+        };
+        let rows = vec![
+            vec!["path".to_owned(), self.path.clone()],
+            vec!["data".to_owned(), data],
+            vec!["size".to_owned(), format!("{} bytes", self.data_len)],
+            vec!["version".to_owned(), self.version.to_string()],
+            vec!["flags".to_owned(), format!("{kind} ({})", self.flags)],
+            vec!["owner".to_owned(), self.owner.to_string()],
+            vec!["children".to_owned(), self.children.len().to_string()],
+        ];
+        table(&[], &rows)
+    }
+}
+
+/// One node of `pyxis tree --json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TreeView {
+    /// The node's path.
+    pub path: String,
+    /// Its children, depth-first, sorted by name (empty past `--depth`).
+    pub children: Vec<TreeView>,
+    /// Whether children exist beyond the requested depth.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
+}
+
+impl TreeView {
+    /// The human rendering, one node per line with box-drawing branches.
+    pub fn human(&self) -> String {
+        let mut out = format!("{}\n", self.path);
+        self.human_children("", &mut out);
+        out
+    }
+
+    fn human_children(&self, prefix: &str, out: &mut String) {
+        let count = self.children.len();
+        for (i, child) in self.children.iter().enumerate() {
+            let last = i + 1 == count;
+            let name = child.path.rsplit('/').next().unwrap_or(&child.path);
+            let more = if child.truncated { " …" } else { "" };
+            let _ = writeln!(
+                out,
+                "{prefix}{}{name}{more}",
+                if last { "└── " } else { "├── " }
+            );
+            let deeper = format!("{prefix}{}", if last { "    " } else { "│   " });
+            child.human_children(&deeper, out);
+        }
+    }
+}
+
+/// A watch event as printed by `pyxis watch` (one JSON line each with `--json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventView {
+    /// The node the event is about.
+    pub path: String,
+    /// `create`, `delete`, `modify`, `children` (or a hex mask).
+    pub event: String,
+    /// Inferred by the client after a reconnect (the server's event was lost).
+    pub inferred: bool,
+}
+
+impl EventView {
+    /// The view of a watch event.
+    pub fn of(event: &WatchEvent) -> EventView {
+        EventView {
+            path: event.path.clone(),
+            event: event.kind.to_string(),
+            inferred: event.inferred,
+        }
+    }
+
+    /// The human rendering: `<event> <path>`.
+    pub fn human(&self) -> String {
+        let inferred = if self.inferred { " (inferred)" } else { "" };
+        format!("{:<8} {}{inferred}", self.event, self.path)
+    }
+}
+
+/// A live session as printed by `pyxis sessions`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionView {
+    /// The session id.
+    pub sid: u64,
+    /// The server's description (`/pyxis/session/<sid>` data; JSON when it parses).
+    pub info: serde_json::Value,
+    /// Whether this is the session of the `pyxis` command itself.
+    pub this: bool,
+}
+
+/// The leader and server list as printed by `pyxis leader`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaderView {
+    /// The leader's client address.
+    pub leader: String,
+    /// Every server's client address.
+    pub servers: Vec<String>,
+}
+
+/// Lays out rows in aligned columns (two spaces apart); `header` may be empty.
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = rows
+        .iter()
+        .map(Vec::len)
+        .chain([header.len()])
+        .max()
+        .unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    let header_row: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let all = std::iter::once(&header_row).chain(rows.iter());
+    for row in all.clone() {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in all {
+        if row.is_empty() {
+            continue;
+        }
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = widths[i] - cell.chars().count();
+                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Pretty JSON of `value` followed by a newline.
+pub fn json<T: Serialize>(value: &T) -> String {
+    match serde_json::to_string_pretty(value) {
+        Ok(mut text) => {
+            text.push('\n');
+            text
+        }
+        // Serializing these plain views cannot fail; say so rather than print nothing.
+        Err(e) => format!("{{\"error\": {:?}}}\n", e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn node(data: &'static [u8], flags: u32) -> Node {
+        Node {
+            path: "/svc/a".into(),
+            data: Bytes::from_static(data),
+            children: vec!["x".into(), "y".into()],
+            flags,
+            version: 3,
+            owner: 0x10,
+        }
+    }
+
+    #[test]
+    fn text_data_is_shown_as_text_and_binary_as_hex() {
+        let text = NodeView::of(&node(b"hello", 1));
+        assert_eq!(text.data.as_deref(), Some("hello"));
+        assert!(text.ephemeral);
+        let human = text.human();
+        assert!(human.contains("data      hello"), "{human}");
+        assert!(human.contains("ephemeral (1)"), "{human}");
+        assert!(human.contains("owner     16"), "{human}");
+        let binary = NodeView::of(&node(&[0xff, 0x00], 0));
+        assert_eq!(binary.data, None);
+        assert_eq!(binary.data_hex.as_deref(), Some("ff00"));
+        let value: serde_json::Value = serde_json::from_str(&json(&binary)).unwrap();
+        assert_eq!(value["data_hex"], "ff00");
+        assert_eq!(value["children"][1], "y");
+        assert_eq!(value["ephemeral"], false);
+    }
+
+    #[test]
+    fn tables_align_columns() {
+        let rows = vec![
+            vec!["1".to_owned(), "a".to_owned()],
+            vec!["100".to_owned(), "b".to_owned()],
+        ];
+        assert_eq!(table(&["N", "X"], &rows), "N    X\n1    a\n100  b\n");
+    }
+
+    #[test]
+    fn trees_draw_branches() {
+        let leaf = |p: &str| TreeView {
+            path: p.into(),
+            children: vec![],
+            truncated: false,
+        };
+        let tree = TreeView {
+            path: "/".into(),
+            children: vec![
+                TreeView {
+                    path: "/a".into(),
+                    children: vec![leaf("/a/b")],
+                    truncated: false,
+                },
+                leaf("/c"),
+            ],
+            truncated: false,
+        };
+        assert_eq!(tree.human(), "/\n├── a\n│   └── b\n└── c\n");
+    }
+}
