@@ -147,15 +147,17 @@ fn request(kind: Kind, xid: u64) -> Request {
 
 /// `iters` rounds on `rig`, answers prepared beforehand; returns the time of the rounds.
 ///
-/// The answers carry the xids the core uses for operations (twice the request id, an
+/// The operations are built beforehand, as the request of the codec floor is. The
+/// answers carry the xids the core uses for operations (twice the request id, an
 /// implementation detail: a round whose answer does not match panics).
 fn rounds(rig: &mut Rig, kind: Kind, iters: u64) -> Duration {
     let answers: Vec<Bytes> = (0..iters)
         .map(|i| answer(kind, 2 * (rig.next_id + i)))
         .collect();
+    let ops: Vec<Op> = (0..iters).map(|_| op(kind)).collect();
     let start = Instant::now();
-    for a in &answers {
-        rig.client.submit(op(kind), rig.now);
+    for (a, op) in answers.iter().zip(ops) {
+        rig.client.submit(op, rig.now);
         let t = rig.client.poll_transmit().expect("frame");
         black_box(t);
         rig.client.handle_data(rig.conn, a, rig.now);

@@ -152,13 +152,47 @@ impl Slots {
     }
 }
 
+/// A sorted set of request ids that are mostly added at the end and removed at the front
+/// (incomplete writes, incomplete unregisters): O(1) in the common case.
+#[derive(Debug, Default)]
+struct IdQueue(VecDeque<RequestId>);
+
+impl IdQueue {
+    fn insert(&mut self, id: RequestId) {
+        match self.0.back() {
+            Some(last) if *last >= id => {
+                if let Err(i) = self.0.binary_search(&id) {
+                    self.0.insert(i, id);
+                }
+            }
+            _ => self.0.push_back(id),
+        }
+    }
+
+    fn remove(&mut self, id: RequestId) {
+        if self.0.front() == Some(&id) {
+            self.0.pop_front();
+        } else if let Ok(i) = self.0.binary_search(&id) {
+            self.0.remove(i);
+        }
+    }
+
+    fn first(&self) -> Option<RequestId> {
+        self.0.front().copied()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The request table.
 #[derive(Debug, Default)]
 pub(crate) struct Requests {
     pending: Slots,
     unsent: BTreeSet<RequestId>,
-    writes: BTreeSet<RequestId>,
-    unregisters: BTreeSet<RequestId>,
+    writes: IdQueue,
+    unregisters: IdQueue,
     /// Xids in flight for the core's own requests (odd xids). An operation's xid is
     /// `2 × id` (even): unique on a connection, since an operation is sent at most once
     /// per connection, and found without a lookup table.
@@ -209,8 +243,8 @@ impl Requests {
         if self.unsent.is_empty() {
             return Vec::new();
         }
-        let first_write = self.writes.first().copied();
-        let barrier = self.unregisters.first().copied();
+        let first_write = self.writes.first();
+        let barrier = self.unregisters.first();
         self.unsent
             .iter()
             .copied()
@@ -292,10 +326,10 @@ impl Requests {
             self.unsent.remove(&id);
         }
         if p.kind.is_write() {
-            self.writes.remove(&id);
+            self.writes.remove(id);
         }
         if p.kind == OpKind::Unregister {
-            self.unregisters.remove(&id);
+            self.unregisters.remove(id);
         }
         Some(p)
     }
