@@ -33,6 +33,9 @@
 //! 4. `poll_timeout`: arm one timer for that instant and call `handle_timeout` when it
 //!    passes (a `None` means only inputs can change anything).
 //!
+//! The `now` passed in must never go backwards (request deadlines are kept in
+//! submission order on that assumption).
+//!
 //! ```
 //! use std::time::{Duration, Instant};
 //! use pyxis_core::{Client, Config, IoAction, Op};
@@ -105,7 +108,9 @@
 //! ## Behaviours and their tests
 //!
 //! Each behaviour of the design (issue 3) has its own scripted-exchange test in
-//! `tests/behaviours.rs`, run against a small in-test server peer on a virtual clock:
+//! `tests/behaviours.rs` (the whole-client properties are in `tests/properties.rs`), run
+//! against a small in-test server peer (`tests/support`) that decodes what the core
+//! transmits and answers with frames built by pyxis-proto, on a virtual clock:
 //!
 //! | # | behaviour | test |
 //! |---|---|---|
@@ -123,6 +128,7 @@
 //! | 12 | riding through an election | `b12_request_rides_through_an_election` |
 //! | – | same seed ⇒ same outputs | `determinism_same_seed_same_outputs` |
 //! | – | 10 000 random interleavings | `random_interleavings_complete_every_request` |
+//! | – | `Op::Unregister` ends the session, the client stays usable | `unregister_ends_the_session_and_the_client_stays_usable` |
 //! | – | no clock, thread or socket in the source | `source_uses_no_clock_thread_or_socket` |
 
 mod client;
