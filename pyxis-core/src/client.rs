@@ -117,7 +117,7 @@ impl Client {
             self.complete(id, Err(e));
             return id;
         }
-        if op == Op::Unregister && self.phase == Phase::Idle {
+        if matches!(op, Op::Unregister) && self.phase == Phase::Idle {
             // No session to end.
             self.complete(id, Ok(crate::Reply::Done));
             return id;

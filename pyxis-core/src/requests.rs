@@ -1,10 +1,11 @@
 //! The request table: every application operation from `submit` to its one completion.
 //!
-//! Owns: request ids and xids, the queue of operations not yet sent, the xid → purpose
-//! map of what is in flight on the current connection (application operations, but also
-//! Register, ping, watch arms and the closing Unregister), per-request deadlines, and the
-//! read-your-writes rule (a read or stat is not sent while a create/delete/write/unregister
-//! submitted before it is unanswered; writes pipeline among themselves). Must never
+//! Owns: request ids and xids (an operation's xid is twice its request id; the core's own
+//! requests — Register, ping, watch arms, the closing Unregister — use odd xids kept in a
+//! small map), the queue of operations not yet sent, what is in flight on the current
+//! connection, per-request deadlines, and the read-your-writes rule (a read or stat is
+//! not sent while a create/delete/write/unregister submitted before it is unanswered;
+//! writes pipeline among themselves). Must never
 //! build frames, look at answers or decide about connections: the client glue does that
 //! with what this table says.
 
