@@ -1,0 +1,211 @@
+//! Faults: what the network and the cluster do to the clients, and when it stops.
+//!
+//! Owns: the fault mix (connection resets and blackholes, partitions of a client from
+//! some nodes, leader moves, node crashes and restarts, no-leader windows, server-side
+//! session expiry, client pauses past the session timeout) and healing everything when
+//! faults stop. Must never touch a client core directly except to pause it: faults act on
+//! links and on the model.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use crate::world::{Ev, World, MS, NODES, SEC};
+
+/// The fault mix, per mille of fault steps.
+pub const FAULTS: [(&str, u32); 10] = [
+    ("reset a connection", 280),
+    ("blackhole a connection", 70),
+    ("partition a client from some nodes", 130),
+    ("move the leader", 120),
+    ("kill the leader, restart it later", 90),
+    ("kill a follower, restart it later", 50),
+    ("no-leader window", 80),
+    ("pause a client past its session timeout", 60),
+    ("expire a session at the server", 30),
+    ("move the leader after a no-leader window", 90),
+];
+
+impl World {
+    pub(crate) fn fault(&mut self) {
+        if self.now >= self.fault_stop {
+            return;
+        }
+        let next = self.now + self.rng.u64(300 * MS..4 * SEC);
+        self.schedule(next, Ev::Fault);
+        self.stats.faults += 1;
+        let mut roll = self.rng.u32(0..1000);
+        let mut pick = FAULTS.len() - 1;
+        for (i, (_, w)) in FAULTS.iter().enumerate() {
+            if roll < *w {
+                pick = i;
+                break;
+            }
+            roll -= w;
+        }
+        let now = self.now_instant();
+        let live_links: Vec<usize> = (0..self.links.len())
+            .filter(|l| {
+                let l = &self.links[*l];
+                l.carries() && !l.client_gone && !l.server_gone
+            })
+            .collect();
+        let slot = self.rng.usize(0..self.slots.len());
+        let client = self.slots[slot];
+        let remaining = self.fault_stop - self.now;
+        // Known gap 3: a client that misses a leader's departure (paused) and finds it
+        // leading again keeps a connection whose watches the server dropped. Unless gaps
+        // are exercised, leadership does not move while a client is paused.
+        let anyone_paused = self.clients.iter().any(|c| c.paused_until > self.now);
+        if anyone_paused && !self.cfg.exercise_known_gaps && matches!(pick, 3 | 6 | 9) {
+            pick = 0;
+        }
+        match pick {
+            0 | 1 if !live_links.is_empty() => {
+                let link = live_links[self.rng.usize(0..live_links.len())];
+                let c = self.links[link].client;
+                self.clients[c].disturbed = self.now;
+                if pick == 0 {
+                    self.record(("reset", link), || format!("FAULT reset link {link}"));
+                    self.reset_link(link);
+                } else {
+                    self.record(("blackhole", link), || {
+                        format!("FAULT blackhole link {link}")
+                    });
+                    self.blackhole_link(link);
+                }
+            }
+            2 => {
+                let mut cut = BTreeSet::new();
+                for n in 0..NODES {
+                    if self.rng.bool() {
+                        cut.insert(n);
+                    }
+                }
+                let len = self.rng.u64(SEC..8 * SEC).min(remaining);
+                let blackhole = self.rng.bool();
+                self.record(("partition", slot, len), || {
+                    format!("FAULT partition slot {slot} from nodes {cut:?} for {} ms (existing links {})", len / MS, if blackhole { "blackholed" } else { "reset" })
+                });
+                let doomed: Vec<usize> = live_links
+                    .iter()
+                    .copied()
+                    .filter(|l| {
+                        self.clients[self.links[*l].client].slot == slot
+                            && cut.contains(&self.links[*l].node)
+                    })
+                    .collect();
+                for link in doomed {
+                    if blackhole {
+                        self.blackhole_link(link);
+                    } else {
+                        self.reset_link(link);
+                    }
+                }
+                self.partitions.insert(slot, cut);
+                self.clients[client].disturbed = self.now + len;
+                self.schedule(self.now + len, Ev::EndPartition { slot });
+            }
+            3 => {
+                let mut to = self.rng.usize(0..NODES);
+                if !self.cfg.exercise_known_gaps && Some(to) == self.model.leader() {
+                    // Known gap 3: a leader re-elected in place drops every watch while
+                    // its clients stay connected (see `SimConfig::exercise_known_gaps`).
+                    to = (to + 1) % NODES;
+                }
+                self.cluster_disturbed = self.now;
+                let r = self.model.move_leader(to, now);
+                self.record(("move-leader", to), || {
+                    format!("FAULT move leader to {to}: {r:?}")
+                });
+            }
+            4 | 5 => {
+                let leader = self.model.leader();
+                let down = (0..NODES).filter(|n| !self.model.is_up(*n)).count();
+                let target = if pick == 4 {
+                    leader
+                } else {
+                    (0..NODES).find(|n| Some(*n) != leader && self.model.is_up(*n))
+                };
+                if let (Some(n), 0) = (target, down) {
+                    self.cluster_disturbed = self.now;
+                    let r = self.model.kill_node(n, now);
+                    let back = self.rng.u64(SEC..6 * SEC).min(remaining);
+                    self.record(("kill", n), || {
+                        format!("FAULT kill node {n} (restart in {} ms): {r:?}", back / MS)
+                    });
+                    self.schedule(self.now + back, Ev::RestartNode { node: n });
+                }
+            }
+            6 if self.cfg.exercise_known_gaps => {
+                let gap = self.rng.u64(300 * MS..4 * SEC);
+                self.cluster_disturbed = self.now + gap;
+                self.record(("gap", gap), || {
+                    format!("FAULT no leader for {} ms", gap / MS)
+                });
+                self.model
+                    .start_election_gap(Duration::from_micros(gap), now);
+            }
+            7 => {
+                let c = &self.clients[client];
+                if !c.crashed && !c.close_called {
+                    let len = self.rng.u64(6 * SEC..10 * SEC).min(remaining);
+                    self.record(("pause", client, len), || {
+                        format!("FAULT pause client {client} for {} ms", len / MS)
+                    });
+                    let until = self.now + len;
+                    self.pause(client, until);
+                }
+            }
+            8 => {
+                if let Some(sid) = self.clients[client].core.sid() {
+                    self.clients[client].disturbed = self.now;
+                    let alive = self.model.expire_session(sid, now);
+                    self.record(("expire", sid), || {
+                        format!("FAULT server expires session {sid:#x} of client {client} (alive: {alive})")
+                    });
+                }
+            }
+            6 | 9 => {
+                let mut to = self.rng.usize(0..NODES);
+                if !self.cfg.exercise_known_gaps && Some(to) == self.model.leader() {
+                    to = (to + 1) % NODES;
+                }
+                let gap = self.rng.u64(300 * MS..3 * SEC);
+                self.cluster_disturbed = self.now + gap;
+                let r = self
+                    .model
+                    .move_leader_after_gap(to, Duration::from_micros(gap), now);
+                self.record(("move-gap", to, gap), || {
+                    format!(
+                        "FAULT move leader to {to} after {} ms without one: {r:?}",
+                        gap / MS
+                    )
+                });
+            }
+            _ => {}
+        }
+        self.drain_model();
+    }
+
+    pub(crate) fn restart_node(&mut self, node: usize) {
+        let now = self.now_instant();
+        self.cluster_disturbed = self.now;
+        let r = self.model.restart_node(node, now);
+        self.record(("restart", node), || format!("node {node} restarts: {r:?}"));
+        self.drain_model();
+    }
+
+    /// Faults stop: every node comes back, partitions heal. Blackholed links stay dead
+    /// (their clients must notice by themselves).
+    pub(crate) fn fault_stop_now(&mut self) {
+        self.record("fault-stop", || "faults stop".into());
+        let now = self.now_instant();
+        for n in 0..NODES {
+            if !self.model.is_up(n) {
+                let _ = self.model.restart_node(n, now);
+            }
+        }
+        self.partitions.clear();
+        self.drain_model();
+    }
+}

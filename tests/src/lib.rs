@@ -1,0 +1,164 @@
+//! # pyxis-sim: deterministic simulation of the Pyxis client under faults
+//!
+//! Several `pyxis-core` clients and the `pyxis-testkit` cluster model (three nodes) run
+//! in one [`World`](world::World), joined by simulated byte streams on a virtual clock,
+//! every random choice drawn from one seed. The network delays, fragments and coalesces
+//! bytes, reorders only between connections, resets and blackholes connections, refuses
+//! connects and partitions a client from some nodes; the cluster moves its leader, loses
+//! nodes, goes without a leader and expires sessions; clients pause past their session
+//! timeout, crash and resume their session, close, and run a workload of creates,
+//! writes, deletes, reads and watches. Oracles ([`Oracle`]) check every run; the same
+//! seed gives the same trace, byte for byte, which [`run_seed`] proves by hashing.
+//!
+//! Owns: the simulator. Must never read the wall clock inside a run (one base `Instant`
+//! is captured, and nothing observable depends on it), use a global RNG, or depend on
+//! hash-map iteration order.
+//!
+//! ```
+//! use pyxis_sim::{run_seed, SimConfig};
+//!
+//! let report = run_seed(&SimConfig::new(7, 30));
+//! assert!(report.violations.is_empty(), "{}", report.failure_text());
+//! assert!(report.stats.submitted > 0);
+//! ```
+
+mod clients;
+pub mod config;
+mod faults;
+pub mod history;
+pub mod net;
+pub mod oracles;
+pub mod trace;
+mod workload;
+pub mod world;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+pub use config::{SimConfig, Variant};
+pub use faults::FAULTS;
+pub use oracles::{Oracle, Violation};
+pub use trace::Step;
+pub use workload::{MIX, PATHS};
+pub use world::Stats;
+
+/// What one run found.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The run's settings.
+    pub config: SimConfig,
+    /// Hash of every step.
+    pub trace_hash: u64,
+    /// Broken rules (empty when the run passed).
+    pub violations: Vec<Violation>,
+    /// The last steps (only when the config asked for a tail).
+    pub tail: Vec<Step>,
+    /// Every step (only with `keep_all`).
+    pub all: Vec<Step>,
+    /// Counters.
+    pub stats: Stats,
+}
+
+impl RunReport {
+    /// Whether every oracle held.
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty()
+    }
+
+    /// The oracles that failed, each once, in order.
+    pub fn failed_oracles(&self) -> Vec<Oracle> {
+        let mut v: Vec<Oracle> = self.violations.iter().map(|v| v.oracle).collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// A readable account of a failure: the seed, the violations, the last steps and the
+    /// command that replays it.
+    pub fn failure_text(&self) -> String {
+        let mut s = format!(
+            "seed {} ({} virtual s, variant {}) failed:\n",
+            self.config.seed, self.config.virtual_secs, self.config.variant
+        );
+        for v in self.violations.iter().take(10) {
+            s.push_str(&format!("  {v}\n"));
+        }
+        if self.violations.len() > 10 {
+            s.push_str(&format!("  ... {} more\n", self.violations.len() - 10));
+        }
+        if !self.tail.is_empty() {
+            s.push_str(&format!("last {} steps:\n", self.tail.len()));
+            for step in &self.tail {
+                s.push_str(&format!("  {step}\n"));
+            }
+        }
+        s.push_str(&format!("replay: {}\n", self.config.replay_command()));
+        s
+    }
+}
+
+/// Runs one seed once; a panic inside becomes an [`Oracle::Panic`] violation.
+pub fn run_once(config: &SimConfig) -> RunReport {
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut world = world::World::new(config.clone());
+        world.run();
+        world
+    }));
+    match outcome {
+        Ok(world) => RunReport {
+            config: config.clone(),
+            trace_hash: world.trace.hash(),
+            violations: world.violations.clone(),
+            tail: world.trace.tail(),
+            all: world.trace.all().to_vec(),
+            stats: world.stats.clone(),
+        },
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                .unwrap_or_else(|| "non-string panic".into());
+            RunReport {
+                config: config.clone(),
+                trace_hash: 0,
+                violations: vec![Violation {
+                    oracle: Oracle::Panic,
+                    at_us: 0,
+                    detail: msg,
+                }],
+                tail: Vec::new(),
+                all: Vec::new(),
+                stats: Stats::default(),
+            }
+        }
+    }
+}
+
+/// Runs one seed twice and compares the trace hashes (the determinism oracle). A failing
+/// run is run a third time with a readable tail of `tail` steps, to explain it.
+pub fn run_seed_with_tail(config: &SimConfig, tail: usize) -> RunReport {
+    let mut first = run_once(config);
+    let second = run_once(config);
+    if first.trace_hash != second.trace_hash {
+        first.violations.push(Violation {
+            oracle: Oracle::Determinism,
+            at_us: 0,
+            detail: format!(
+                "two runs of the seed gave traces {:#x} and {:#x}",
+                first.trace_hash, second.trace_hash
+            ),
+        });
+    }
+    if !first.passed() && tail > 0 && config.trace_tail == 0 {
+        let mut explained = config.clone();
+        explained.trace_tail = tail;
+        let again = run_once(&explained);
+        first.tail = again.tail;
+    }
+    first
+}
+
+/// [`run_seed_with_tail`] with a 60-step tail.
+pub fn run_seed(config: &SimConfig) -> RunReport {
+    run_seed_with_tail(config, 60)
+}
