@@ -81,17 +81,20 @@
 //!   anything submitted to a closing or closed client (`Error::Closed`).
 //! - **Watches** (see [`Client::watch`] and the `watch` field of `Op::Read`/`Op::Exists`):
 //!   several application watches may share a path; the server gets one registration per
-//!   path (the union of the masks, recursive if any is), registered with a stat so the
-//!   core knows the node's state. An event goes to exactly the watches whose mask has
+//!   path, registered with a stat so the core knows the node's state. Its mask is the
+//!   union of the application masks plus every node event type (the server keeps one
+//!   watch per path and does not merge masks, PROTOCOL.md §6, so a registration must
+//!   already cover any watch added while it is set; events nobody asked for are only
+//!   re-armed, never delivered); it is recursive if any watch on the path is. An event goes to exactly the watches whose mask has
 //!   its type (descendants' events only to recursive ones); one-shot watches are then
 //!   spent, and the registration is re-armed for the rest. After every (re)connect every
 //!   path is re-registered and the fresh stat compared with what was last seen
 //!   (existence ⇒ Create/Delete, version ⇒ Modify, children ⇒ Children): what was
 //!   missed is delivered with `inferred: true`. Changes below a recursive watch's own
 //!   node are not compared. An event for a path with no application watch left is
-//!   dropped. The server does not merge masks (PROTOCOL.md §6), so a watch that widens a
-//!   path's union while a registration is set gets the wider registration at the next
-//!   re-arm.
+//!   dropped. A recursive watch added while a non-recursive registration is set on its
+//!   path gets the recursive registration at the next re-arm (after that registration
+//!   fires, or after a reconnect).
 //! - **Session**: `Connected { sid }` after each successful Register, followed by
 //!   `Expired { old_sid }` when the previous session was found gone; `Disconnected` when
 //!   an up connection is lost (the core then reconnects with the same sid). A ping is
@@ -120,7 +123,7 @@
 //! | 4 | pipelining, out-of-order answers, unknown xids | `b04_pipelined_out_of_order_unknown_xid` |
 //! | 5 | waiting for the session, completing once | `b05_requests_wait_for_the_session` |
 //! | 6 | connection loss: reads retried, writes unknown | `b06_connection_loss_retries_reads_fails_writes` |
-//! | 7 | watch fan-out, union registration, re-arm | `b07_watch_fan_out_and_rearm` |
+//! | 7 | watch fan-out, union registration, re-arm | `b07_watch_fan_out_and_rearm`, `b07_watch_added_while_registered_is_covered` |
 //! | 8 | missed changes inferred after reconnect | `b08_missed_changes_are_inferred_after_reconnect` |
 //! | 9 | close | `b09_close_unregisters_and_ends_everything` |
 //! | 10 | malformed frames | `b10_malformed_frames_reconnect_with_sid` |

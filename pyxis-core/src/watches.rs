@@ -1,8 +1,8 @@
 //! The watch registry: application watches, the one server registration per path, and
 //! the last state seen on each watched path.
 //!
-//! Owns: application watches by id and by path; per path the union to register (masks
-//! OR-ed, recursive if any is), whether the server registration is believed set, and the
+//! Owns: application watches by id and by path; per path the registration to send (the
+//! masks OR-ed with every node event type, recursive if any watch is), whether the server registration is believed set, and the
 //! baseline (existence, version, children) last seen; fan-out of a server event to
 //! exactly the watches it matches (one-shot ones are spent); and the gap check that turns
 //! a difference between the baseline and a fresh stat into `inferred` events. Must never
@@ -10,8 +10,11 @@
 //! this registry asks for.
 //!
 //! The server keeps at most one watch per (session, path) and does not merge masks
-//! (PROTOCOL.md §6): a watch added while a narrower registration is set on its path gets
-//! the union from the next re-arm (after the registration fires, or after a reconnect).
+//! (PROTOCOL.md §6), so the registration always includes every node event type: a watch
+//! added while it is set is covered at once (an event no watch asked for is not
+//! delivered, only re-armed). The recursive flag cannot be widened that way: a recursive
+//! watch added while a non-recursive registration is set gets it from the next re-arm
+//! (after the registration fires, or after a reconnect).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -97,10 +100,11 @@ impl Watches {
         self.by_id.len()
     }
 
-    /// The registration to send for `path`: union of the masks, recursive if any is.
+    /// The registration to send for `path`: the union of the masks and every node event
+    /// type, recursive if any watch is.
     pub(crate) fn union(&self, path: &str) -> Option<(u32, bool)> {
         let ps = self.by_path.get(path)?;
-        let mut mask = 0;
+        let mut mask = pyxis_proto::event_type::NODE_EVENTS;
         let mut recursive = false;
         for w in ps.watches.iter().filter_map(|id| self.by_id.get(id)) {
             mask |= w.spec.mask.0;

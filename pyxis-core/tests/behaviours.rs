@@ -454,7 +454,11 @@ fn b07_watch_fan_out_and_rearm() {
     assert_eq!(arms.len(), 1, "one server registration per path");
     let wr = arms[0].req.watch.clone().unwrap();
     assert_eq!(wr.path.as_deref(), Some("/a"));
-    assert_eq!(wr.watch, Some(0x0F), "union of the masks");
+    assert_eq!(
+        wr.watch,
+        Some(0x0F),
+        "union of the masks (and every node event)"
+    );
     assert_eq!(wr.recursive, Some(true), "recursive if any is");
     assert_eq!(arms[0].req.stat.as_ref().unwrap().path, "/a");
     p.sent.retain(|s| s.req.watch.is_none());
@@ -532,6 +536,46 @@ fn b07_watch_fan_out_and_rearm() {
     assert!(got
         .iter()
         .any(|e| matches!(e, Event::Watch { id, .. } if *id == watch)));
+}
+
+#[test]
+fn b07_watch_added_while_registered_is_covered() {
+    let mut p = Peer::new(config(&["a:1"]));
+    let conn = p.connect_with_sid(5);
+    p.take_events();
+    let del = p
+        .client
+        .watch(WatchSpec::new("/a", EventMask::DELETE), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    let wr = arm.req.watch.clone().unwrap();
+    // The server does not merge masks: the registration covers every node event.
+    assert_eq!(wr.watch, Some(0x0F));
+    assert_eq!(wr.recursive, Some(false));
+    p.answer(conn, stat(arm.req.xid, 0, &[], b""));
+    let modify = p
+        .client
+        .watch(WatchSpec::new("/a", EventMask::MODIFY), p.now);
+    p.drain();
+    assert!(
+        p.sent.iter().all(|s| s.req.watch.is_none()),
+        "already registered"
+    );
+    let ping = p.take_ping();
+    p.answer(conn, event(ping.req.xid, "/a", "/a", 4));
+    let got = p.take_events();
+    assert!(
+        matches!(&got[..], [Event::Watch { id, .. }] if *id == modify),
+        "{got:?}"
+    );
+    // The delete watch is still there, re-armed.
+    let rearm = p.take_non_ping();
+    assert!(rearm.req.watch.is_some());
+    p.answer(conn, stat(rearm.req.xid, 1, &[], b""));
+    let ping = p.take_ping();
+    p.answer(conn, event(ping.req.xid, "/a", "/a", 2));
+    let got = p.take_events();
+    assert!(matches!(&got[..], [Event::Watch { id, .. }] if *id == del));
 }
 
 // ----- 8. missed changes -----
