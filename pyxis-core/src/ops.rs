@@ -143,13 +143,29 @@ impl Client {
     }
 
     pub(crate) fn on_op_answer(&mut self, id: RequestId, rsp: &rpc::Response, now: Instant) {
-        // Taken out of the table; put back if it is to be retried.
+        let Some(p) = self.requests.get(id) else {
+            return;
+        };
+        let (kind, outcome) = (p.kind, server_error(rsp, &p.path));
+        // Retried where it stands: reads on kAgain, everything on kNotLeader.
+        match (&outcome, kind.is_write()) {
+            (Some(ServerError::Again), false) => {
+                self.requests.requeue(id);
+                return self.connection_lost(now, Next::Failure, true);
+            }
+            (Some(ServerError::NotLeader(leader)), _) => {
+                let leader = leader.clone();
+                self.requests.requeue(id);
+                return self.connection_lost(now, Next::Redirect(leader), true);
+            }
+            _ => {}
+        }
+        // Completed: taken out of the table.
         let Some(mut p) = self.requests.complete(id) else {
             return;
         };
         let watch = p.watch;
-        let outcome = server_error(rsp, &p.path);
-        match (outcome, p.kind) {
+        match (outcome, kind) {
             (None, OpKind::Read { .. } | OpKind::Exists) => {
                 let path = std::mem::take(&mut p.path);
                 match decode_node(path, rsp.data.as_ref(), false) {
@@ -193,20 +209,14 @@ impl Client {
                 self.finish(id, watch, Err(Error::SessionExpired));
                 self.session_expired(now);
             }
-            (Some(ServerError::Again), kind) => {
-                if kind.is_write() {
-                    let unknown = Error::Again {
-                        outcome_unknown: true,
-                    };
-                    self.finish(id, watch, Err(unknown));
-                } else {
-                    self.requests.restore(id, p, true);
-                }
+            // Only a write's kAgain gets here (kNotLeader and a read's kAgain were retried
+            // above): it may have committed.
+            (Some(ServerError::Again | ServerError::NotLeader(_)), _) => {
+                let unknown = Error::Again {
+                    outcome_unknown: true,
+                };
+                self.finish(id, watch, Err(unknown));
                 self.connection_lost(now, Next::Failure, true);
-            }
-            (Some(ServerError::NotLeader(leader)), _) => {
-                self.requests.restore(id, p, true);
-                self.connection_lost(now, Next::Redirect(leader), true);
             }
         }
     }

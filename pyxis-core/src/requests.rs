@@ -218,12 +218,12 @@ impl Requests {
             && self.unsent.is_empty()
             && self.unregisters.is_empty()
             && (p.kind.is_write() || self.writes.is_empty());
-        self.restore(id, p, !now);
+        self.insert(id, p, !now);
         !now
     }
 
-    /// Puts a pending operation (back) in the table, queued if `queued`.
-    pub(crate) fn restore(&mut self, id: RequestId, mut p: Pending, queued: bool) {
+    /// Puts a new pending operation in the table, queued if `queued`.
+    fn insert(&mut self, id: RequestId, mut p: Pending, queued: bool) {
         if p.kind.is_write() {
             self.writes.insert(id);
         }
@@ -320,7 +320,7 @@ impl Requests {
         self.internal.retain(|_, p| !matches!(p, Purpose::Arm(_)));
     }
 
-    /// Removes `id` (for its completion, or to `restore` it).
+    /// Removes `id` for its completion.
     pub(crate) fn complete(&mut self, id: RequestId) -> Option<Pending> {
         let p = self.pending.remove(&id)?;
         if !self.unsent.is_empty() {
@@ -333,6 +333,15 @@ impl Requests {
             self.unregisters.remove(id);
         }
         Some(p)
+    }
+
+    /// Puts the in-flight operation `id` back in the queue, to be sent again on the next
+    /// connection.
+    pub(crate) fn requeue(&mut self, id: RequestId) {
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.xid = None;
+            self.unsent.insert(id);
+        }
     }
 
     /// The connection is gone: nothing is in flight any more. Reads go back to the queue;
