@@ -117,7 +117,7 @@
 //!
 //! | # | behaviour | test |
 //! |---|---|---|
-//! | 1 | seeded start, redirects, backoff, no hot loop | `b01_discovery_follows_redirects_with_backoff`, `b01_redirect_to_itself_is_bounded`, `b01_redirect_loop_between_two_servers_is_bounded` |
+//! | 1 | seeded start, redirects, backoff, no hot loop | `b01_discovery_follows_redirects_with_backoff`, `b01_redirect_to_itself_is_bounded`, `b01_redirect_loop_between_two_servers_is_bounded`, `b01_connect_timeout_covers_connect_and_register` |
 //! | 2 | register with timeout/sid; expired sid ⇒ new session, `Expired` after `Connected` | `b02_register_resumes_and_reports_expiry` |
 //! | 3 | ping long poll, event dispatch, liveness | `b03_ping_long_poll_and_liveness` |
 //! | 4 | pipelining, out-of-order answers, unknown xids | `b04_pipelined_out_of_order_unknown_xid` |

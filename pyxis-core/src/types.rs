@@ -212,8 +212,10 @@ pub enum Event {
         /// The event.
         event: WatchEvent,
     },
-    /// A watch ended without firing (client closed, session expired, or unwatched);
-    /// nothing more comes for it.
+    /// A watch ended without firing: the client closed (`Error::Closed`), its path is
+    /// invalid, or the server refused its registration with a final error. Nothing more
+    /// comes for it. (A session expiry does not end watches: the core re-registers them
+    /// on the new session and reports what changed; `Client::unwatch` emits nothing.)
     WatchEnded {
         /// Which watch.
         id: WatchId,

@@ -92,6 +92,30 @@ fn b01_discovery_follows_redirects_with_backoff() {
     assert_eq!(p.client.state(), SessionState::Connected);
 }
 
+#[test]
+fn b01_connect_timeout_covers_connect_and_register() {
+    let mut p = Peer::new(config(&["a:1", "b:1"]));
+    // The TCP connect never completes: given up after connect_timeout.
+    let (first, _) = p.connecting.front().cloned().unwrap();
+    p.advance(Duration::from_secs(2) - ms(1));
+    assert!(p.closes.is_empty());
+    p.advance(ms(1));
+    assert_eq!(p.closes, vec![first]);
+    p.connecting.clear();
+    p.advance(ms(10));
+    assert_eq!(p.connects.len(), 2, "next address after the backoff");
+    // Connected, but Register is never answered: the same deadline covers it.
+    p.advance(ms(500));
+    let conn = p.accept();
+    let reg = p.take();
+    assert!(reg.req.register.is_some());
+    let started = p.connects[1].0;
+    p.advance(started + Duration::from_secs(2) - p.elapsed() - ms(1));
+    assert_eq!(p.closes.len(), 1);
+    p.advance(ms(1));
+    assert_eq!(p.closes, vec![first, conn]);
+}
+
 /// Runs a cluster whose every server answers Register with `redirect(addr)` for
 /// `secs` virtual seconds; returns the number of Connect actions.
 fn connects_under_redirects(addrs: &[&str], redirect: impl Fn(&str) -> String, secs: u64) -> usize {
