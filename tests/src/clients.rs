@@ -274,7 +274,7 @@ impl World {
                         || {
                             format!(
                                 "client {client}: writes on link {link}: {}",
-                                crate::trace::describe_requests(&data)
+                                crate::describe::describe_requests(&data)
                             )
                         },
                     );
@@ -560,29 +560,24 @@ fn drop_rearms(data: &Bytes) -> Bytes {
     let mut out = BytesMut::new();
     let mut after_ping = false;
     let mut seen_paths = BTreeSet::new();
-    loop {
-        match decoder.next_request() {
-            Ok(Some(req)) => {
-                if req.ping.is_some() {
-                    after_ping = true;
-                } else if after_ping && req.watch.is_some() && req.stat.is_some() {
-                    let path = req
-                        .stat
-                        .as_ref()
-                        .map(|s| s.path.clone())
-                        .unwrap_or_default();
-                    if seen_paths.insert(path) {
-                        continue;
-                    }
-                } else {
-                    after_ping = false;
-                }
-                encode_frame(&req, &mut out);
+    while let Ok(Some(req)) = decoder.next_request() {
+        if req.ping.is_some() {
+            after_ping = true;
+        } else if after_ping && req.watch.is_some() && req.stat.is_some() {
+            let path = req
+                .stat
+                .as_ref()
+                .map(|s| s.path.clone())
+                .unwrap_or_default();
+            if seen_paths.insert(path) {
+                continue;
             }
-            // The core writes whole valid frames; anything else goes out unchanged.
-            Ok(None) | Err(_) => break,
+        } else {
+            after_ping = false;
         }
+        encode_frame(&req, &mut out);
     }
+    // The core writes whole valid frames; anything else goes out unchanged.
     if decoder.buffered() > 0 {
         return data.clone();
     }

@@ -24,6 +24,7 @@
 
 mod clients;
 pub mod config;
+pub mod describe;
 mod faults;
 pub mod history;
 pub mod net;

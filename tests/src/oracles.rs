@@ -293,13 +293,14 @@ impl World {
                 AppliedKind::Delete => {
                     alive.remove(&op.path);
                 }
-                AppliedKind::EphemeralDeleted => {
-                    if alive.remove(&op.path) != Some(op.sid) || closed.get(&op.sid) != Some(&at) {
-                        found.push(format!(
-                            "ephemeral {} deleted with session {:#x} that did not just end",
-                            op.path, op.sid
-                        ));
-                    }
+                AppliedKind::EphemeralDeleted
+                    if alive.remove(&op.path) != Some(op.sid)
+                        || closed.get(&op.sid) != Some(&at) =>
+                {
+                    found.push(format!(
+                        "ephemeral {} deleted with session {:#x} that did not just end",
+                        op.path, op.sid
+                    ));
                 }
                 _ => {}
             }

@@ -338,7 +338,7 @@ impl World {
                     self.record(("model-send", link, bytes_key(&bytes)), || {
                         format!(
                             "model answers on link {link}: {}",
-                            crate::trace::describe_responses(&bytes)
+                            crate::describe::describe_responses(&bytes)
                         )
                     });
                     let max = self.net.max_fragment;
