@@ -22,6 +22,10 @@ use crate::types::{
 };
 use crate::watches::Watches;
 
+/// Initial room of the transmit buffer: frames of many rounds are encoded into one
+/// allocation, which `poll_transmit` hands out piece by piece without copying.
+const OUT_CHUNK: usize = 16 * 1024;
+
 /// The Pyxis client protocol as a pure state machine (see the [crate docs](crate) for
 /// the driving loop and the guarantees).
 ///
@@ -72,7 +76,7 @@ impl Client {
             phase: Phase::Idle,
             requests: Requests::default(),
             watches: Watches::default(),
-            out: BytesMut::new(),
+            out: BytesMut::with_capacity(OUT_CHUNK),
             io: VecDeque::new(),
             events: VecDeque::new(),
             next_conn: 0,
@@ -227,7 +231,8 @@ impl Client {
                     break;
                 }
             }
-            if self.phase.receiving_conn() != Some(conn) {
+            // Nothing left to decode (the common case): skip asking the decoder again.
+            if self.decoder.buffered() == 0 || self.phase.receiving_conn() != Some(conn) {
                 break;
             }
         }
