@@ -65,16 +65,20 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
     if path.len() > MAX_PATH_LEN {
         return Err(PathError::TooLong { len: path.len() });
     }
-    if let Some((at, found)) = path
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '-' | '.')))
-    {
+    if let Some(at) = path.bytes().position(|b| !is_path_byte(b)) {
+        // `at` starts a character: every byte before it is ASCII.
+        let found = path[at..].chars().next().unwrap_or('\u{fffd}');
         return Err(PathError::BadChar { found, at });
     }
     if path.len() > 1 && path.ends_with('/') {
         return Err(PathError::TrailingSlash);
     }
     Ok(())
+}
+
+/// Whether `b` may appear in a path: `A-Z a-z 0-9 _ / - .`.
+fn is_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'/' | b'-' | b'.')
 }
 
 /// The parent of a well-formed path (`None` for the root).
