@@ -11,7 +11,11 @@
 //! pyxis_fuzz::frame_decoder(b"\xff\xff\xff\xffgarbage");
 //! ```
 
+mod client_input;
 mod frame_decoder;
 pub mod golden;
+mod server_input;
 
+pub use client_input::{client_input, client_script, Answer, AnswerData, ClientScript, ClientStep, Xid};
 pub use frame_decoder::{frame_decoder, FrameInput, Piece};
+pub use server_input::{server_input, server_script, FuzzRequest, ReqOp, ServerScript, ServerStep, Sid};

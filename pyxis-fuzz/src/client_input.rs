@@ -1,0 +1,455 @@
+//! The `client_input` fuzz body: a connected `pyxis-core` client fed arbitrary server
+//! bytes, connection events, ticks and application commands.
+//!
+//! Owns the invariants of the client core on hostile input: no panic; outputs bounded
+//! per step; time never needed in the past; and, after `close`, every operation ever
+//! submitted has completed exactly once and `Session(Closed)` came exactly once. Must
+//! never hide a failure (no `catch_unwind`) and never do I/O.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use arbitrary::{Arbitrary, Unstructured};
+use bytes::{BufMut, Bytes, BytesMut};
+use prost::Message;
+use pyxis_core::{
+    Client, Config, ConnId, CreateMode, Event, EventMask, IoAction, Op, RequestId, SessionEvent,
+    WatchId, WatchMode, WatchSpec,
+};
+use pyxis_proto::rpc::{self, Response};
+use pyxis_proto::{encode_response, store, FrameDecoder, CHECKSUM_LEN, TAG};
+
+/// Paths the structured input picks from (valid ones, a proc path, and invalid ones).
+const PATHS: [&str; 8] = ["/", "/a", "/a/b", "/c", "/pyxis/session", "bad", "/a/", ""];
+
+/// Most bytes one step may make the client write (frames for every pending operation
+/// and watch of a step are far below this).
+const MAX_TRANSMIT_PER_STEP: usize = 4 << 20;
+
+/// Most events one step may produce.
+const MAX_EVENTS_PER_STEP: usize = 10_000;
+
+/// Which xid an answer carries.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Xid {
+    /// The xid of one of the requests the client sent (index taken modulo their count).
+    Sent(u8),
+    /// Any value.
+    Raw(u64),
+    /// No xid field.
+    Absent,
+}
+
+/// The `data` field of an answer.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum AnswerData {
+    /// A well-formed `pyxis.store.Node` (a stat answer).
+    Node {
+        /// Node data.
+        data: Option<Vec<u8>>,
+        /// Child names.
+        children: Vec<String>,
+        /// Flags.
+        flags: Option<u32>,
+        /// Version.
+        version: Option<u64>,
+        /// Owner.
+        sid: Option<u64>,
+    },
+    /// Arbitrary bytes.
+    Raw(Vec<u8>),
+}
+
+/// A server answer, built field by field so the fuzzer reaches the dispatch logic.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct Answer {
+    /// Its xid.
+    pub xid: Xid,
+    /// An error `(type, data)`.
+    pub err: Option<(i32, Option<Vec<u8>>)>,
+    /// The data field.
+    pub data: Option<AnswerData>,
+    /// A watch event `(path index, type)`.
+    pub watch: Option<(u8, u32)>,
+    /// The sid field.
+    pub sid: Option<u64>,
+    /// The watched path (index).
+    pub path: Option<u8>,
+}
+
+/// One step of a client script.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum ClientStep {
+    /// A well-framed answer, delivered in two pieces split at `split`.
+    Answer(Answer, u8),
+    /// A payload framed with a correct checksum.
+    Framed(Vec<u8>),
+    /// Raw bytes.
+    Raw(Vec<u8>),
+    /// Time passes (ms); the client's deadline is honoured if it passed.
+    Tick(u16),
+    /// The connection the client asked for opens and its Register gets a session.
+    Connected,
+    /// The current connection closes (or the pending one fails).
+    Closed,
+    /// The application submits an operation.
+    Submit {
+        /// Which kind (modulo the number of kinds).
+        kind: u8,
+        /// Path index.
+        path: u8,
+        /// Data.
+        data: Vec<u8>,
+        /// Arm a watch with a read.
+        watch: bool,
+    },
+    /// The application adds a watch.
+    Watch {
+        /// Path index.
+        path: u8,
+        /// Mask.
+        mask: u8,
+        /// Recursive.
+        recursive: bool,
+        /// Persistent.
+        persistent: bool,
+    },
+    /// The application removes one of its watches (index modulo their count).
+    Unwatch(u8),
+}
+
+/// The structured reading of a fuzz input.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct ClientScript {
+    /// The client's seed.
+    pub seed: u64,
+    /// The steps.
+    pub steps: Vec<ClientStep>,
+}
+
+/// Drives one client and keeps the books.
+struct Harness {
+    client: Client,
+    now: Instant,
+    /// The connection the client asked for last (the one it reads).
+    conn: Option<ConnId>,
+    sent_xids: Vec<u64>,
+    decoder: FrameDecoder,
+    submitted: BTreeMap<RequestId, u32>,
+    watches: Vec<WatchId>,
+    closed_events: u32,
+}
+
+impl Harness {
+    fn new(seed: u64) -> Option<Harness> {
+        let now = Instant::now();
+        let mut config = Config::new(["s0:7000", "s1:7000", "s2:7000"]);
+        config.seed = seed;
+        config.max_frame_len = 1 << 20;
+        let client = Client::new(config, now).ok()?;
+        let mut h = Harness {
+            client,
+            now,
+            conn: None,
+            sent_xids: Vec::new(),
+            decoder: FrameDecoder::new(),
+            submitted: BTreeMap::new(),
+            watches: Vec::new(),
+            closed_events: 0,
+        };
+        h.drain();
+        Some(h)
+    }
+
+    /// Drains every output, checking the per-step bounds.
+    fn drain(&mut self) {
+        while let Some(io) = self.client.poll_io() {
+            match io {
+                IoAction::Connect { conn, .. } => {
+                    self.conn = Some(conn);
+                    self.decoder.reset();
+                }
+                IoAction::Close { conn } if self.conn == Some(conn) => self.conn = None,
+                _ => {}
+            }
+        }
+        let mut written = 0;
+        while let Some(t) = self.client.poll_transmit() {
+            assert!(!t.data.is_empty(), "empty transmit");
+            written += t.data.len();
+            self.decoder.extend(&t.data);
+            while let Ok(Some(req)) = self.decoder.next_request() {
+                if let Some(xid) = req.xid {
+                    self.sent_xids.push(xid);
+                }
+            }
+        }
+        assert!(
+            written <= MAX_TRANSMIT_PER_STEP,
+            "{written} bytes in one step"
+        );
+        let mut events = 0;
+        while let Some(ev) = self.client.poll_event() {
+            events += 1;
+            match ev {
+                Event::Completed { id, .. } => {
+                    let Some(n) = self.submitted.get_mut(&id) else {
+                        panic!("completion of an unknown id {id:?}");
+                    };
+                    *n += 1;
+                    assert_eq!(*n, 1, "request {id:?} completed twice");
+                }
+                Event::Session(SessionEvent::Closed) => self.closed_events += 1,
+                _ => {}
+            }
+        }
+        assert!(events <= MAX_EVENTS_PER_STEP, "{events} events in one step");
+        if let Some(t) = self.client.poll_timeout() {
+            // A deadline in the past would make an adapter spin.
+            assert!(
+                t + Duration::from_secs(3600) > self.now,
+                "deadline far in the past"
+            );
+        }
+    }
+
+    fn deliver(&mut self, bytes: &[u8]) {
+        if let Some(conn) = self.conn {
+            self.client.handle_data(conn, bytes, self.now);
+        }
+        self.drain();
+    }
+
+    fn tick(&mut self, ms: u64) {
+        self.now += Duration::from_millis(ms);
+        if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.client.handle_timeout(self.now);
+        }
+        self.drain();
+    }
+
+    /// Opens the pending connection and answers the Register, so the script starts from
+    /// a connected client.
+    fn connect(&mut self) {
+        if let Some(conn) = self.conn {
+            self.client.handle_connected(conn, self.now);
+            self.drain();
+            if let Some(&xid) = self.sent_xids.last() {
+                let rsp = Response {
+                    xid: Some(xid),
+                    sid: Some(0x1234_5678_9abc),
+                    ..Default::default()
+                };
+                self.deliver(&encode_response(&rsp));
+            }
+        }
+    }
+
+    fn step(&mut self, step: &ClientStep) {
+        match step {
+            ClientStep::Answer(a, split) => {
+                let frame = encode_response(&self.build(a));
+                let at = usize::from(*split) % (frame.len() + 1);
+                self.deliver(&frame[..at]);
+                self.deliver(&frame[at..]);
+            }
+            ClientStep::Framed(payload) => self.deliver(&framed(payload)),
+            ClientStep::Raw(bytes) => self.deliver(bytes),
+            ClientStep::Tick(ms) => self.tick(u64::from(*ms)),
+            // The connection opens and its Register is answered with a session.
+            ClientStep::Connected => self.connect(),
+            ClientStep::Closed => {
+                if let Some(conn) = self.conn {
+                    self.client.handle_closed(conn, self.now);
+                }
+                self.drain();
+            }
+            ClientStep::Submit {
+                kind,
+                path,
+                data,
+                watch,
+            } => {
+                let path = pick(*path).to_owned();
+                let data = Bytes::copy_from_slice(data);
+                let spec = watch.then(|| WatchSpec::new(path.clone(), EventMask::ALL));
+                let op = match kind % 7 {
+                    0 => Op::Create {
+                        path,
+                        data: Some(data),
+                        mode: CreateMode::Persistent,
+                    },
+                    1 => Op::Create {
+                        path,
+                        data: None,
+                        mode: CreateMode::Ephemeral,
+                    },
+                    2 => Op::Delete { path },
+                    3 => Op::Write { path, data },
+                    4 => Op::Read {
+                        path,
+                        show_hidden: Some(data.is_empty()),
+                        watch: spec,
+                    },
+                    5 => Op::Exists { path, watch: spec },
+                    _ => Op::Unregister,
+                };
+                let id = self.client.submit(op, self.now);
+                assert!(self.submitted.insert(id, 0).is_none(), "request id reused");
+                self.drain();
+            }
+            ClientStep::Watch {
+                path,
+                mask,
+                recursive,
+                persistent,
+            } => {
+                let spec = WatchSpec {
+                    path: pick(*path).to_owned(),
+                    mask: EventMask(u32::from(*mask)),
+                    recursive: *recursive,
+                    mode: if *persistent {
+                        WatchMode::Persistent
+                    } else {
+                        WatchMode::OneShot
+                    },
+                };
+                let id = self.client.watch(spec, self.now);
+                self.watches.push(id);
+                self.drain();
+            }
+            ClientStep::Unwatch(i) => {
+                if !self.watches.is_empty() {
+                    let id = self.watches[usize::from(*i) % self.watches.len()];
+                    self.client.unwatch(id, self.now);
+                    self.drain();
+                }
+            }
+        }
+    }
+
+    fn build(&self, a: &Answer) -> Response {
+        let xid = match a.xid {
+            Xid::Sent(i) if !self.sent_xids.is_empty() => {
+                Some(self.sent_xids[usize::from(i) % self.sent_xids.len()])
+            }
+            Xid::Sent(_) | Xid::Absent => None,
+            Xid::Raw(x) => Some(x),
+        };
+        Response {
+            xid,
+            err: a.err.as_ref().map(|(t, d)| rpc::Error {
+                r#type: *t,
+                data: d.as_deref().map(Bytes::copy_from_slice),
+            }),
+            data: a.data.as_ref().map(|d| match d {
+                AnswerData::Node {
+                    data,
+                    children,
+                    flags,
+                    version,
+                    sid,
+                } => Bytes::from(
+                    store::Node {
+                        data: data.as_deref().map(Bytes::copy_from_slice),
+                        children: children.clone(),
+                        flags: *flags,
+                        version: *version,
+                        sid: *sid,
+                    }
+                    .encode_to_vec(),
+                ),
+                AnswerData::Raw(b) => Bytes::copy_from_slice(b),
+            }),
+            watch: a.watch.map(|(p, t)| rpc::WatchEvent {
+                path: pick(p).to_owned(),
+                r#type: t,
+            }),
+            sid: a.sid,
+            path: a.path.map(|p| pick(p).to_owned()),
+        }
+    }
+
+    /// Closes the client and lets every deadline pass: everything must be settled.
+    fn finish(mut self) {
+        self.client.close(self.now);
+        self.drain();
+        for _ in 0..4 {
+            self.tick(5_000);
+        }
+        assert!(
+            self.client.is_closed(),
+            "client not closed after close + 20 s"
+        );
+        assert_eq!(
+            self.closed_events, 1,
+            "Session(Closed) must come exactly once"
+        );
+        for (id, n) in &self.submitted {
+            assert_eq!(*n, 1, "request {id:?} completed {n} times");
+        }
+        assert_eq!(
+            self.client.poll_timeout(),
+            None,
+            "a closed client wants no timer"
+        );
+        // Commands after close complete at once, with `Closed`.
+        let id = self.client.submit(Op::Unregister, self.now);
+        match self.client.poll_event() {
+            Some(Event::Completed { id: done, result }) => {
+                assert_eq!(done, id);
+                assert!(result.is_err());
+            }
+            other => panic!("submit after close: {other:?}"),
+        }
+    }
+}
+
+fn pick(i: u8) -> &'static str {
+    PATHS[usize::from(i) % PATHS.len()]
+}
+
+/// `payload` in a frame with the right length, tag and Adler-32.
+fn framed(payload: &[u8]) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    let len = TAG.len() + payload.len() + CHECKSUM_LEN;
+    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+    let start = out.len();
+    out.put_slice(&TAG);
+    out.put_slice(payload);
+    let sum = pyxis_proto::adler32(&out[start..]);
+    out.put_u32(sum);
+    out.to_vec()
+}
+
+/// The `client_input` fuzz body. `data` is read twice: as raw server bytes into a
+/// connected client, and through `arbitrary` as a [`ClientScript`] of well-framed answers
+/// (echoing the xids the client sent), raw bytes, ticks, connection events and
+/// application commands. Panics if an invariant breaks (see the module docs).
+///
+/// ```
+/// pyxis_fuzz::client_input(b"\x00\x00\x00\x0cpyxi\x08\x01\x00\x00\x00\x00");
+/// pyxis_fuzz::client_input(&[0xff; 64]);
+/// ```
+pub fn client_input(data: &[u8]) {
+    if let Some(mut h) = Harness::new(0) {
+        h.connect();
+        h.deliver(data);
+        h.finish();
+    }
+    if let Ok(script) = ClientScript::arbitrary_take_rest(Unstructured::new(data)) {
+        client_script(&script);
+    }
+}
+
+/// Runs a [`ClientScript`] (its first 512 steps) against a connected client, checking
+/// the invariants of [`client_input`].
+pub fn client_script(script: &ClientScript) {
+    if let Some(mut h) = Harness::new(script.seed) {
+        h.connect();
+        for step in script.steps.iter().take(512) {
+            h.step(step);
+        }
+        h.finish();
+    }
+}
