@@ -16,6 +16,10 @@ mod frame_decoder;
 pub mod golden;
 mod server_input;
 
-pub use client_input::{client_input, client_script, Answer, AnswerData, ClientScript, ClientStep, Xid};
+pub use client_input::{
+    client_input, client_script, Answer, AnswerData, ClientScript, ClientStep, Xid,
+};
 pub use frame_decoder::{frame_decoder, FrameInput, Piece};
-pub use server_input::{server_input, server_script, FuzzRequest, ReqOp, ServerScript, ServerStep, Sid};
+pub use server_input::{
+    server_input, server_script, FuzzRequest, ReqOp, ServerScript, ServerStep, Sid,
+};
