@@ -2,8 +2,9 @@
 //! registered connections (the floor).
 //!
 //! Owns: the cluster child process (`pyxis dev`, so the servers' memory is not counted),
-//! reading `/proc/self/statm`, and [`MemoryReport`]. Must never leave the child running:
-//! it is killed on every path out.
+//! one measuring child process per kind (`pyxis bench memory --kind raw|client`), reading
+//! `/proc/self/statm`, and [`MemoryReport`]. Must never leave a child running: each is
+//! killed or waited for on every path out.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -99,50 +100,113 @@ fn start_dev() -> Result<(DevChild, Vec<String>), CliError> {
     Ok((child, addrs))
 }
 
-/// Opens `count` raw sessions, then `count` clients, and measures the resident growth.
-pub async fn run(remote: Option<Vec<String>>, count: usize) -> Result<MemoryReport, CliError> {
+/// What one measuring process holds open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MemoryKind {
+    /// Raw registered connections (the floor).
+    Raw,
+    /// Idle `pyxis-tokio` clients.
+    Client,
+}
+
+/// One measuring process's result.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Measurement {
+    /// Resident set before opening anything, bytes.
+    pub baseline_bytes: u64,
+    /// Resident growth per opened item, bytes.
+    pub bytes_each: f64,
+}
+
+/// Measures one kind in this process: `count` items against `addrs`.
+pub async fn measure(
+    addrs: &[String],
+    kind: MemoryKind,
+    count: usize,
+) -> Result<Measurement, CliError> {
+    // Warm-up: one of each, so lazily allocated runtime parts are in the baseline, not in
+    // the first item's share.
+    let warm = connect(addrs).await?;
+    warm.close().await;
+    RawSession::open(addrs).await?.close().await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = resident_bytes()?;
+    let after = match kind {
+        MemoryKind::Raw => {
+            let mut raws = Vec::with_capacity(count);
+            for _ in 0..count {
+                raws.push(RawSession::open(addrs).await?);
+            }
+            let after = resident_bytes()?;
+            for raw in raws {
+                raw.close().await;
+            }
+            after
+        }
+        MemoryKind::Client => {
+            let mut clients = Vec::with_capacity(count);
+            for _ in 0..count {
+                clients.push(connect(addrs).await?);
+            }
+            // Let every driver settle into its idle state (ping held by the server).
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let after = resident_bytes()?;
+            for client in &clients {
+                client.close().await;
+            }
+            after
+        }
+    };
+    Ok(Measurement {
+        baseline_bytes: baseline,
+        bytes_each: after.saturating_sub(baseline) as f64 / count.max(1) as f64,
+    })
+}
+
+/// Runs `pyxis bench memory --kind <kind>` in a fresh process (so that memory freed by
+/// one measurement and kept by the allocator cannot hide the next one's growth).
+fn measure_in_child(
+    addrs: &[String],
+    kind: MemoryKind,
+    count: usize,
+) -> Result<Measurement, CliError> {
+    let exe = std::env::current_exe()?;
+    let kind = match kind {
+        MemoryKind::Raw => "raw",
+        MemoryKind::Client => "client",
+    };
+    let out = Command::new(exe)
+        .args(["--json", "--addrs", &addrs.join(","), "bench", "memory"])
+        .args(["--clients", &count.to_string(), "--kind", kind])
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    if !out.status.success() {
+        return Err(CliError::Bench(format!(
+            "memory measurement ({kind}) failed: {}",
+            out.status
+        )));
+    }
+    serde_json::from_slice(&out.stdout)
+        .map_err(|e| CliError::Bench(format!("memory measurement ({kind}) printed bad JSON: {e}")))
+}
+
+/// Measures `count` raw sessions and `count` clients, each in its own process, against
+/// `remote` or a `pyxis dev` child.
+pub fn run(remote: Option<Vec<String>>, count: usize) -> Result<MemoryReport, CliError> {
     let (_child, addrs) = match remote {
         Some(addrs) => (None, addrs),
         None => {
-            let (child, addrs) = tokio::task::spawn_blocking(start_dev)
-                .await
-                .map_err(|e| CliError::Bench(e.to_string()))??;
+            let (child, addrs) = start_dev()?;
             (Some(child), addrs)
         }
     };
-    // Warm-up: one client and one raw session, so lazily allocated runtime parts are in
-    // the baseline, not in the first client's share.
-    let warm = connect(&addrs).await?;
-    warm.close().await;
-    RawSession::open(&addrs).await?.close().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let baseline = resident_bytes()?;
-    let mut raws = Vec::with_capacity(count);
-    for _ in 0..count {
-        raws.push(RawSession::open(&addrs).await?);
-    }
-    let with_raw = resident_bytes()?;
-    for raw in raws {
-        raw.close().await;
-    }
-
-    let before_clients = resident_bytes()?;
-    let mut clients = Vec::with_capacity(count);
-    for _ in 0..count {
-        clients.push(connect(&addrs).await?);
-    }
-    // Let every driver settle into its idle state (ping held by the server).
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let with_clients = resident_bytes()?;
-    for client in &clients {
-        client.close().await;
-    }
-    let each = |after: u64, before: u64| after.saturating_sub(before) as f64 / count as f64;
+    let raw = measure_in_child(&addrs, MemoryKind::Raw, count)?;
+    let client = measure_in_child(&addrs, MemoryKind::Client, count)?;
     Ok(MemoryReport {
         clients: count,
-        raw_bytes_each: each(with_raw, baseline),
-        client_bytes_each: each(with_clients, before_clients),
-        baseline_bytes: baseline,
+        raw_bytes_each: raw.bytes_each,
+        client_bytes_each: client.bytes_each,
+        baseline_bytes: client.baseline_bytes,
     })
 }

@@ -124,6 +124,9 @@ pub struct MemoryArgs {
     /// Idle clients to open.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub clients: u32,
+    /// Internal: measure only this kind in this process (used by the parent run).
+    #[arg(long, hide = true, value_enum)]
+    pub kind: Option<memory::MemoryKind>,
 }
 
 /// Where the benchmark's cluster is.
@@ -217,10 +220,20 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
             let report = runtime.block_on(rewatch::run(&cluster, r.watches as usize))?;
             render(global.json, &report, rewatch::RewatchReport::human)
         }
-        Some(BenchMode::Memory(m)) => {
-            let report = runtime.block_on(memory::run(remote, m.clients as usize))?;
-            render(global.json, &report, memory::MemoryReport::human)
-        }
+        Some(BenchMode::Memory(m)) => match (m.kind, remote) {
+            (Some(kind), Some(addrs)) => {
+                let measured =
+                    runtime.block_on(memory::measure(&addrs, kind, m.clients as usize))?;
+                output::json(&measured)
+            }
+            (Some(_), None) => {
+                return Err(CliError::Usage("bench memory --kind needs --addrs".into()))
+            }
+            (None, remote) => {
+                let report = memory::run(remote, m.clients as usize)?;
+                render(global.json, &report, memory::MemoryReport::human)
+            }
+        },
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
