@@ -1,0 +1,97 @@
+//! Smoke tests of `pyxis bench` in every mode, run small: the JSON reports parse, count
+//! exactly the operations asked for, and clean up after themselves. They check that the
+//! benchmarks work, not how fast anything is.
+
+use std::process::{Command, Output, Stdio};
+
+use pyxis_testkit::model::AppliedKind;
+use pyxis_testkit::TestCluster;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pyxis");
+
+fn bench(args: &[&str]) -> Value {
+    let out: Output = Command::new(BIN)
+        .env_remove("PYXIS_ADDRS")
+        .arg("--json")
+        .arg("bench")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("the pyxis binary runs");
+    assert!(
+        out.status.success(),
+        "status {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[test]
+fn load_counts_the_requested_ops_on_both_sides() {
+    let report = bench(&[
+        "--ops",
+        "300",
+        "--rounds",
+        "2",
+        "-c",
+        "1,8",
+        "--mix",
+        "read=2,write=1,create-delete=1",
+    ]);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for (run, c) in runs.iter().zip([1, 8]) {
+        assert_eq!(run["concurrency"], c);
+        assert_eq!(run["mix"], "read=2,write=1,create-delete=1");
+        for side in ["floor", "client"] {
+            assert_eq!(run[side]["ops"], 600, "{side}: 2 rounds of 300");
+            assert_eq!(run[side]["errors"], 0, "{side}");
+            let p50 = run[side]["p50_us"].as_f64().expect("p50");
+            let p99 = run[side]["p99_us"].as_f64().expect("p99");
+            assert!(p50 > 0.0 && p99 >= p50, "{side}: {p50} {p99}");
+        }
+        let ratio = run["ratios"]["throughput"].as_f64().expect("ratio");
+        assert!(ratio.is_finite() && ratio > 0.0);
+    }
+}
+
+#[test]
+fn load_against_addrs_uses_that_cluster_and_removes_its_nodes() {
+    let cluster = TestCluster::start(3);
+    let addrs = cluster.addrs().join(",");
+    let report = bench(&[
+        "--addrs", &addrs, "--ops", "100", "--rounds", "1", "-c", "4", "--mix", "write",
+    ]);
+    assert_eq!(report["target"], addrs.as_str());
+    assert_eq!(report["runs"][0]["client"]["ops"], 100);
+    let root = cluster.node("/").expect("root");
+    assert_eq!(root.children, ["pyxis"], "bench nodes removed");
+    let writes = cluster
+        .applied_ops()
+        .expect("history")
+        .iter()
+        .filter(|op| matches!(op.kind, AppliedKind::Write { .. }))
+        .count();
+    // 100 measured writes per side, after a warm-up of 20 per slot per side.
+    assert_eq!(writes, 2 * 100 + 2 * 4 * 20);
+}
+
+#[test]
+fn failover_rewatch_and_memory_report() {
+    let failover = bench(&["failover", "--moves", "3"]);
+    assert_eq!(failover["moves"], 3);
+    assert_eq!(failover["samples_ms"].as_array().map(Vec::len), Some(3));
+    assert!(failover["median_ms"].as_f64().expect("median") > 0.0);
+
+    let rewatch = bench(&["rewatch", "--watches", "200"]);
+    assert_eq!(rewatch["watches"], 200);
+    assert!(rewatch["rearm_ms"].as_f64().expect("rearm") > 0.0);
+    assert!(rewatch["floor_ms"].as_f64().expect("floor") > 0.0);
+
+    let memory = bench(&["memory", "--clients", "20"]);
+    assert_eq!(memory["clients"], 20);
+    assert!(memory["client_bytes_each"].as_f64().expect("client") >= 0.0);
+    assert!(memory["baseline_bytes"].as_u64().expect("baseline") > 0);
+}
