@@ -116,6 +116,10 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
             perform(step, &mut link, &mut driver).await;
         }
         if driver.is_finished() {
+            // Commands queued meanwhile are dropped with their reply senders, which their
+            // callers see as `Closed`; later sends fail at once.
+            commands.close();
+            while commands.try_recv().is_ok() {}
             return;
         }
         let deadline = driver.deadline();

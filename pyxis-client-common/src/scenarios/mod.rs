@@ -36,6 +36,9 @@ pub struct Harness {
 /// Generous bound for anything that rides through reconnects (the machine is noisy).
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// Bound on a whole scenario: a hang fails the test instead of stalling the suite.
+pub const SCENARIO_LIMIT: Duration = Duration::from_secs(180);
+
 /// Runs `fut`, panicking with `what` if it takes longer than `limit`.
 pub async fn within<T>(limit: Duration, what: &str, fut: impl Future<Output = T>) -> T {
     let expired = async {
@@ -93,7 +96,11 @@ macro_rules! async_scenarios {
         $(
             #[test]
             fn $name() {
-                $block_on($crate::scenarios::$name($harness));
+                $block_on($crate::scenarios::within(
+                    $crate::scenarios::SCENARIO_LIMIT,
+                    stringify!($name),
+                    $crate::scenarios::$name($harness),
+                ));
             }
         )*
     };

@@ -1,0 +1,395 @@
+//! The adapter scenarios (the same list as `pyxis_client_common::scenarios`, which the
+//! async adapters run) on the blocking API, against 3-node test clusters over loopback.
+//! Every wait is bounded: operations by the request deadline, events by `recv_timeout`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use pyxis_blocking::{
+    Client, CreateMode, Error, EventMask, EventType, Options, ReadOptions, SessionEvent,
+    SessionEvents, Watch, WatchError, WatchEvent,
+};
+use pyxis_testkit::TestCluster;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+const MAX: usize = 1024 * 1024;
+
+fn options(seed: u64) -> Options {
+    let mut options = Options::default();
+    options.seed = Some(seed);
+    options
+}
+
+fn client(cluster: &TestCluster, seed: u64) -> Client {
+    let client = Client::connect(cluster.addrs(), options(seed)).expect("connect");
+    client.wait_connected(PATIENCE).expect("session");
+    client
+}
+
+fn next_event(watch: &Watch, what: &str) -> WatchEvent {
+    match watch.recv_timeout(PATIENCE) {
+        Ok(Some(Ok(event))) => event,
+        other => panic!("{what}: expected an event, got {other:?}"),
+    }
+}
+
+fn session_event(events: &SessionEvents, what: &str, want: impl Fn(&SessionEvent) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match events.recv_timeout(left) {
+            Ok(Some(Ok(event))) if want(&event) => return,
+            Ok(Some(_)) => {}
+            other => panic!("{what}: {other:?}"),
+        }
+    }
+}
+
+fn eventually(what: &str, check: impl Fn() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn sid_of(client: &Client) -> u64 {
+    client.sid().expect("a session id")
+}
+
+#[test]
+fn crud_and_every_error() {
+    let cluster = TestCluster::start(3);
+    let c = client(&cluster, 1);
+    let sid = sid_of(&c);
+    c.create("/app", "v0", CreateMode::Persistent).unwrap();
+    let node = c.read("/app").unwrap();
+    assert_eq!(
+        (&node.data[..], node.version, node.owner),
+        (&b"v0"[..], 0, sid)
+    );
+    c.write("/app", "v1").unwrap();
+    assert_eq!(c.read("/app").unwrap().version, 1);
+    c.create("/app/_hidden", "", CreateMode::Persistent)
+        .unwrap();
+    c.create("/app/child", "", CreateMode::Persistent).unwrap();
+    assert_eq!(c.read("/app").unwrap().children, ["child"]);
+    let all = c.read_with("/app", ReadOptions::show_hidden(true)).unwrap();
+    assert_eq!(all.children, ["_hidden", "child"]);
+    assert_eq!(c.exists("/nope"), Ok(None));
+
+    assert!(matches!(c.read("/nope"), Err(Error::NotFound { .. })));
+    let r = c.create("/missing/x", "", CreateMode::Persistent);
+    assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
+    let r = c.create("/app", "", CreateMode::Persistent);
+    assert!(matches!(r, Err(Error::Exists { .. })), "{r:?}");
+    assert!(matches!(
+        c.delete("/app"),
+        Err(Error::InvalidArgument { .. })
+    ));
+    c.create_ephemeral("/eph", "").unwrap();
+    let r = c.create("/eph/child", "", CreateMode::Persistent);
+    assert!(matches!(r, Err(Error::InvalidArgument { .. })), "{r:?}");
+    let r = c.write("/pyxis/cluster/leader", "x");
+    assert!(matches!(r, Err(Error::Internal { .. })), "{r:?}");
+    let r = c.create("/big", vec![0u8; MAX + 1], CreateMode::Persistent);
+    assert!(matches!(r, Err(Error::DataTooLarge { .. })), "{r:?}");
+    assert!(matches!(c.read("no-slash"), Err(Error::InvalidPath { .. })));
+
+    c.delete("/app/_hidden").unwrap();
+    c.delete("/app/child").unwrap();
+    c.delete("/app").unwrap();
+    assert!(cluster.node("/app").is_none());
+    c.close();
+    assert_eq!(c.read("/"), Err(Error::Closed));
+}
+
+#[test]
+fn ephemeral_nodes_live_with_their_session() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 2);
+    let sid = sid_of(&a);
+    let events = a.session_events();
+    a.create_ephemeral("/e1", "a").unwrap();
+    let leader = cluster.leader().unwrap();
+    cluster
+        .send_garbage(leader, b"\x00\x00\x00\x0cnot-a-frame!")
+        .unwrap();
+    session_event(&events, "disconnect", |e| *e == SessionEvent::Disconnected);
+    session_event(&events, "reconnect", |e| {
+        *e == SessionEvent::Connected { sid }
+    });
+    assert_eq!(a.read("/e1").unwrap().owner, sid);
+    a.close();
+    assert!(cluster.node("/e1").is_none());
+
+    let b = client(&cluster, 3);
+    let old = sid_of(&b);
+    let events = b.session_events();
+    b.create_ephemeral("/e2", "").unwrap();
+    assert!(cluster.expire_session(old).unwrap());
+    assert!(cluster.node("/e2").is_none());
+    let _ = b.read("/");
+    session_event(&events, "expiry", |e| {
+        *e == SessionEvent::Expired { old_sid: old }
+    });
+    let new = sid_of(&b);
+    assert_ne!(new, old);
+    b.create_ephemeral("/e3", "").unwrap();
+    assert_eq!(cluster.node("/e3").and_then(|n| n.owner), Some(new));
+}
+
+#[test]
+fn every_watch_event_type_and_recursive_watches() {
+    let cluster = TestCluster::start(3);
+    let c = client(&cluster, 4);
+    let writer = client(&cluster, 5);
+    c.create("/w", "", CreateMode::Persistent).unwrap();
+    let created = c.watch("/w/a", EventMask::CREATE, false).unwrap();
+    let children = c.watch("/w", EventMask::CHILDREN, false).unwrap();
+    let tree = c.watch_persistent("/w", EventMask::ALL, true).unwrap();
+    writer.create("/w/a", "", CreateMode::Persistent).unwrap();
+    let e = next_event(&created, "create");
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Create, "/w/a"));
+    assert_eq!(created.recv_timeout(PATIENCE), Ok(None), "one-shot ends");
+    let e = next_event(&children, "children");
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Children, "/w"));
+    let (node, modified) = c.read_and_watch("/w/a", EventMask::MODIFY).unwrap();
+    assert_eq!(node.version, 0);
+    writer.write("/w/a", "1").unwrap();
+    assert_eq!(next_event(&modified, "modify").kind, EventType::Modify);
+    let deleted = c.watch("/w/a", EventMask::DELETE, false).unwrap();
+    writer.delete("/w/a").unwrap();
+    assert_eq!(next_event(&deleted, "delete").kind, EventType::Delete);
+    writer.create("/w/b", "", CreateMode::Persistent).unwrap();
+    writer.create("/w/b/c", "", CreateMode::Persistent).unwrap();
+    // Each wait is bounded by `next_event`; events before the grandchild's are skipped.
+    while (next_event(&tree, "recursive").path.as_str()) != "/w/b/c" {}
+}
+
+#[test]
+fn leader_move_during_a_stream_of_writes() {
+    let cluster = Arc::new(TestCluster::start(3));
+    let a = client(&cluster, 6);
+    let b = client(&cluster, 7);
+    let sid = sid_of(&a);
+    a.create("/svc", "", CreateMode::Persistent).unwrap();
+    a.create_ephemeral("/svc/a", "").unwrap();
+    a.create("/data", "0", CreateMode::Persistent).unwrap();
+    let watch = b
+        .watch_persistent("/data", EventMask::MODIFY, false)
+        .unwrap();
+    let moved = Arc::new(AtomicBool::new(false));
+    let mover = {
+        let (cluster, moved) = (cluster.clone(), moved.clone());
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            cluster.move_leader(1).unwrap();
+            thread::sleep(Duration::from_millis(300));
+            cluster.move_leader(2).unwrap();
+            moved.store(true, Ordering::SeqCst);
+        })
+    };
+    let (mut ok, mut after_moves) = (0, 0);
+    while after_moves < 20 {
+        if moved.load(Ordering::SeqCst) {
+            after_moves += 1;
+        }
+        match a.write("/data", format!("{ok}")) {
+            Ok(()) => ok += 1,
+            Err(Error::Again {
+                outcome_unknown: true,
+            })
+            | Err(Error::ConnectionLoss {
+                outcome_unknown: true,
+            }) => {}
+            Err(e) => panic!("unexpected error during a leader move: {e}"),
+        }
+    }
+    mover.join().unwrap();
+    assert!(ok > 0);
+    assert_eq!(a.sid(), Some(sid));
+    assert_eq!(b.exists("/svc/a").unwrap().map(|n| n.owner), Some(sid));
+    while watch.try_recv().is_some() {}
+    a.write("/data", "final").unwrap();
+    let e = next_event(&watch, "modify after the moves");
+    assert_eq!((e.kind, e.path.as_str()), (EventType::Modify, "/data"));
+}
+
+#[test]
+fn killed_leader_is_replaced() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 8);
+    let sid = sid_of(&a);
+    a.create_ephemeral("/k", "").unwrap();
+    let old = cluster.leader().unwrap();
+    cluster.kill(old).unwrap();
+    match a.create("/maybe", "", CreateMode::Persistent) {
+        Ok(())
+        | Err(Error::ConnectionLoss {
+            outcome_unknown: true,
+        }) => {}
+        Err(e) => panic!("unexpected error after the leader was killed: {e}"),
+    }
+    a.create("/after-kill", "", CreateMode::Persistent).unwrap();
+    assert_ne!(cluster.leader(), Some(old));
+    assert_eq!(a.sid(), Some(sid));
+    assert_eq!(a.read("/k").unwrap().owner, sid);
+    cluster.restart(old).unwrap();
+}
+
+#[test]
+fn no_leader_window_is_ridden_through() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 9);
+    let sid = sid_of(&a);
+    cluster.no_leader_for(Duration::from_millis(1500)).unwrap();
+    a.read("/").unwrap();
+    match a.create("/during-gap", "", CreateMode::Persistent) {
+        Ok(())
+        | Err(Error::Again {
+            outcome_unknown: true,
+        }) => {}
+        Err(e) => panic!("unexpected error in a no-leader window: {e}"),
+    }
+    a.create("/after-gap", "", CreateMode::Persistent).unwrap();
+    assert_eq!(a.sid(), Some(sid));
+}
+
+#[test]
+fn paused_past_session_timeout_gets_a_new_session() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 10);
+    let old = sid_of(&a);
+    let events = a.session_events();
+    a.create_ephemeral("/mine", "").unwrap();
+    assert!(cluster.expire_session(old).unwrap());
+    let _ = a.exists("/");
+    session_event(
+        &events,
+        "new session",
+        |e| matches!(e, SessionEvent::Connected { sid } if *sid != old),
+    );
+    session_event(&events, "expired", |e| {
+        *e == SessionEvent::Expired { old_sid: old }
+    });
+    assert_ne!(a.sid(), Some(old));
+    assert_eq!(a.exists("/mine"), Ok(None));
+}
+
+#[test]
+fn garbage_from_the_server_reconnects() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 11);
+    let sid = sid_of(&a);
+    a.create_ephemeral("/g", "").unwrap();
+    for garbage in [
+        &b"\xff\xff\xff\xffpyxi"[..],
+        b"\x00\x00\x00\x10pyxiBADCHECKSUM!",
+    ] {
+        let events = a.session_events();
+        cluster
+            .send_garbage(cluster.leader().unwrap(), garbage)
+            .unwrap();
+        session_event(&events, "disconnect", |e| *e == SessionEvent::Disconnected);
+        session_event(&events, "reconnect", |e| {
+            *e == SessionEvent::Connected { sid }
+        });
+        assert_eq!(a.read("/g").unwrap().owner, sid);
+    }
+}
+
+#[test]
+fn hundred_threads_share_one_client() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 12);
+    a.create("/t", "", CreateMode::Persistent).unwrap();
+    let threads: Vec<_> = (0..100)
+        .map(|i| {
+            let a = a.clone();
+            thread::spawn(move || {
+                let path = format!("/t/{i}");
+                a.create(&path, format!("{i}"), CreateMode::Persistent)
+                    .unwrap();
+                a.write(&path, format!("{i}!")).unwrap();
+                assert_eq!(a.read(&path).unwrap().data, format!("{i}!").into_bytes());
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a thread failed");
+    }
+    assert_eq!(a.read("/t").unwrap().children.len(), 100);
+}
+
+#[test]
+fn slow_consumer_never_stalls_the_session() {
+    let cluster = TestCluster::start(3);
+    let mut opts = options(13);
+    opts.event_queue_bound = 2;
+    let a = Client::connect(cluster.addrs(), opts).unwrap();
+    let sid = a.wait_connected(PATIENCE).unwrap();
+    let session = a.session_events();
+    a.create("/s", "", CreateMode::Persistent).unwrap();
+    let watch = a.watch_persistent("/s", EventMask::MODIFY, false).unwrap();
+    // Past the 5 s session timeout: pings must keep flowing while nobody reads.
+    let started = Instant::now();
+    let mut i = 0;
+    while started.elapsed() < Duration::from_secs(7) {
+        a.write("/s", format!("{i}")).unwrap();
+        i += 1;
+        thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(a.sid(), Some(sid));
+    assert_eq!(
+        session.try_recv(),
+        None,
+        "the session must not have blinked"
+    );
+    let items: Vec<_> = std::iter::from_fn(|| watch.try_recv()).collect();
+    assert!(items.len() <= 3, "{items:?}");
+    assert!(
+        matches!(items.first(), Some(Err(WatchError::Lagged(n))) if *n > 0),
+        "{i} writes into a queue of 2 must report a lag first: {items:?}"
+    );
+}
+
+#[test]
+fn dropping_the_last_handle_closes_the_session() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 14);
+    a.create_ephemeral("/d", "").unwrap();
+    let clone = a.clone();
+    drop(a);
+    assert!(cluster.node("/d").is_some());
+    drop(clone);
+    eventually("ephemeral node deleted after drop", || {
+        cluster.node("/d").is_none()
+    });
+}
+
+#[test]
+fn unreachable_servers_time_out() {
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .to_string();
+    let mut opts = options(15);
+    opts.request_timeout = Duration::from_millis(500);
+    let a = Client::connect([closed_port], opts).unwrap();
+    assert_eq!(
+        a.wait_connected(Duration::from_millis(300)),
+        Err(Error::Timeout {
+            outcome_unknown: false
+        })
+    );
+    assert_eq!(
+        a.read("/"),
+        Err(Error::Timeout {
+            outcome_unknown: false
+        })
+    );
+    a.close();
+}
