@@ -199,7 +199,7 @@ impl Client {
                     ..Default::default()
                 };
                 self.send_frame(&req);
-                self.session.ping = None;
+                self.stop_pinging();
                 self.phase = Phase::Closing {
                     conn,
                     deadline: now + self.config.close_timeout,
@@ -298,7 +298,7 @@ impl Client {
         }
         let requests = self.requests.next_deadline();
         let phase = self.phase.deadline();
-        let ping = self.session.ping.map(|(_, d)| d);
+        let ping = self.session.ping.deadline();
         [requests, phase, ping].into_iter().flatten().min()
     }
 
@@ -361,7 +361,7 @@ impl Client {
             self.io.push_back(IoAction::Close { conn });
         }
         self.out.clear();
-        self.session.ping = None;
+        self.stop_pinging();
         for id in self.requests.ids() {
             self.complete(id, Err(Error::Closed));
         }

@@ -110,8 +110,10 @@ impl Discovery {
         }
     }
 
-    /// A session is up: the backoff and the redirect count start over.
-    pub(crate) fn on_session(&mut self) {
+    /// The session proved healthy (a ping answered without error): the backoff and the
+    /// redirect count start over. Not at Register: a server that accepts Register but
+    /// then fails every request (or redirects) would otherwise be retried in a tight loop.
+    pub(crate) fn on_healthy(&mut self) {
         self.attempt = 0;
         self.redirects_in_row = 0;
     }

@@ -97,9 +97,20 @@
 //!   fires, or after a reconnect).
 //! - **Session**: `Connected { sid }` after each successful Register, followed by
 //!   `Expired { old_sid }` when the previous session was found gone; `Disconnected` when
-//!   an up connection is lost (the core then reconnects with the same sid). A ping is
-//!   always outstanding while connected; no answer within session timeout + `ping_grace`
-//!   declares the connection dead.
+//!   an up connection is lost (the core then reconnects with the same sid). Register
+//!   asks for the session timeout T in whole milliseconds (an `int32`, saturating). A
+//!   ping is outstanding while connected (re-sent at once after an answer carrying an
+//!   event, and at most every 500 ms after an empty or failed one, so a server that does
+//!   not hold pings cannot cause a tight loop). Liveness: the server may raise T (its
+//!   bounds are [5 s, 120 s] by default) and then holds each ping longer than asked, so a
+//!   ping's bound is the larger of T and the longest hold seen, plus `ping_grace`; when it
+//!   passes, a probe ping replaces the held one (the server answers a replaced ping at
+//!   once, which proves the connection alive and gives the probe up to 120 s), and only
+//!   a probe unanswered within `ping_grace` declares the connection dead (after
+//!   T + 2 × `ping_grace` on a silent connection). See the `ping` module.
+//! - **Backoff never restarts on a bare Register**: the backoff and the redirect count
+//!   start over only once a ping was answered without error, so a server that accepts
+//!   Register and then fails or redirects every request is retried with growing delays.
 //! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`),
 //!   closes the connection, completes every pending operation with `Error::Closed`, ends
 //!   every watch with `WatchEnded { reason: Closed }` and emits `Session(Closed)` once.
@@ -133,12 +144,33 @@
 //! | – | 10 000 random interleavings | `random_interleavings_complete_every_request` |
 //! | – | `Op::Unregister` ends the session, the client stays usable | `unregister_ends_the_session_and_the_client_stays_usable` |
 //! | – | no clock, thread or socket in the source | `source_uses_no_clock_thread_or_socket` |
+//!
+//! `tests/conformance.rs` checks the core against real servers and the Go client rather
+//! than our own test server:
+//!
+//! | what | test |
+//! |---|---|
+//! | every request frame is the Go client's golden frame (sid/xid substituted; a watch mask may be wider, see Watches) | `golden_request_frames_match_the_go_client`, `golden_register_with_sid_and_timeouts` |
+//! | golden answers (nodes, errors with/without data, ping events) | `golden_answers_map_to_results` |
+//! | `err` of type kNone is success | `err_with_type_none_is_success` |
+//! | an answer without xid is xid 0 (never ours): ignored | `answer_without_xid_is_xid_zero_and_ignored` |
+//! | ping event without `Response.path` | `ping_event_without_response_path_goes_to_the_event_path` |
+//! | Node fields absent ⇒ defaults; `flags & 1`; `_` children | `stat_with_missing_node_fields_gets_defaults` |
+//! | unknown error codes kept; on the ping, no hot loop | `unknown_error_codes_are_kept` |
+//! | a server answering pings at once is paced | `ping_answered_at_once_is_paced` |
+//! | kNotLeader without data / with a hostname | `not_leader_without_data_falls_back_to_the_list`, `not_leader_with_a_hostname_is_followed` |
+//! | Register answer without sid (new / resumed session); sid change | `register_answer_without_sid`, `sid_change_on_resume_reports_expiry` |
+//! | a replaced ping answered late; duplicate answers; unwatched paths | `replaced_ping_answered_late_is_harmless`, `duplicate_answers_are_ignored`, `events_for_paths_never_watched_are_dropped` |
+//! | liveness with a server holding longer than asked; a silent connection; idle round trip T − 1 s | `ping_liveness_tolerates_a_server_holding_longer`, `ping_liveness_declares_a_silent_connection_dead`, `idle_ping_round_trip_is_about_t_minus_one_second` |
+//! | kAgain everywhere; sessions failing right after Register | `again_on_register_backs_off_on_every_server`, `sessions_failing_right_after_register_back_off` |
+//! | requests after close | `requests_after_close_complete_closed_and_nothing_follows` |
 
 mod client;
 mod config;
 mod discovery;
 mod error;
 mod ops;
+mod ping;
 mod reply;
 mod requests;
 mod session;

@@ -46,7 +46,8 @@ pub(crate) fn server_error(rsp: &rpc::Response, path: &str) -> Option<ServerErro
     Some(match ErrorType::try_from(err.r#type) {
         Ok(ErrorType::KNone) => return None,
         Ok(ErrorType::KNotLeader) => {
-            ServerError::NotLeader(Some(lossy(err.data.as_ref())).filter(|a| is_host_port(a)))
+            let leader = lossy(err.data.as_ref()).trim().to_owned();
+            ServerError::NotLeader(Some(leader).filter(|a| is_host_port(a)))
         }
         Ok(ErrorType::KAgain) => ServerError::Again,
         Ok(ErrorType::KSessionExpired) => ServerError::SessionExpired,

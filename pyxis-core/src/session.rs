@@ -17,6 +17,7 @@ use pyxis_proto::rpc;
 use crate::client::Client;
 use crate::discovery::Attempt;
 use crate::error::Error;
+use crate::ping::Pinger;
 use crate::reply::{server_error, ServerError};
 use crate::requests::Purpose;
 use crate::types::{ConnId, Event, IoAction, SessionEvent, SessionState};
@@ -122,8 +123,8 @@ pub(crate) struct Session {
     pub sid: Option<u64>,
     /// A session found expired; reported after the next `Connected`.
     pub expired_sid: Option<u64>,
-    /// The outstanding ping: (xid, liveness deadline).
-    pub ping: Option<(u64, Instant)>,
+    /// The ping long poll.
+    pub ping: Pinger,
 }
 
 impl Session {
@@ -247,7 +248,7 @@ impl Client {
         let current = self.phase.addr().to_owned();
         self.out.clear();
         self.decoder.reset();
-        self.session.ping = None;
+        self.stop_pinging();
         for id in self.requests.connection_lost() {
             self.complete(
                 id,
@@ -290,7 +291,8 @@ impl Client {
         };
         let (conn, addr) = (*conn, addr.clone());
         match server_error(rsp, "") {
-            None => match rsp.sid.filter(|s| *s != 0) {
+            // A resumed session may be confirmed without its sid repeated.
+            None => match rsp.sid.filter(|s| *s != 0).or(self.session.sid) {
                 Some(sid) => self.session_up(conn, addr, sid, now),
                 None => self.connection_lost(now, Next::Failure, true),
             },
@@ -308,48 +310,11 @@ impl Client {
     fn session_up(&mut self, conn: ConnId, addr: String, sid: u64, now: Instant) {
         let events = self.session.registered(sid);
         self.events.extend(events.into_iter().map(Event::Session));
-        self.discovery.on_session();
         self.phase = Phase::Up { conn, addr };
         self.send_ping(now);
         self.requests.forget_arms();
         for arm in self.watches.rearm_all() {
             self.send_arm(arm);
-        }
-    }
-
-    fn send_ping(&mut self, now: Instant) {
-        let xid = self.requests.send(Purpose::Ping);
-        self.send_frame(&rpc::Request {
-            sid: self.session.sid,
-            xid: Some(xid),
-            ping: Some(rpc::PingRequest {}),
-            ..Default::default()
-        });
-        let liveness = self.config.session_timeout + self.config.ping_grace;
-        self.session.ping = Some((xid, now + liveness));
-    }
-
-    fn on_ping_answer(&mut self, rsp: rpc::Response, now: Instant) {
-        if self.session.ping.map(|(x, _)| x) != rsp.xid {
-            return;
-        }
-        self.session.ping = None;
-        match server_error(&rsp, "") {
-            None => {
-                if let Some(event) = rsp.watch {
-                    let watched = rsp.path.unwrap_or_else(|| event.path.clone());
-                    self.on_watch_fired(&watched, &event.path, event.r#type);
-                }
-            }
-            Some(ServerError::SessionExpired) => return self.session_expired(now),
-            Some(ServerError::NotLeader(leader)) => {
-                return self.connection_lost(now, Next::Redirect(leader), true)
-            }
-            Some(ServerError::Again) => return self.connection_lost(now, Next::Failure, true),
-            Some(ServerError::Final(_)) => {}
-        }
-        if self.phase.is_up() {
-            self.send_ping(now);
         }
     }
 
@@ -361,9 +326,7 @@ impl Client {
         };
         let (conn, addr) = (*conn, addr.clone());
         self.session.expire();
-        if let Some((xid, _)) = self.session.ping.take() {
-            self.requests.forget(xid);
-        }
+        self.stop_pinging();
         self.phase = Phase::Registering {
             conn,
             addr,
@@ -378,9 +341,7 @@ impl Client {
     pub(crate) fn session_ended(&mut self, now: Instant) {
         self.session.sid = None;
         self.session.expired_sid = None;
-        if let Some((xid, _)) = self.session.ping.take() {
-            self.requests.forget(xid);
-        }
+        self.stop_pinging();
         let Phase::Up { conn, addr } = &self.phase else {
             return;
         };
@@ -412,9 +373,7 @@ impl Client {
                 self.connection_lost(now, Next::Failure, true);
             }
             Phase::Closing { deadline, .. } if *deadline <= now => self.finish_close(),
-            Phase::Up { .. } if self.session.ping.is_some_and(|(_, d)| d <= now) => {
-                self.connection_lost(now, Next::Failure, true);
-            }
+            Phase::Up { .. } => self.on_ping_timeout(now),
             _ => {}
         }
     }

@@ -244,8 +244,15 @@ fn b03_ping_long_poll_and_liveness() {
     assert!(events.iter().any(|e| matches!(e, Event::Watch { id, event }
         if *id == w && event.kind == EventType::Modify && !event.inferred)));
     assert_eq!(p.pings_outstanding(), 1);
-    // No answer by session timeout + grace: the connection is dead.
+    // No answer by session timeout + grace: a probe ping replaces the held one (the
+    // server would answer the replaced ping at once); nothing within another grace: the
+    // connection is dead.
     p.advance(Duration::from_secs(7) - ms(1));
+    assert_eq!(p.pings_outstanding(), 1);
+    p.advance(ms(1));
+    assert_eq!(p.pings_outstanding(), 2, "a probe");
+    assert!(p.closes.is_empty());
+    p.advance(Duration::from_secs(2) - ms(1));
     assert!(p.closes.is_empty());
     p.advance(ms(1));
     assert_eq!(p.closes, vec![conn]);

@@ -20,6 +20,8 @@ use pyxis_proto::{encode_response, rpc, store, FrameDecoder};
 pub struct Sent {
     pub conn: ConnId,
     pub req: rpc::Request,
+    /// The frame's protobuf payload exactly as the client encoded it.
+    pub payload: Bytes,
 }
 
 /// The client plus the peer's view of it.
@@ -105,8 +107,14 @@ impl Peer {
             );
             let d = self.decoders.entry(t.conn).or_default();
             d.extend(&t.data);
-            while let Some(req) = d.next_request().expect("client frames decode") {
-                self.sent.push_back(Sent { conn: t.conn, req });
+            while let Some(payload) = d.next_payload().expect("client frames decode") {
+                let req = pyxis_proto::decode_request(payload.clone())
+                    .expect("client payloads carry every required field");
+                self.sent.push_back(Sent {
+                    conn: t.conn,
+                    req,
+                    payload,
+                });
             }
         }
         while let Some(e) = self.client.poll_event() {

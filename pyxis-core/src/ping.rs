@@ -1,0 +1,189 @@
+//! The ping long poll: one ping held by the server at a time, re-pinged on every answer,
+//! events dispatched, and the liveness check that tells a dead connection from a server
+//! that simply holds the ping longer than we asked.
+//!
+//! Owns: [`Pinger`] (the outstanding ping, a ping replaced by a liveness probe, the pacing
+//! of the next ping, and the longest hold seen), sending pings and settling their
+//! answers. Must never read a clock, pick addresses or complete application operations.
+//!
+//! ## Liveness
+//!
+//! The server answers an idle ping about T − 1 s after it was sent, where T is the
+//! session timeout *after the server's clamp* (PROTOCOL.md §5: [5 s, 120 s] by default).
+//! The core only knows the T it asked for, and a server with a higher minimum holds the
+//! ping longer. So the liveness bound of a ping is the larger of the requested T and the
+//! longest hold seen for an empty answer, plus `ping_grace`. When it passes, the
+//! connection is not given up at once: a second ping is sent as a probe. A new ping
+//! replaces the held one, which the server answers at once, empty: that answer proves the
+//! connection alive (the probe is then given the server's largest timeout, 120 s, and its
+//! own answer teaches the real hold). If nothing comes back within another `ping_grace`,
+//! the connection is dead. A silent connection is therefore given up after
+//! T + 2 × `ping_grace` (9 s by default).
+//!
+//! ## Pacing
+//!
+//! An answer carrying an event is followed by the next ping at once (pending events need
+//! pings in a row). An empty or failed answer that comes back sooner than
+//! [`MIN_PING_INTERVAL`] after its ping was sent (a server that does not hold pings, or
+//! answers them with an error) delays the next ping to that interval, so the core never
+//! pings in a tight loop.
+
+use std::time::{Duration, Instant};
+
+use pyxis_proto::rpc;
+
+use crate::client::Client;
+use crate::reply::{server_error, ServerError};
+use crate::requests::Purpose;
+use crate::session::Next;
+
+/// Shortest time between sending a ping and sending the next one, unless the answer
+/// carried an event.
+pub(crate) const MIN_PING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The longest a server holds a ping: its largest session timeout (PROTOCOL.md §9).
+pub(crate) const MAX_HOLD: Duration =
+    Duration::from_millis(pyxis_proto::limits::MAX_SESSION_TIMEOUT_MS as u64);
+
+/// The ping the server holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Ping {
+    pub xid: u64,
+    pub sent: Instant,
+    /// No answer by then: probe (or, for a probe, give the connection up).
+    pub deadline: Instant,
+    /// Sent to replace a ping whose liveness bound passed.
+    pub probe: bool,
+}
+
+/// The ping long poll's state.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Pinger {
+    /// The ping held by the server.
+    pub current: Option<Ping>,
+    /// A ping replaced by a probe; its (empty) answer proves the connection alive.
+    pub replaced: Option<u64>,
+    /// When the next ping is due (pacing), while none is outstanding.
+    pub due: Option<Instant>,
+    /// Longest hold seen for an empty answer (at most [`MAX_HOLD`]).
+    pub hold: Duration,
+}
+
+impl Pinger {
+    /// The next instant the ping needs attention.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        match (self.current.map(|p| p.deadline), self.due) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stops the long poll; returns the xids still in flight (their answers are to be
+    /// ignored).
+    pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
+        self.due = None;
+        [self.current.take().map(|p| p.xid), self.replaced.take()]
+    }
+}
+
+impl Client {
+    /// Sends a ping now, with its liveness deadline.
+    pub(crate) fn send_ping(&mut self, now: Instant) {
+        let xid = self.requests.send(Purpose::Ping);
+        self.send_frame(&rpc::Request {
+            sid: self.session.sid,
+            xid: Some(xid),
+            ping: Some(rpc::PingRequest {}),
+            ..Default::default()
+        });
+        let bound = self.config.session_timeout.max(self.session.ping.hold);
+        self.session.ping.due = None;
+        self.session.ping.current = Some(Ping {
+            xid,
+            sent: now,
+            deadline: now + bound + self.config.ping_grace,
+            probe: false,
+        });
+    }
+
+    /// Ends the long poll (connection or session gone, closing); late answers are ignored.
+    pub(crate) fn stop_pinging(&mut self) {
+        for xid in self.session.ping.stop().into_iter().flatten() {
+            self.requests.forget(xid);
+        }
+    }
+
+    /// An answer to the held ping or to one a probe replaced.
+    pub(crate) fn on_ping_answer(&mut self, rsp: rpc::Response, now: Instant) {
+        let ping = &mut self.session.ping;
+        let current = ping.current.filter(|p| Some(p.xid) == rsp.xid);
+        let replaced = ping.replaced.is_some() && ping.replaced == rsp.xid;
+        if current.is_none() && !replaced {
+            return;
+        }
+        let error = server_error(&rsp, "");
+        match error {
+            Some(ServerError::SessionExpired) => return self.session_expired(now),
+            Some(ServerError::NotLeader(leader)) => {
+                return self.connection_lost(now, Next::Redirect(leader), true)
+            }
+            Some(ServerError::Again) => return self.connection_lost(now, Next::Failure, true),
+            None | Some(ServerError::Final(_)) => {}
+        }
+        let has_event = error.is_none() && rsp.watch.is_some();
+        if let Some(event) = rsp.watch.filter(|_| error.is_none()) {
+            let watched = rsp.path.unwrap_or_else(|| event.path.clone());
+            self.on_watch_fired(&watched, &event.path, event.r#type);
+        }
+        let ping = &mut self.session.ping;
+        if replaced {
+            // The connection is alive and the server holds pings longer than asked: the
+            // probe may be held up to the server's largest timeout; its answer tells.
+            ping.replaced = None;
+            if let Some(p) = ping.current.as_mut().filter(|p| p.probe) {
+                p.deadline = p.sent + MAX_HOLD + self.config.ping_grace;
+            }
+            return;
+        }
+        let Some(answered) = current else { return };
+        ping.current = None;
+        if error.is_none() {
+            if !has_event {
+                ping.hold = ping.hold.max((now - answered.sent).min(MAX_HOLD));
+            }
+            self.discovery.on_healthy();
+        }
+        if !self.phase.is_up() {
+            return;
+        }
+        let due = answered.sent + MIN_PING_INTERVAL;
+        if has_event || due <= now {
+            self.send_ping(now);
+        } else {
+            self.session.ping.due = Some(due);
+        }
+    }
+
+    /// Acts on the ping's deadlines while the session is up: a paced ping falls due, or
+    /// the held ping's liveness bound passed (probe; a probe's: the connection is dead).
+    pub(crate) fn on_ping_timeout(&mut self, now: Instant) {
+        let ping = &mut self.session.ping;
+        if ping.due.is_some_and(|d| d <= now) {
+            return self.send_ping(now);
+        }
+        let Some(held) = ping.current.filter(|p| p.deadline <= now) else {
+            return;
+        };
+        if held.probe {
+            return self.connection_lost(now, Next::Failure, true);
+        }
+        if let Some(old) = ping.replaced.replace(held.xid) {
+            self.requests.forget(old);
+        }
+        self.send_ping(now);
+        if let Some(p) = self.session.ping.current.as_mut() {
+            p.probe = true;
+            p.deadline = now + self.config.ping_grace;
+        }
+    }
+}
