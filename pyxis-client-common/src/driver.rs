@@ -269,3 +269,110 @@ impl Driver {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pyxis_core::{EventMask, WatchSpec};
+
+    use super::*;
+    use crate::queue::channel;
+
+    fn driver(now: Instant) -> Driver {
+        Driver::new(Config::new(["127.0.0.1:9"]), now).expect("valid config")
+    }
+
+    /// Drains every step, returning the connection instructions seen.
+    fn drain(d: &mut Driver, now: Instant) -> Vec<Step> {
+        std::iter::from_fn(|| d.next_step(now)).collect()
+    }
+
+    #[test]
+    fn client_side_failures_reach_the_caller_without_a_round_trip() {
+        let now = Instant::now();
+        let mut d = driver(now);
+        assert!(matches!(
+            drain(&mut d, now).as_slice(),
+            [Step::Io(IoAction::Connect { .. })]
+        ));
+        let (reply, answer) = channel(1);
+        let op = Op::Read {
+            path: "no-slash".into(),
+            show_hidden: None,
+            watch: None,
+        };
+        d.command(
+            Command::Call {
+                op,
+                reply,
+                watch: None,
+            },
+            now,
+        );
+        assert!(drain(&mut d, now).is_empty());
+        assert!(matches!(
+            answer.try_recv(),
+            Some(Ok(Err(Error::InvalidPath { .. })))
+        ));
+        assert_eq!(answer.try_recv(), None, "completed exactly once");
+    }
+
+    #[test]
+    fn wait_connected_times_out_at_its_deadline() {
+        let now = Instant::now();
+        let mut d = driver(now);
+        drain(&mut d, now);
+        let (reply, answer) = channel(1);
+        let deadline = now + Duration::from_millis(5);
+        d.command(Command::WaitConnected { deadline, reply }, now);
+        assert!(d.deadline().is_some_and(|at| at <= deadline));
+        d.handle_timeout(now + Duration::from_millis(1));
+        assert_eq!(answer.try_recv(), None, "not before its deadline");
+        d.handle_timeout(deadline);
+        let timeout = Error::Timeout {
+            outcome_unknown: false,
+        };
+        assert_eq!(answer.try_recv(), Some(Ok(Err(timeout))));
+    }
+
+    #[test]
+    fn close_ends_callers_watches_and_subscribers() {
+        let now = Instant::now();
+        let mut d = driver(now);
+        drain(&mut d, now);
+        let (session_tx, session) = channel(4);
+        d.command(Command::Subscribe(session_tx), now);
+        let (reply, answer) = channel(1);
+        let (watch_tx, watch) = channel(4);
+        let op = Op::Exists {
+            path: "/svc".into(),
+            watch: Some(WatchSpec::new("/svc", EventMask::ALL)),
+        };
+        d.command(
+            Command::Call {
+                op,
+                reply,
+                watch: Some(watch_tx),
+            },
+            now,
+        );
+        let (done, closed) = channel(1);
+        d.command(Command::Close { done }, now);
+        drain(&mut d, now);
+        assert!(d.is_finished());
+        assert_eq!(answer.try_recv(), Some(Ok(Err(Error::Closed))));
+        assert_eq!(session.try_recv(), Some(Ok(SessionEvent::Closed)));
+        assert_eq!(
+            closed.recv_timeout(Duration::ZERO),
+            Ok(None),
+            "close waiter released"
+        );
+        drop(d);
+        assert_eq!(
+            watch.recv_timeout(Duration::ZERO),
+            Ok(None),
+            "watch queue ended"
+        );
+    }
+}

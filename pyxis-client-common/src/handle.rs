@@ -74,8 +74,8 @@ impl Handle {
         self.inner.status.sid()
     }
 
-    /// Sends `op` to the driver; `watch` says whether the op arms a watch whose events
-    /// are wanted. A driver that is gone makes the reply queue end at once (`Closed`).
+    /// Sends `op` to the driver, with a queue for the events of the watch it arms, if
+    /// any. A driver that is gone makes the reply queue end at once (`Closed`).
     pub(crate) fn start(&self, op: Op) -> Pending {
         let watch_path = match &op {
             Op::Read {
