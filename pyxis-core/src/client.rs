@@ -177,7 +177,9 @@ impl Client {
     }
 
     /// Closes the client: sends Unregister (ending the session and its ephemeral nodes)
-    /// and waits up to `close_timeout` for its answer, then closes the connection. Queued
+    /// and waits up to `close_timeout` for its answer, then closes the connection. The
+    /// Unregister goes out when a session is up, or behind the Register of a session
+    /// being resumed; while connecting or backing off, the client closes at once. Queued
     /// operations complete with `Error::Closed` at once, operations in flight when the
     /// Unregister is answered (or the wait ends) too; every watch ends with
     /// `WatchEnded { reason: Closed }`; then `SessionEvent::Closed` is emitted, once.
@@ -188,9 +190,16 @@ impl Client {
         for id in self.requests.unsent_ids() {
             self.complete(id, Err(Error::Closed));
         }
-        match &self.phase {
-            Phase::Up { conn, .. } => {
-                let conn = *conn;
+        let conn = match &self.phase {
+            Phase::Up { conn, .. } => Some(*conn),
+            // Resuming a session (after a reconnect): it still holds its ephemeral nodes,
+            // so the Unregister is pipelined behind the Register. If the session turns out
+            // expired, the Unregister is answered kSessionExpired: closed either way.
+            Phase::Registering { conn, .. } if self.session.sid.is_some() => Some(*conn),
+            _ => None,
+        };
+        match conn {
+            Some(conn) => {
                 let xid = self.requests.send(Purpose::Close);
                 let req = pyxis_proto::rpc::Request {
                     sid: self.session.sid,
@@ -205,7 +214,7 @@ impl Client {
                     deadline: now + self.config.close_timeout,
                 };
             }
-            _ => self.finish_close(),
+            None => self.finish_close(),
         }
     }
 
@@ -221,6 +230,7 @@ impl Client {
         if self.phase.receiving_conn() != Some(conn) {
             return;
         }
+        self.session.ping.last_rx = Some(now);
         self.decoder.extend(data);
         loop {
             match self.decoder.next_response() {

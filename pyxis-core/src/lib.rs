@@ -111,7 +111,8 @@
 //! - **Backoff never restarts on a bare Register**: the backoff and the redirect count
 //!   start over only once a ping was answered without error, so a server that accepts
 //!   Register and then fails or redirects every request is retried with growing delays.
-//! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`),
+//! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`; also
+//!   while a session is being resumed, behind its Register),
 //!   closes the connection, completes every pending operation with `Error::Closed`, ends
 //!   every watch with `WatchEnded { reason: Closed }` and emits `Session(Closed)` once.
 //!   After that only the immediate `Closed` completions of later commands are emitted.
@@ -163,7 +164,8 @@
 //! | a replaced ping answered late; duplicate answers; unwatched paths | `replaced_ping_answered_late_is_harmless`, `duplicate_answers_are_ignored`, `events_for_paths_never_watched_are_dropped` |
 //! | liveness with a server holding longer than asked; a silent connection; idle round trip T − 1 s | `ping_liveness_tolerates_a_server_holding_longer`, `ping_liveness_declares_a_silent_connection_dead`, `idle_ping_round_trip_is_about_t_minus_one_second` |
 //! | kAgain everywhere; sessions failing right after Register | `again_on_register_backs_off_on_every_server`, `sessions_failing_right_after_register_back_off` |
-//! | requests after close | `requests_after_close_complete_closed_and_nothing_follows` |
+//! | a busy session's ping held by refreshes; a requested timeout above the server's maximum | `busy_session_ping_held_by_refreshes_is_not_declared_dead`, `huge_requested_timeout_uses_the_server_maximum_as_bound` |
+//! | requests after close; close while resuming a session unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session` |
 
 mod client;
 mod config;

@@ -8,17 +8,24 @@
 //!
 //! ## Liveness
 //!
-//! The server answers an idle ping about T − 1 s after it was sent, where T is the
-//! session timeout *after the server's clamp* (PROTOCOL.md §5: [5 s, 120 s] by default).
-//! The core only knows the T it asked for, and a server with a higher minimum holds the
-//! ping longer. So the liveness bound of a ping is the larger of the requested T and the
-//! longest hold seen for an empty answer, plus `ping_grace`. When it passes, the
-//! connection is not given up at once: a second ping is sent as a probe. A new ping
-//! replaces the held one, which the server answers at once, empty: that answer proves the
-//! connection alive (the probe is then given the server's largest timeout, 120 s, and its
-//! own answer teaches the real hold). If nothing comes back within another `ping_grace`,
-//! the connection is dead. A silent connection is therefore given up after
-//! T + 2 × `ping_grace` (9 s by default).
+//! The server answers an idle ping about T − 1 s after the session's last refresh, where
+//! T is the session timeout *after the server's clamp* (PROTOCOL.md §5: [5 s, 120 s] by
+//! default). The core only knows the T it asked for: a server with a higher minimum
+//! holds the ping longer, and a busy session's requests keep refreshing it, so its ping
+//! may be held as long as they do. The liveness bound is therefore:
+//!
+//! - the requested T (at most [`MAX_HOLD`], the server's largest) or the longest hold
+//!   seen for an empty answer, whichever is larger, plus `ping_grace`,
+//! - counted from the ping's sending or from the last bytes received, whichever is later
+//!   (answers to other requests prove the connection alive).
+//!
+//! When it passes, the connection is not given up at once: a second ping is sent as a
+//! probe. A new ping replaces the held one, which the server answers at once, empty:
+//! that answer proves the connection alive (the held time is learned, and the probe is
+//! given up to [`MAX_HOLD`]; its own answer teaches the real hold). If nothing comes
+//! back within another `ping_grace`, the connection is dead. A silent connection is thus
+//! given up T + 2 × `ping_grace` after the last bytes received (9 s by default); the
+//! idle round trip of T − 1 s stays well inside the first bound.
 //!
 //! ## Pacing
 //!
@@ -61,12 +68,15 @@ pub(crate) struct Ping {
 pub(crate) struct Pinger {
     /// The ping held by the server.
     pub current: Option<Ping>,
-    /// A ping replaced by a probe; its (empty) answer proves the connection alive.
-    pub replaced: Option<u64>,
+    /// A ping replaced by a probe, (xid, sent); its (empty) answer proves the
+    /// connection alive.
+    pub replaced: Option<(u64, Instant)>,
     /// When the next ping is due (pacing), while none is outstanding.
     pub due: Option<Instant>,
     /// Longest hold seen for an empty answer (at most [`MAX_HOLD`]).
     pub hold: Duration,
+    /// When bytes last arrived on the connection.
+    pub last_rx: Option<Instant>,
 }
 
 impl Pinger {
@@ -82,7 +92,10 @@ impl Pinger {
     /// ignored).
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
-        [self.current.take().map(|p| p.xid), self.replaced.take()]
+        [
+            self.current.take().map(|p| p.xid),
+            self.replaced.take().map(|(xid, _)| xid),
+        ]
     }
 }
 
@@ -96,14 +109,22 @@ impl Client {
             ping: Some(rpc::PingRequest {}),
             ..Default::default()
         });
-        let bound = self.config.session_timeout.max(self.session.ping.hold);
+        let deadline = now + self.ping_bound();
         self.session.ping.due = None;
         self.session.ping.current = Some(Ping {
             xid,
             sent: now,
-            deadline: now + bound + self.config.ping_grace,
+            deadline,
             probe: false,
         });
+    }
+
+    /// How long a ping may go unanswered on a quiet connection: the requested session
+    /// timeout (at most the server's largest) or the longest hold seen, whichever is
+    /// larger, plus the grace.
+    fn ping_bound(&self) -> Duration {
+        let asked = self.config.session_timeout.min(MAX_HOLD);
+        asked.max(self.session.ping.hold) + self.config.ping_grace
     }
 
     /// Ends the long poll (connection or session gone, closing); late answers are ignored.
@@ -117,8 +138,8 @@ impl Client {
     pub(crate) fn on_ping_answer(&mut self, rsp: rpc::Response, now: Instant) {
         let ping = &mut self.session.ping;
         let current = ping.current.filter(|p| Some(p.xid) == rsp.xid);
-        let replaced = ping.replaced.is_some() && ping.replaced == rsp.xid;
-        if current.is_none() && !replaced {
+        let replaced = ping.replaced.filter(|(xid, _)| Some(*xid) == rsp.xid);
+        if current.is_none() && replaced.is_none() {
             return;
         }
         let error = server_error(&rsp, "");
@@ -136,12 +157,16 @@ impl Client {
             self.on_watch_fired(&watched, &event.path, event.r#type);
         }
         let ping = &mut self.session.ping;
-        if replaced {
-            // The connection is alive and the server holds pings longer than asked: the
-            // probe may be held up to the server's largest timeout; its answer tells.
+        if let Some((_, sent)) = replaced {
+            // The connection is alive and the server held the ping longer than the bound:
+            // the probe may be held up to the server's largest timeout; its answer tells.
             ping.replaced = None;
+            if error.is_none() && !has_event {
+                ping.hold = ping.hold.max((now - sent).min(MAX_HOLD));
+            }
             if let Some(p) = ping.current.as_mut().filter(|p| p.probe) {
                 p.deadline = p.sent + MAX_HOLD + self.config.ping_grace;
+                p.probe = false;
             }
             return;
         }
@@ -165,19 +190,32 @@ impl Client {
     }
 
     /// Acts on the ping's deadlines while the session is up: a paced ping falls due, or
-    /// the held ping's liveness bound passed (probe; a probe's: the connection is dead).
+    /// the held ping's liveness bound passed. Bytes received since the ping was sent
+    /// prove the connection alive (a busy session's ping may be held for as long as
+    /// requests keep refreshing it): the bound then runs from the last bytes. Otherwise a
+    /// probe replaces the ping, and a probe's bound passing means the connection is dead.
     pub(crate) fn on_ping_timeout(&mut self, now: Instant) {
-        let ping = &mut self.session.ping;
-        if ping.due.is_some_and(|d| d <= now) {
+        if self.session.ping.due.is_some_and(|d| d <= now) {
             return self.send_ping(now);
         }
+        let bound = self.ping_bound();
+        let ping = &mut self.session.ping;
         let Some(held) = ping.current.filter(|p| p.deadline <= now) else {
             return;
         };
+        let renewed = ping
+            .last_rx
+            .filter(|rx| *rx > held.sent)
+            .map(|rx| rx + bound);
+        if let (Some(deadline), Some(p)) = (renewed.filter(|d| *d > now), ping.current.as_mut()) {
+            p.deadline = deadline;
+            p.probe = false;
+            return;
+        }
         if held.probe {
             return self.connection_lost(now, Next::Failure, true);
         }
-        if let Some(old) = ping.replaced.replace(held.xid) {
+        if let Some((old, _)) = ping.replaced.replace((held.xid, held.sent)) {
             self.requests.forget(old);
         }
         self.send_ping(now);

@@ -912,3 +912,70 @@ fn sessions_failing_right_after_register_back_off() {
         "{redirect} connects in 10 s (kNotLeader)"
     );
 }
+
+#[test]
+fn busy_session_ping_held_by_refreshes_is_not_declared_dead() {
+    // Every request refreshes the session, so a busy session's ping may stay held as
+    // long as requests flow; their answers prove the connection alive.
+    let (mut p, conn, _ping) = up();
+    for _ in 0..60 {
+        let id = p.client.submit(read("/a", None), p.now);
+        p.drain();
+        let s = p.take_non_ping();
+        p.advance(Duration::from_secs(1));
+        p.answer(conn, stat(s.req.xid, 0, &[], b""));
+        assert!(matches!(p.completion(id), Some(Ok(_))));
+    }
+    assert!(p.closes.is_empty(), "declared dead while answers flowed");
+    assert_eq!(p.pings_outstanding(), 0, "not even probed");
+    // The answers stop: the connection is given up within the bound.
+    let _id = p.client.submit(read("/a", None), p.now);
+    p.advance(Duration::from_secs(10));
+    assert_eq!(p.closes, vec![conn]);
+}
+
+#[test]
+fn huge_requested_timeout_uses_the_server_maximum_as_bound() {
+    // Asked 300 s; the server clamps to 120 s and answers the idle ping at ~119 s.
+    let mut c = config(&["a:1"]);
+    c.session_timeout = Duration::from_secs(300);
+    let mut p = Peer::new(c);
+    let conn = p.connect_with_sid(1);
+    let ping = p.take_ping();
+    p.advance(Duration::from_secs(119));
+    p.answer(conn, ok(ping.req.xid));
+    let _ping = p.take_ping();
+    // A dead connection is noticed by 120 s + 2 × grace, not 300 s.
+    p.advance(Duration::from_secs(125));
+    assert_eq!(p.closes, vec![conn]);
+}
+
+#[test]
+fn close_while_resuming_unregisters_the_session() {
+    // Closing during a reconnect must still end the session: its ephemeral nodes would
+    // otherwise outlive the client by a whole session timeout.
+    let (mut p, conn, _ping) = up();
+    p.close_conn(conn);
+    p.advance(ms(20));
+    let conn = p.accept();
+    p.sent.retain(|s| s.conn == conn);
+    let reg = p.take();
+    assert_eq!(reg.req.sid, Some(SID));
+    p.client.close(p.now);
+    p.drain();
+    let unreg = p.take();
+    assert!(unreg.req.unregister.is_some(), "{:?}", unreg.req);
+    assert_eq!((unreg.conn, unreg.req.sid), (conn, Some(SID)));
+    assert!(!p.client.is_closed());
+    p.answer(conn, ok_sid(reg.req.xid, SID));
+    assert!(p.sent.is_empty(), "no ping or re-arm after close");
+    p.answer(conn, ok(unreg.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.closes.last(), Some(&conn));
+    // Nothing to end while a new session is being made: closed at once.
+    let mut p = Peer::new(config(&["a:1"]));
+    p.accept();
+    p.client.close(p.now);
+    p.drain();
+    assert!(p.client.is_closed());
+}
