@@ -186,8 +186,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+    let duration = Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!("{text:?} is longer than a year"));
+    }
+    Ok(duration)
 }
+
+/// The longest duration accepted on the command line (so that deadlines computed from it
+/// cannot overflow).
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {
@@ -202,6 +210,7 @@ mod tests {
         assert!(parse_duration("5h").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("600000m").is_err(), "over a year");
     }
 
     #[test]

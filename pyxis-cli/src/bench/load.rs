@@ -137,13 +137,18 @@ async fn measure(
     for round in 0..args.rounds {
         let label = format!("c={} round {}/{}", plan.concurrency, round + 1, args.rounds);
         let counter = progress.phase(&format!("{label}: floor"));
-        let budget = Budget::new(args.phase_duration().map(|d| Instant::now() + d), args.ops);
+        let budget = Budget::new(
+            args.phase_duration()
+                .and_then(|d| Instant::now().checked_add(d)),
+            args.ops,
+        );
         let floor = floor::run(&mut raw, plan, &budget, &counter).await?;
         floor_total.merge(&floor);
         floor_total.elapsed += floor.elapsed;
         let counter = progress.phase(&format!("{label}: client"));
         let budget = Arc::new(Budget::new(
-            args.phase_duration().map(|d| Instant::now() + d),
+            args.phase_duration()
+                .and_then(|d| Instant::now().checked_add(d)),
             args.ops,
         ));
         let client = client_phase(&handles, plan, budget, counter).await?;

@@ -189,7 +189,10 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
             let load = &args.load;
             let pairs = 2 * u64::from(load.rounds) * load.concurrency.len() as u64;
             let long = match load.phase_duration() {
-                Some(d) => d * u32::try_from(pairs).unwrap_or(u32::MAX) >= MIN_RUN_FOR_BAR,
+                Some(d) => u32::try_from(pairs)
+                    .ok()
+                    .and_then(|n| d.checked_mul(n))
+                    .map_or(true, |total| total >= MIN_RUN_FOR_BAR),
                 None => true,
             };
             let progress = Progress::new(long, pairs, load.phase_duration(), load.ops);
