@@ -146,7 +146,8 @@
 //! | – | `Op::Unregister` ends the session, the client stays usable | `unregister_ends_the_session_and_the_client_stays_usable` |
 //! | – | no clock, thread or socket in the source | `source_uses_no_clock_thread_or_socket` |
 //!
-//! `tests/conformance.rs` checks the core against real servers and the Go client rather
+//! `tests/conformance.rs` (frames and answers) and `tests/liveness.rs` (ping, backoff,
+//! close) check the core against real servers and the Go client rather
 //! than our own test server:
 //!
 //! | what | test |

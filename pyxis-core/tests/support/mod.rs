@@ -12,7 +12,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use prost::Message;
-use pyxis_core::{Client, Config, ConnId, Event, IoAction, RequestId, SessionEvent};
+use pyxis_core::{
+    Client, Config, ConnId, CreateMode, Event, EventMask, IoAction, Op, RequestId, SessionEvent,
+    WatchMode, WatchSpec,
+};
 use pyxis_proto::{encode_response, rpc, store, FrameDecoder};
 
 /// One request the client sent, with the connection it went to.
@@ -314,4 +317,44 @@ pub fn event(xid: Option<u64>, watched: &str, node: &str, bits: u32) -> rpc::Res
 
 pub fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
+}
+
+/// The session id the golden frames use.
+pub const SID: u64 = 0x008b_cfe5_6800_0001;
+
+/// `Op::Create`.
+pub fn create(path: &str, data: Option<&'static [u8]>, mode: CreateMode) -> Op {
+    Op::Create {
+        path: path.into(),
+        data: data.map(Bytes::from_static),
+        mode,
+    }
+}
+
+/// `Op::Read` with the default hidden-children rule.
+pub fn read(path: &str, watch: Option<WatchSpec>) -> Op {
+    Op::Read {
+        path: path.into(),
+        show_hidden: None,
+        watch,
+    }
+}
+
+/// A one-shot watch spec.
+pub fn spec(path: &str, mask: u32, recursive: bool) -> WatchSpec {
+    WatchSpec {
+        path: path.into(),
+        mask: EventMask(mask),
+        recursive,
+        mode: WatchMode::OneShot,
+    }
+}
+
+/// A client with a session `SID` up on its one connection, the first ping taken.
+pub fn up() -> (Peer, pyxis_core::ConnId, Sent) {
+    let mut p = Peer::new(config(&["a:1"]));
+    let conn = p.connect_with_sid(SID);
+    let ping = p.take_ping();
+    p.take_events();
+    (p, conn, ping)
 }

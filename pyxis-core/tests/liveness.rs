@@ -1,0 +1,228 @@
+//! Session timeout, ping liveness and pacing, backoff after failing sessions, and close,
+//! against what real servers do (hold pings for their own clamped timeout, keep a busy
+//! session's ping held, answer replaced pings at once) rather than our test server.
+
+mod support;
+
+use std::time::Duration;
+
+use pyxis_core::{Error, Event, SessionEvent, SessionState};
+use pyxis_proto::{rpc, ErrorType};
+use support::*;
+
+// ----- session timeout and ping liveness -----
+
+#[test]
+fn ping_liveness_tolerates_a_server_holding_longer() {
+    // The server raised our 5 s to its own minimum of 10 s: it holds each ping ~9 s.
+    let (mut p, conn, mut ping) = up();
+    let hold = Duration::from_secs(9);
+    let end = p.now + Duration::from_secs(120);
+    let mut sent_at = p.now;
+    while p.now < end {
+        let answer_at = sent_at + hold;
+        let next = p.client.poll_timeout().expect("a deadline");
+        if next < answer_at {
+            p.advance(next - p.now);
+            // A liveness probe replaces the held ping: the server answers the old one.
+            if p.pings_outstanding() > 0 {
+                let probe = p.take_ping();
+                p.answer(conn, ok(ping.req.xid));
+                ping = probe;
+                sent_at = p.now;
+            }
+            continue;
+        }
+        p.advance(answer_at - p.now);
+        p.answer(conn, ok(ping.req.xid));
+        ping = p.take_ping();
+        sent_at = p.now;
+    }
+    assert!(p.closes.is_empty(), "a live connection was declared dead");
+    assert_eq!(p.client.state(), SessionState::Connected);
+}
+
+#[test]
+fn ping_liveness_declares_a_silent_connection_dead() {
+    let (mut p, conn, _ping) = up();
+    // Nothing comes back: a probe goes out, then the connection is given up, well
+    // before twice the session timeout.
+    p.advance(Duration::from_secs(7));
+    assert!(p.closes.is_empty());
+    p.advance(Duration::from_secs(3));
+    assert_eq!(p.closes, vec![conn]);
+}
+
+#[test]
+fn idle_ping_round_trip_is_about_t_minus_one_second() {
+    let mut c = config(&["a:1"]);
+    c.session_timeout = Duration::from_secs(30);
+    let mut p = Peer::new(c);
+    let conn = p.connect_with_sid(1);
+    let mut ping = p.take_ping();
+    for _ in 0..5 {
+        // The server answers at T - 1 s; nothing else happens in between.
+        p.advance(Duration::from_secs(29));
+        assert!(p.sent.is_empty(), "nothing sent while the ping is held");
+        p.answer(conn, ok(ping.req.xid));
+        ping = p.take_ping();
+    }
+    assert!(p.closes.is_empty());
+}
+
+// ----- redirects, backoff, close -----
+
+#[test]
+fn again_on_register_backs_off_on_every_server() {
+    let mut p = Peer::new(config(&["a:1", "b:1", "c:1"]));
+    let start = p.now;
+    let mut attempts = 0;
+    while p.now < start + Duration::from_secs(10) {
+        if p.connecting.is_empty() {
+            let next = p.client.poll_timeout().expect("a deadline");
+            p.advance(next.saturating_duration_since(p.now).max(ms(1)));
+            continue;
+        }
+        let conn = p.accept();
+        let reg = p.take();
+        p.answer(conn, err(reg.req.xid, ErrorType::KAgain, "try again"));
+        attempts += 1;
+        assert!(attempts < 500, "hot loop");
+    }
+    assert!((5..=80).contains(&attempts), "{attempts} attempts in 10 s");
+}
+
+#[test]
+fn requests_after_close_complete_closed_and_nothing_follows() {
+    let (mut p, conn, _ping) = up();
+    let inflight = p.client.submit(read("/a", None), p.now);
+    p.drain();
+    let s = p.take_non_ping();
+    p.client.close(p.now);
+    p.drain();
+    let unreg = p.take_non_ping();
+    assert!(unreg.req.unregister.is_some());
+    // The read's answer still arrives before the Unregister's.
+    p.answer(conn, stat(s.req.xid, 0, &[], b""));
+    assert!(matches!(p.completion(inflight), Some(Ok(_))));
+    let late = p.client.submit(read("/a", None), p.now);
+    p.drain();
+    assert_eq!(p.completion(late), Some(Err(Error::Closed)));
+    p.answer(conn, ok(unreg.req.xid));
+    assert!(p.client.is_closed());
+    let events = p.take_events();
+    assert_eq!(events.last(), Some(&Event::Session(SessionEvent::Closed)));
+    // After Closed: answers, timeouts and connection events produce nothing.
+    p.answer(conn, ok(unreg.req.xid));
+    p.client.handle_closed(conn, p.now);
+    p.advance(Duration::from_secs(60));
+    p.drain();
+    assert!(p.take_events().is_empty());
+    assert!(p.sent.is_empty());
+    let after = p.client.submit(read("/a", None), p.now);
+    p.drain();
+    assert_eq!(p.completion(after), Some(Err(Error::Closed)));
+}
+
+/// A server that accepts Register but then fails the session at once (`fail` answers
+/// the first ping): the connects made in 10 virtual seconds.
+fn connects_when_sessions_fail_at_once(fail: impl Fn(Option<u64>) -> rpc::Response) -> usize {
+    let mut p = Peer::new(config(&["a:1", "b:1"]));
+    let start = p.now;
+    while p.now < start + Duration::from_secs(10) {
+        if p.connecting.is_empty() {
+            let next = p.client.poll_timeout().expect("a deadline");
+            p.advance(next.saturating_duration_since(p.now).max(ms(1)));
+            continue;
+        }
+        let conn = p.connect_with_sid(SID);
+        let ping = p.take_ping();
+        p.answer(conn, fail(ping.req.xid));
+        assert!(p.connects.len() < 2_000, "hot loop");
+    }
+    p.connects.len()
+}
+
+#[test]
+fn sessions_failing_right_after_register_back_off() {
+    // The backoff and the redirect count start over only once a ping was answered
+    // without error, not at Register.
+    let again = connects_when_sessions_fail_at_once(|xid| err(xid, ErrorType::KAgain, ""));
+    assert!(
+        (5..=80).contains(&again),
+        "{again} connects in 10 s (kAgain)"
+    );
+    let redirect =
+        connects_when_sessions_fail_at_once(|xid| err(xid, ErrorType::KNotLeader, "b:1"));
+    assert!(
+        (5..=320).contains(&redirect),
+        "{redirect} connects in 10 s (kNotLeader)"
+    );
+}
+
+#[test]
+fn busy_session_ping_held_by_refreshes_is_not_declared_dead() {
+    // Every request refreshes the session, so a busy session's ping may stay held as
+    // long as requests flow; their answers prove the connection alive.
+    let (mut p, conn, _ping) = up();
+    for _ in 0..60 {
+        let id = p.client.submit(read("/a", None), p.now);
+        p.drain();
+        let s = p.take_non_ping();
+        p.advance(Duration::from_secs(1));
+        p.answer(conn, stat(s.req.xid, 0, &[], b""));
+        assert!(matches!(p.completion(id), Some(Ok(_))));
+    }
+    assert!(p.closes.is_empty(), "declared dead while answers flowed");
+    assert_eq!(p.pings_outstanding(), 0, "not even probed");
+    // The answers stop: the connection is given up within the bound.
+    let _id = p.client.submit(read("/a", None), p.now);
+    p.advance(Duration::from_secs(10));
+    assert_eq!(p.closes, vec![conn]);
+}
+
+#[test]
+fn huge_requested_timeout_uses_the_server_maximum_as_bound() {
+    // Asked 300 s; the server clamps to 120 s and answers the idle ping at ~119 s.
+    let mut c = config(&["a:1"]);
+    c.session_timeout = Duration::from_secs(300);
+    let mut p = Peer::new(c);
+    let conn = p.connect_with_sid(1);
+    let ping = p.take_ping();
+    p.advance(Duration::from_secs(119));
+    p.answer(conn, ok(ping.req.xid));
+    let _ping = p.take_ping();
+    // A dead connection is noticed by 120 s + 2 × grace, not 300 s.
+    p.advance(Duration::from_secs(125));
+    assert_eq!(p.closes, vec![conn]);
+}
+
+#[test]
+fn close_while_resuming_unregisters_the_session() {
+    // Closing during a reconnect must still end the session: its ephemeral nodes would
+    // otherwise outlive the client by a whole session timeout.
+    let (mut p, conn, _ping) = up();
+    p.close_conn(conn);
+    p.advance(ms(20));
+    let conn = p.accept();
+    p.sent.retain(|s| s.conn == conn);
+    let reg = p.take();
+    assert_eq!(reg.req.sid, Some(SID));
+    p.client.close(p.now);
+    p.drain();
+    let unreg = p.take();
+    assert!(unreg.req.unregister.is_some(), "{:?}", unreg.req);
+    assert_eq!((unreg.conn, unreg.req.sid), (conn, Some(SID)));
+    assert!(!p.client.is_closed());
+    p.answer(conn, ok_sid(reg.req.xid, SID));
+    assert!(p.sent.is_empty(), "no ping or re-arm after close");
+    p.answer(conn, ok(unreg.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.closes.last(), Some(&conn));
+    // Nothing to end while a new session is being made: closed at once.
+    let mut p = Peer::new(config(&["a:1"]));
+    p.accept();
+    p.client.close(p.now);
+    p.drain();
+    assert!(p.client.is_closed());
+}
