@@ -552,28 +552,20 @@ pub(crate) fn op_text(op: &Op) -> String {
     }
 }
 
-/// Variant (a): removes the watch re-registrations (stat + watch frames that follow the
-/// ping of a fresh session, one per path) from a client's outgoing bytes.
+/// Variant (a): removes the watch re-registrations (the first stat + watch frame per path)
+/// from the first bytes a client writes after its session came up.
 fn drop_rearms(data: &Bytes) -> Bytes {
     let mut decoder = FrameDecoder::new();
     decoder.extend(data);
     let mut out = BytesMut::new();
-    let mut after_ping = false;
     let mut seen_paths = BTreeSet::new();
     while let Ok(Some(req)) = decoder.next_request() {
-        if req.ping.is_some() {
-            after_ping = true;
-        } else if after_ping && req.watch.is_some() && req.stat.is_some() {
-            let path = req
-                .stat
-                .as_ref()
-                .map(|s| s.path.clone())
-                .unwrap_or_default();
-            if seen_paths.insert(path) {
-                continue;
+        if req.watch.is_some() {
+            if let Some(stat) = &req.stat {
+                if seen_paths.insert(stat.path.clone()) {
+                    continue;
+                }
             }
-        } else {
-            after_ping = false;
         }
         encode_frame(&req, &mut out);
     }

@@ -52,7 +52,7 @@ impl World {
         let slot = self.rng.usize(0..self.slots.len());
         let client = self.slots[slot];
         let remaining = self.fault_stop - self.now;
-        // Known gap 3: a client that misses a leader's departure (paused) and finds it
+        // Known gap 2: a client that misses a leader's departure (paused) and finds it
         // leading again keeps a connection whose watches the server dropped. Unless gaps
         // are exercised, leadership does not move while a client is paused.
         let anyone_paused = self.clients.iter().any(|c| c.paused_until > self.now);
@@ -108,7 +108,7 @@ impl World {
             3 => {
                 let mut to = self.rng.usize(0..NODES);
                 if !self.cfg.exercise_known_gaps && Some(to) == self.model.leader() {
-                    // Known gap 3: a leader re-elected in place drops every watch while
+                    // Known gap 2: a leader re-elected in place drops every watch while
                     // its clients stay connected (see `SimConfig::exercise_known_gaps`).
                     to = (to + 1) % NODES;
                 }

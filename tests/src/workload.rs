@@ -189,8 +189,8 @@ impl World {
         ];
         let mut mask = masks[self.rng.usize(0..masks.len())];
         if !self.cfg.exercise_known_gaps {
-            // Known gap 1: a mask that widens a path's registration is not sent until it
-            // fires, so only full masks are used unless gaps are exercised.
+            // Known gap 1: after an event no watch of the path wanted (a partial mask),
+            // the core forgets part of its baseline; full masks avoid it.
             mask = EventMask::ALL;
         }
         WatchSpec {

@@ -29,17 +29,22 @@ fn same_seed_same_trace_and_different_seeds_differ() {
 
 #[test]
 fn a_failing_run_explains_itself_and_prints_its_replay_command() {
-    // Variant (c) fails on seed 2 (see `broken_variants_are_caught`).
-    let mut config = SimConfig::new(2, 60);
-    config.variant = Variant::NoPingLiveness;
-    let report = run_seed(&config);
-    assert!(!report.passed());
+    // Variant (c) fails on about half of all seeds (see `broken_variants_are_caught`).
+    let report = (0..10)
+        .map(|seed| {
+            let mut config = SimConfig::new(seed, 60);
+            config.variant = Variant::NoPingLiveness;
+            run_seed(&config)
+        })
+        .find(|r| !r.passed())
+        .expect("no-ping-liveness fails within 10 seeds");
+    let seed = report.config.seed;
     let text = report.failure_text();
-    assert!(text.contains("seed 2"), "{text}");
-    assert!(
-        text.contains("cargo run --release -p pyxis-sim --bin sim -- --seed 2 --virtual-secs 60 --trace --variant no-ping-liveness"),
-        "{text}"
+    assert!(text.contains(&format!("seed {seed} ")), "{text}");
+    let replay = format!(
+        "cargo run --release -p pyxis-sim --bin sim -- --seed {seed} --virtual-secs 60 --trace --variant no-ping-liveness"
     );
+    assert!(text.contains(&replay), "{text}");
     assert!(report.tail.len() >= 20, "a readable tail of the trace");
 }
 
@@ -56,26 +61,26 @@ fn seeds_until_caught(variant: Variant, limit: u64) -> Option<(u64, Vec<Oracle>)
 
 #[test]
 fn broken_variants_are_caught() {
-    // (a) watches not re-registered after a reconnect: the watch oracle, within 3 seeds
+    // (a) watches not re-registered after a reconnect: the watch oracle, within 10 seeds
     // (measured: caught on about half of all seeds).
-    let (n, oracles) = seeds_until_caught(Variant::NoWatchReregistration, 3)
-        .expect("no-watch-reregistration not caught within 3 seeds");
+    let (n, oracles) = seeds_until_caught(Variant::NoWatchReregistration, 10)
+        .expect("no-watch-reregistration not caught within 10 seeds");
     assert!(
         oracles.contains(&Oracle::Watch),
         "caught after {n} by {oracles:?}"
     );
     // (b) writes resubmitted after an unknown outcome: the history oracle (a write
-    // applied twice), within 20 seeds (measured: about 1 seed in 27).
-    let (n, oracles) = seeds_until_caught(Variant::RetryUnknownWrites, 20)
-        .expect("retry-unknown-writes not caught within 20 seeds");
+    // applied twice), within 80 seeds (measured: about 1 seed in 27; first at seed 16).
+    let (n, oracles) = seeds_until_caught(Variant::RetryUnknownWrites, 80)
+        .expect("retry-unknown-writes not caught within 80 seeds");
     assert!(
         oracles.contains(&Oracle::History),
         "caught after {n} by {oracles:?}"
     );
     // (c) ping liveness disabled: a blackholed connection is never given up, so the
-    // reconnect oracle fails, within 3 seeds (measured: about half of all seeds).
-    let (n, oracles) = seeds_until_caught(Variant::NoPingLiveness, 3)
-        .expect("no-ping-liveness not caught within 3 seeds");
+    // reconnect oracle fails, within 10 seeds (measured: about half of all seeds).
+    let (n, oracles) = seeds_until_caught(Variant::NoPingLiveness, 10)
+        .expect("no-ping-liveness not caught within 10 seeds");
     assert!(
         oracles.contains(&Oracle::Reconnect),
         "caught after {n} by {oracles:?}"
