@@ -212,11 +212,11 @@ impl World {
         world.schedule(SEC, Ev::Check);
         world.schedule(world.fault_stop, Ev::FaultStop);
         world.schedule(world.fault_stop + 15 * SEC, Ev::LivenessCheck);
+        let on_move = world.model.config().in_flight_on_move;
         world.record(("start", n_clients as u64), || {
             format!(
-                "start: {n_clients} clients, net {:?}, in-flight writes on leader loss: {:?}",
-                world_net(&net),
-                ""
+                "start: {n_clients} clients, net: {}, uncommitted writes on a leader change: {on_move:?}",
+                world_net(&net)
             )
         });
         world.drain_model();
