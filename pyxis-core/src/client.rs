@@ -180,9 +180,11 @@ impl Client {
     /// and waits up to `close_timeout` for its answer, then closes the connection. The
     /// Unregister goes out when a session is up, or behind the Register of a session
     /// being resumed; while connecting or backing off, the client closes at once. Queued
-    /// operations complete with `Error::Closed` at once, operations in flight when the
-    /// Unregister is answered (or the wait ends) too; every watch ends with
-    /// `WatchEnded { reason: Closed }`; then `SessionEvent::Closed` is emitted, once.
+    /// operations complete with `Error::Closed` at once, reads in flight when the
+    /// Unregister is answered (or the wait ends) too, and writes in flight then with
+    /// `ConnectionLoss { outcome_unknown: true }` (they may have been applied); every
+    /// watch ends with `WatchEnded { reason: Closed }`; then `SessionEvent::Closed` is
+    /// emitted, once.
     pub fn close(&mut self, now: Instant) {
         if self.phase.is_closing_or_closed() {
             return;
@@ -373,7 +375,20 @@ impl Client {
         self.out.clear();
         self.stop_pinging();
         for id in self.requests.ids() {
-            self.complete(id, Err(Error::Closed));
+            // A write that went out may have been applied: say so instead of hiding it
+            // behind `Closed`.
+            let sent_write = self
+                .requests
+                .get(id)
+                .is_some_and(|p| p.xid.is_some() && p.kind.is_write());
+            let err = if sent_write {
+                Error::ConnectionLoss {
+                    outcome_unknown: true,
+                }
+            } else {
+                Error::Closed
+            };
+            self.complete(id, Err(err));
         }
         let mut ended = Vec::new();
         self.watches.end_all(&Error::Closed, &mut ended);

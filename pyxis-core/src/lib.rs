@@ -113,7 +113,8 @@
 //!   Register and then fails or redirects every request is retried with growing delays.
 //! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`; also
 //!   while a session is being resumed, behind its Register),
-//!   closes the connection, completes every pending operation with `Error::Closed`, ends
+//!   closes the connection, completes every pending operation with `Error::Closed` (a
+//!   write still in flight with `ConnectionLoss { outcome_unknown: true }`), ends
 //!   every watch with `WatchEnded { reason: Closed }` and emits `Session(Closed)` once.
 //!   After that only the immediate `Closed` completions of later commands are emitted.
 //! - **Hostile input**: a malformed frame, a bad checksum or an undecodable payload
