@@ -130,6 +130,10 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         ));
     }
 
+    if cluster.is_none() {
+        steps.say("a real cluster cannot be steered from here: skipping the leader move");
+    }
+
     registry.delete(&second).await?;
     let event = next_children_event(&mut watch).await?;
     steps.say(format_args!(
