@@ -42,7 +42,8 @@ pub(crate) struct Pending {
     watch: Option<(String, EventReceiver<Result<WatchEvent, WatchError>>)>,
 }
 
-/// Shared by every clone of one client (see the [module docs](self)).
+/// The application side of one client, shared by all its clones: it turns calls into
+/// [`Command`]s for the driver; dropping the last clone tells the driver to close.
 #[derive(Clone)]
 pub struct Handle {
     inner: Arc<Inner>,

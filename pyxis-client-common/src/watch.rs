@@ -35,7 +35,9 @@ pub enum WatchError {
 }
 
 /// One watch's events. A one-shot watch yields one event and then ends; a persistent
-/// watch (`watch_persistent`) keeps yielding until dropped. Dropping it unwatches.
+/// watch (`watch_persistent`) keeps yielding until dropped. Dropping it unwatches. A
+/// watch does not keep its client alive: once the last client handle is dropped (or
+/// `close` is called) it yields `Ended(Closed)` and ends.
 ///
 /// Events are queued for the application without ever blocking the client: if more than
 /// `Options::event_queue_bound` events are unread, the oldest are discarded and a

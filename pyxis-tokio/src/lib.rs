@@ -5,7 +5,7 @@
 //! core. Every protocol decision (leader discovery, session, pings, retries, watches)
 //! is the core's; the API, the event routing and the loop itself are shared with the
 //! other adapters through `pyxis-client-common`: this crate only supplies tokio's TCP
-//! and timer ([`AsyncRuntime`](pyxis_client_common::AsyncRuntime)) and spawns the task.
+//! and timer (`pyxis_client_common::AsyncRuntime`) and spawns the task.
 //!
 //! ```no_run
 //! use pyxis_tokio::{Client, CreateMode, EventMask, Options};
