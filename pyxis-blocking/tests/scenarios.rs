@@ -363,6 +363,7 @@ fn dropping_the_last_handle_closes_the_session() {
     let cluster = TestCluster::start(3);
     let a = client(&cluster, 14);
     a.create_ephemeral("/d", "").unwrap();
+    let watch = a.watch_persistent("/d", EventMask::ALL, false).unwrap();
     let clone = a.clone();
     drop(a);
     assert!(cluster.node("/d").is_some());
@@ -370,6 +371,15 @@ fn dropping_the_last_handle_closes_the_session() {
     eventually("ephemeral node deleted after drop", || {
         cluster.node("/d").is_none()
     });
+    // The watch does not keep the client alive: it ends with the client.
+    let ended = loop {
+        match watch.recv_timeout(PATIENCE) {
+            Ok(Some(Ok(_))) => {}
+            other => break other,
+        }
+    };
+    assert_eq!(ended, Ok(Some(Err(WatchError::Ended(Error::Closed)))));
+    assert_eq!(watch.recv_timeout(PATIENCE), Ok(None));
 }
 
 #[test]

@@ -27,6 +27,13 @@
 //! given up T + 2 × `ping_grace` after the last bytes received (9 s by default); the
 //! idle round trip of T − 1 s stays well inside the first bound.
 //!
+//! ## Early empty answers
+//!
+//! An empty answer well before the idle hold (under half the session timeout) means the
+//! server released every held ping: a leadership change, possibly one that ended on this
+//! same node and silently dropped every watch. The core then re-registers every watch
+//! (a no-op where one is still set) and compares the fresh stats with its baselines.
+//!
 //! ## Pacing
 //!
 //! An answer carrying an event is followed by the next ping at once (pending events need
@@ -181,11 +188,27 @@ impl Client {
         if !self.phase.is_up() {
             return;
         }
+        if error.is_none() && !has_event && now - answered.sent < self.config.session_timeout / 2 {
+            self.rearm_after_early_release();
+        }
         let due = answered.sent + MIN_PING_INTERVAL;
         if has_event || due <= now {
             self.send_ping(now);
         } else {
             self.session.ping.due = Some(due);
+        }
+    }
+
+    /// An idle ping is held about T − 1 s; an empty answer long before that means the
+    /// server let go of every held ping, as it does when it loses leadership (PROTOCOL.md
+    /// §5). Leadership may have come back to this very node before our next request, and
+    /// a leader change drops every watch (§6) without the connection noticing anything
+    /// else. Registering a watch that is still set is a no-op, so re-register them all and
+    /// compare each fresh stat with the baseline, as after a reconnect.
+    fn rearm_after_early_release(&mut self) {
+        self.requests.forget_arms();
+        for arm in self.watches.rearm_all() {
+            self.send_arm(arm);
         }
     }
 

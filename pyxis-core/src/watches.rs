@@ -226,12 +226,17 @@ impl Watches {
         let ps = self.by_path.get_mut(watched)?;
         ps.armed = None;
         if node == watched {
+            // The registration covers every node event type, so it fires on the first
+            // change after the baseline was taken: advance the baseline by exactly that
+            // change, so the re-arm's stat still reveals any later one. Only a Children
+            // event leaves the children unknown (it does not say which child).
             let b = &mut ps.baseline;
             match kind {
                 EventType::Create => {
                     *b = Baseline {
                         exists: Some(true),
-                        ..Baseline::default()
+                        version: Some(0),
+                        children: Some(Vec::new()),
                     }
                 }
                 EventType::Delete => {
@@ -240,7 +245,7 @@ impl Watches {
                         ..Baseline::default()
                     }
                 }
-                EventType::Modify => b.version = None,
+                EventType::Modify => b.version = b.version.map(|v| v + 1),
                 EventType::Children => b.children = None,
                 EventType::Other(_) => *b = Baseline::default(),
             }

@@ -518,6 +518,10 @@ pub async fn dropping_the_last_handle_closes_the_session(h: Harness) {
     let a = h.client(cluster.addrs(), options(14)).await;
     let sid = sid_of(&a);
     a.create_ephemeral("/d", "").await.unwrap();
+    let mut watch = a
+        .watch_persistent("/d", EventMask::ALL, false)
+        .await
+        .unwrap();
     let clone = a.clone();
     drop(a);
     assert!(
@@ -530,6 +534,18 @@ pub async fn dropping_the_last_handle_closes_the_session(h: Harness) {
     })
     .await;
     assert!(!cluster.sessions().unwrap().contains(&sid));
+    // The watch does not keep the client alive: it ends with the client.
+    let ended = within(PATIENCE, "watch end", async {
+        loop {
+            match watch.next().await {
+                Some(Ok(_)) => {}
+                other => return other,
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Some(Err(WatchError::Ended(Error::Closed))));
+    assert_eq!(within(PATIENCE, "watch done", watch.next()).await, None);
 }
 
 /// With no server listening, operations and `wait_connected` fail with `Timeout` at

@@ -1,0 +1,115 @@
+//! Watched changes that land where no server event can report them: between an event and
+//! the re-arm that follows it, and across a leadership change that ends on the node the
+//! client is still connected to. Found by the simulator (`pyxis-sim`, seeds 272 and 374).
+
+mod support;
+
+use pyxis_core::{Event, EventMask, EventType, WatchMode, WatchSpec};
+use pyxis_proto::event_type;
+use support::*;
+
+fn watch_events(events: Vec<Event>) -> Vec<(EventType, bool)> {
+    events
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { event, .. } => Some((event.kind, event.inferred)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn persistent(path: &str) -> WatchSpec {
+    WatchSpec {
+        path: path.into(),
+        mask: EventMask::ALL,
+        recursive: false,
+        mode: WatchMode::Persistent,
+    }
+}
+
+#[test]
+fn a_change_between_an_event_and_its_rearm_is_inferred() {
+    for (version_at_rearm, expect_missed) in [(2, false), (3, true)] {
+        let (mut p, conn, ping) = up();
+        p.client.watch(persistent("/a"), p.now);
+        p.drain();
+        let arm = p.take_non_ping();
+        p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+        assert!(watch_events(p.take_events()).is_empty());
+        // The write that took /a to version 2 fires the registration.
+        p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::MODIFY));
+        assert_eq!(
+            watch_events(p.take_events()),
+            vec![(EventType::Modify, false)]
+        );
+        let rearm = p.take_non_ping();
+        assert!(rearm.req.watch.is_some(), "the persistent watch is re-armed");
+        p.answer(conn, stat(rearm.req.xid, version_at_rearm, &[], b""));
+        let inferred = watch_events(p.take_events());
+        if expect_missed {
+            assert_eq!(inferred, vec![(EventType::Modify, true)]);
+        } else {
+            assert!(inferred.is_empty(), "{inferred:?}");
+        }
+    }
+}
+
+#[test]
+fn a_creation_followed_by_a_write_before_the_rearm_is_inferred() {
+    let (mut p, conn, ping) = up();
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(
+        conn,
+        err(arm.req.xid, pyxis_proto::ErrorType::KNotFound, "/a"),
+    );
+    p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::CREATE));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![(EventType::Create, false)]
+    );
+    let rearm = p.take_non_ping();
+    p.answer(conn, stat(rearm.req.xid, 1, &["c"], b""));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![(EventType::Modify, true), (EventType::Children, true)]
+    );
+}
+
+#[test]
+fn an_early_empty_ping_answer_rearms_every_watch() {
+    let (mut p, conn, ping) = up();
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    // The server lets go of the held ping long before the idle hold: leadership left
+    // and came back to this node, dropping every watch, while /a was written.
+    p.advance(ms(100));
+    p.answer(conn, ok(ping.req.xid));
+    let rearm = p.take_non_ping();
+    assert!(rearm.req.watch.is_some() && rearm.req.stat.is_some());
+    p.answer(conn, stat(rearm.req.xid, 2, &[], b""));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![(EventType::Modify, true)]
+    );
+}
+
+#[test]
+fn an_idle_empty_ping_answer_rearms_nothing() {
+    let (mut p, conn, ping) = up();
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    // The usual answer to an idle ping, about T - 1 s after it was sent.
+    p.advance(ms(4_000));
+    p.answer(conn, ok(ping.req.xid));
+    assert!(
+        p.sent.iter().all(|s| s.req.watch.is_none()),
+        "no re-registration: {:?}",
+        p.sent
+    );
+}
