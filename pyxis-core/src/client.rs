@@ -236,7 +236,7 @@ impl Client {
         self.decoder.extend(data);
         loop {
             match self.decoder.next_response() {
-                Ok(Some(rsp)) => self.on_response(rsp, now),
+                Ok(Some(mut rsp)) => self.on_response(&mut rsp, now),
                 Ok(None) => break,
                 Err(_) => {
                     self.connection_lost(now, crate::session::Next::Failure, true);

@@ -24,6 +24,7 @@ use crate::watches::Arm;
 
 /// Turns an operation into its pending form, moving its strings and data rather than
 /// copying them. Also returns the watch spec it arms, put on the operation's path.
+#[inline]
 pub(crate) fn pending(
     op: Op,
     hide_default: bool,
@@ -67,8 +68,22 @@ pub(crate) fn pending(
 }
 
 /// Appends the frame of a pending operation. The path and data are moved into the
-/// message for encoding and moved back after, so nothing is copied.
-fn encode_op(out: &mut BytesMut, p: &mut Pending, mut req: rpc::Request) {
+/// message for encoding and moved back after, so nothing is copied; the message is built
+/// here, in place, rather than passed in (it is large: moving it costs a copy).
+#[inline]
+fn encode_op(
+    out: &mut BytesMut,
+    p: &mut Pending,
+    sid: Option<u64>,
+    xid: u64,
+    watch: Option<rpc::WatchRequest>,
+) {
+    let mut req = rpc::Request {
+        sid,
+        xid: Some(xid),
+        watch,
+        ..Default::default()
+    };
     let path = std::mem::take(&mut p.path);
     let data = p.data.take();
     match p.kind {
@@ -122,14 +137,8 @@ impl Client {
             None => return,
         };
         let xid = self.requests.send(Purpose::Op(id));
-        let req = rpc::Request {
-            sid: self.session.sid,
-            xid: Some(xid),
-            watch,
-            ..Default::default()
-        };
         if let Some(p) = self.requests.get_mut(id) {
-            encode_op(&mut self.out, p, req);
+            encode_op(&mut self.out, p, self.session.sid, xid, watch);
         }
     }
 

@@ -142,7 +142,7 @@ impl Client {
     }
 
     /// An answer to the held ping or to one a probe replaced.
-    pub(crate) fn on_ping_answer(&mut self, rsp: rpc::Response, now: Instant) {
+    pub(crate) fn on_ping_answer(&mut self, rsp: &mut rpc::Response, now: Instant) {
         let ping = &mut self.session.ping;
         let current = ping.current.filter(|p| Some(p.xid) == rsp.xid);
         let replaced = ping.replaced.filter(|(xid, _)| Some(*xid) == rsp.xid);
@@ -159,8 +159,8 @@ impl Client {
             None | Some(ServerError::Final(_)) => {}
         }
         let has_event = error.is_none() && rsp.watch.is_some();
-        if let Some(event) = rsp.watch.filter(|_| error.is_none()) {
-            let watched = rsp.path.unwrap_or_else(|| event.path.clone());
+        if let Some(event) = rsp.watch.take().filter(|_| error.is_none()) {
+            let watched = rsp.path.take().unwrap_or_else(|| event.path.clone());
             self.on_watch_fired(&watched, &event.path, event.r#type);
         }
         let ping = &mut self.session.ping;

@@ -34,6 +34,7 @@ pub(crate) enum OpKind {
 
 impl OpKind {
     /// Changes server state: never retried once sent; later reads wait for it.
+    #[inline]
     pub(crate) fn is_write(self) -> bool {
         matches!(
             self,
@@ -85,10 +86,12 @@ struct Slots {
 }
 
 impl Slots {
+    #[inline]
     fn index(&self, id: RequestId) -> Option<usize> {
         usize::try_from(id.0.checked_sub(self.base)?).ok()
     }
 
+    #[inline]
     fn insert(&mut self, id: RequestId, p: Pending) {
         if self.slots.is_empty() {
             self.base = id.0;
@@ -109,15 +112,18 @@ impl Slots {
         }
     }
 
+    #[inline]
     fn get(&self, id: &RequestId) -> Option<&Pending> {
         self.slots.get(self.index(*id)?)?.as_ref()
     }
 
+    #[inline]
     fn get_mut(&mut self, id: &RequestId) -> Option<&mut Pending> {
         let i = self.index(*id)?;
         self.slots.get_mut(i)?.as_mut()
     }
 
+    #[inline]
     fn remove(&mut self, id: &RequestId) -> Option<Pending> {
         let i = self.index(*id)?;
         let p = self.slots.get_mut(i)?.take()?;
@@ -159,6 +165,7 @@ impl Slots {
 struct IdQueue(VecDeque<RequestId>);
 
 impl IdQueue {
+    #[inline]
     fn insert(&mut self, id: RequestId) {
         match self.0.back() {
             Some(last) if *last >= id => {
@@ -170,6 +177,7 @@ impl IdQueue {
         }
     }
 
+    #[inline]
     fn remove(&mut self, id: RequestId) {
         if self.0.front() == Some(&id) {
             self.0.pop_front();
@@ -204,6 +212,7 @@ pub(crate) struct Requests {
 
 impl Requests {
     /// A fresh request id (also used for operations refused before they are queued).
+    #[inline]
     pub(crate) fn next_id(&mut self) -> RequestId {
         self.next_id += 1;
         RequestId(self.next_id)
@@ -213,6 +222,7 @@ impl Requests {
     /// `false` if it may go out at once (`may_send`: a session is up, and nothing queued,
     /// no earlier write for a read, no unanswered Unregister holds it): the caller then
     /// sends it right away.
+    #[inline]
     pub(crate) fn add(&mut self, id: RequestId, p: Pending, may_send: bool) -> bool {
         let now = may_send
             && self.unsent.is_empty()
@@ -223,6 +233,7 @@ impl Requests {
     }
 
     /// Puts a new pending operation in the table, queued if `queued`.
+    #[inline]
     fn insert(&mut self, id: RequestId, mut p: Pending, queued: bool) {
         if p.kind.is_write() {
             self.writes.insert(id);
@@ -269,16 +280,19 @@ impl Requests {
     }
 
     /// The operation under `id`, if incomplete.
+    #[inline]
     pub(crate) fn get(&self, id: RequestId) -> Option<&Pending> {
         self.pending.get(&id)
     }
 
     /// The operation under `id`, to set its sid, xid and watch before sending.
+    #[inline]
     pub(crate) fn get_mut(&mut self, id: RequestId) -> Option<&mut Pending> {
         self.pending.get_mut(&id)
     }
 
     /// The xid for `purpose`, recorded as in flight.
+    #[inline]
     pub(crate) fn send(&mut self, purpose: Purpose) -> u64 {
         if let Purpose::Op(id) = purpose {
             let xid = id.0.wrapping_mul(2);
@@ -297,6 +311,7 @@ impl Requests {
     }
 
     /// What `xid` was sent for, forgetting it (`None`: unknown or already forgotten).
+    #[inline]
     pub(crate) fn answered(&mut self, xid: u64) -> Option<Purpose> {
         if xid & 1 == 1 {
             return self.internal.remove(&xid);
@@ -321,6 +336,7 @@ impl Requests {
     }
 
     /// Removes `id` for its completion.
+    #[inline]
     pub(crate) fn complete(&mut self, id: RequestId) -> Option<Pending> {
         let p = self.pending.remove(&id)?;
         if !self.unsent.is_empty() {

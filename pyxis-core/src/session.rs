@@ -272,16 +272,18 @@ impl Client {
     }
 
     /// Dispatches one answer by its xid; answers to unknown xids are ignored.
-    pub(crate) fn on_response(&mut self, rsp: rpc::Response, now: Instant) {
+    /// Takes the answer by reference: it is large, and moving it costs a copy per answer.
+    pub(crate) fn on_response(&mut self, rsp: &mut rpc::Response, now: Instant) {
+        // An answer without xid is xid 0 (PROTOCOL.md §1), which the core never uses.
         let Some(purpose) = rsp.xid.and_then(|xid| self.requests.answered(xid)) else {
             return;
         };
         match purpose {
-            Purpose::Register => self.on_register_answer(&rsp, now),
+            Purpose::Register => self.on_register_answer(rsp, now),
             Purpose::Ping => self.on_ping_answer(rsp, now),
             Purpose::Close => self.finish_close(),
-            Purpose::Op(id) => self.on_op_answer(id, &rsp, now),
-            Purpose::Arm(path) => self.on_arm_answer(&path, &rsp, now),
+            Purpose::Op(id) => self.on_op_answer(id, rsp, now),
+            Purpose::Arm(path) => self.on_arm_answer(&path, rsp, now),
         }
     }
 
