@@ -149,7 +149,7 @@ impl Client {
         if current.is_none() && replaced.is_none() {
             return;
         }
-        let error = server_error(&rsp, "");
+        let error = server_error(rsp, "");
         match error {
             Some(ServerError::SessionExpired) => return self.session_expired(now),
             Some(ServerError::NotLeader(leader)) => {
