@@ -36,6 +36,9 @@ struct Baseline {
     exists: Option<bool>,
     version: Option<u64>,
     children: Option<Vec<String>>,
+    /// A Children event reported exactly one change (one child added or removed) since
+    /// `children` was seen.
+    one_child_changed: bool,
 }
 
 /// Per watched path.
@@ -152,6 +155,7 @@ impl Watches {
             exists: Some(node.is_some()),
             version: node.map(|n| n.version),
             children: node.map(|n| n.children.clone()),
+            one_child_changed: false,
         };
         let old = std::mem::replace(&mut ps.baseline, fresh.clone());
         let mut missed = Vec::new();
@@ -164,8 +168,12 @@ impl Watches {
             if old.version.is_some() && old.version != fresh.version {
                 missed.push(EventType::Modify);
             }
-            if old.children.is_some() && old.children != fresh.children {
-                missed.push(EventType::Children);
+            if let (Some(was), Some(now)) = (&old.children, &fresh.children) {
+                let differ = differing_names(was, now);
+                let reported = usize::from(old.one_child_changed);
+                if differ != reported {
+                    missed.push(EventType::Children);
+                }
             }
         }
         for kind in missed {
@@ -228,8 +236,9 @@ impl Watches {
         if node == watched {
             // The registration covers every node event type, so it fires on the first
             // change after the baseline was taken: advance the baseline by exactly that
-            // change, so the re-arm's stat still reveals any later one. Only a Children
-            // event leaves the children unknown (it does not say which child).
+            // change, so the re-arm's stat still reveals any later one. A Children event
+            // does not say which child: it is remembered as one change, so the re-arm
+            // finds a missed one when the names differ by anything but exactly one.
             let b = &mut ps.baseline;
             match kind {
                 EventType::Create => {
@@ -237,6 +246,7 @@ impl Watches {
                         exists: Some(true),
                         version: Some(0),
                         children: Some(Vec::new()),
+                        one_child_changed: false,
                     }
                 }
                 EventType::Delete => {
@@ -246,6 +256,7 @@ impl Watches {
                     }
                 }
                 EventType::Modify => b.version = b.version.map(|v| v + 1),
+                EventType::Children if !b.one_child_changed => b.one_child_changed = true,
                 EventType::Children => b.children = None,
                 EventType::Other(_) => *b = Baseline::default(),
             }
@@ -309,6 +320,19 @@ impl Watches {
             }
         }
     }
+}
+
+/// How many names are in one sorted list and not the other.
+fn differing_names(a: &[String], b: &[String]) -> usize {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => (i, n) = (i + 1, n + 1),
+            std::cmp::Ordering::Greater => (j, n) = (j + 1, n + 1),
+            std::cmp::Ordering::Equal => (i, j) = (i + 1, j + 1),
+        }
+    }
+    n + (a.len() - i) + (b.len() - j)
 }
 
 #[cfg(test)]

@@ -43,7 +43,10 @@ fn a_change_between_an_event_and_its_rearm_is_inferred() {
             vec![(EventType::Modify, false)]
         );
         let rearm = p.take_non_ping();
-        assert!(rearm.req.watch.is_some(), "the persistent watch is re-armed");
+        assert!(
+            rearm.req.watch.is_some(),
+            "the persistent watch is re-armed"
+        );
         p.answer(conn, stat(rearm.req.xid, version_at_rearm, &[], b""));
         let inferred = watch_events(p.take_events());
         if expect_missed {
@@ -112,4 +115,36 @@ fn an_idle_empty_ping_answer_rearms_nothing() {
         "no re-registration: {:?}",
         p.sent
     );
+}
+
+#[test]
+fn a_child_change_between_a_children_event_and_its_rearm_is_inferred() {
+    // (children at the re-arm, whether a second change was missed); the baseline is ["x"]
+    // and the event reported one change.
+    let cases: [(&[&str], bool); 4] = [
+        (&["x", "y"], false),
+        (&[], false),
+        (&["x"], true),
+        (&["x", "y", "z"], true),
+    ];
+    for (children, expect_missed) in cases {
+        let (mut p, conn, ping) = up();
+        p.client.watch(persistent("/a"), p.now);
+        p.drain();
+        let arm = p.take_non_ping();
+        p.answer(conn, stat(arm.req.xid, 0, &["x"], b""));
+        p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::CHILDREN));
+        assert_eq!(
+            watch_events(p.take_events()),
+            vec![(EventType::Children, false)]
+        );
+        let rearm = p.take_non_ping();
+        p.answer(conn, stat(rearm.req.xid, 0, children, b""));
+        let inferred = watch_events(p.take_events());
+        if expect_missed {
+            assert_eq!(inferred, vec![(EventType::Children, true)], "{children:?}");
+        } else {
+            assert!(inferred.is_empty(), "{children:?}: {inferred:?}");
+        }
+    }
 }
