@@ -167,6 +167,7 @@
 //! | liveness with a server holding longer than asked; a silent connection; idle round trip T − 1 s | `ping_liveness_tolerates_a_server_holding_longer`, `ping_liveness_declares_a_silent_connection_dead`, `idle_ping_round_trip_is_about_t_minus_one_second` |
 //! | kAgain everywhere; sessions failing right after Register | `again_on_register_backs_off_on_every_server`, `sessions_failing_right_after_register_back_off` |
 //! | a busy session's ping held by refreshes; a requested timeout above the server's maximum | `busy_session_ping_held_by_refreshes_is_not_declared_dead`, `huge_requested_timeout_uses_the_server_maximum_as_bound` |
+//! | Unregister answered kSessionExpired: done, no new session | `unregister_of_an_expired_session_succeeds_without_a_new_session` |
 //! | requests after close; close while resuming a session unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session` |
 
 mod client;

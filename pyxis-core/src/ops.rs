@@ -214,6 +214,13 @@ impl Client {
                 self.finish(id, watch, Ok(Reply::Exists { node: None, watch }));
             }
             (Some(ServerError::Final(e)), _) => self.finish(id, watch, Err(e)),
+            // Unregister of a session already gone: what was asked (the session and its
+            // ephemeral nodes ended) holds, so it succeeds and no new session is made
+            // unless something needs one.
+            (Some(ServerError::SessionExpired), OpKind::Unregister) => {
+                self.finish(id, watch, Ok(Reply::Done));
+                self.session_ended(now);
+            }
             (Some(ServerError::SessionExpired), _) => {
                 self.finish(id, watch, Err(Error::SessionExpired));
                 self.session_expired(now);

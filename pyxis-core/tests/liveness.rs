@@ -226,3 +226,23 @@ fn close_while_resuming_unregisters_the_session() {
     p.drain();
     assert!(p.client.is_closed());
 }
+
+#[test]
+fn unregister_of_an_expired_session_succeeds_without_a_new_session() {
+    let (mut p, conn, _ping) = up();
+    let id = p.client.submit(pyxis_core::Op::Unregister, p.now);
+    p.drain();
+    let s = p.take_non_ping();
+    p.answer(conn, err(s.req.xid, ErrorType::KSessionExpired, ""));
+    assert_eq!(p.completion(id), Some(Ok(pyxis_core::Reply::Done)));
+    assert!(
+        p.sent.iter().all(|s| s.req.register.is_none()),
+        "no session registered for nothing"
+    );
+    assert_eq!(p.client.state(), SessionState::Idle);
+    assert_eq!(p.closes, vec![conn]);
+    assert!(
+        p.take_events().is_empty(),
+        "no Expired for a session ended on purpose"
+    );
+}
