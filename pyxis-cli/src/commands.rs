@@ -198,8 +198,10 @@ async fn create(
         return report(json, "created", path, "persistent");
     }
     let sid = client.sid().unwrap_or(0);
+    // Registered before the line below is printed, so an early Ctrl-C is not lost.
+    let interrupted = crate::interrupt()?;
     let until = match hold {
-        Some(d) => format!("for {d:?}"),
+        Some(d) => format!("for {d:?} or until Ctrl-C"),
         None => "until Ctrl-C".to_owned(),
     };
     report(
@@ -209,12 +211,16 @@ async fn create(
         &format!("ephemeral, session {sid}, held {until}"),
     )?;
     let mut events = client.session_events();
+    // Until Ctrl-C, or the end of `--hold` if that comes first.
     let held = async {
         match hold {
-            Some(d) => tokio::time::sleep(d).await,
-            None => {
-                let _ = tokio::signal::ctrl_c().await;
+            Some(d) => {
+                tokio::select! {
+                    () = tokio::time::sleep(d) => {}
+                    () = interrupted => {}
+                }
             }
+            None => interrupted.await,
         }
     };
     tokio::select! {
@@ -333,11 +339,11 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
         .await
         .map_err(|e| CliError::request("watch", &args.path, e))?;
     let mut session = client.session_events();
+    let interrupted = crate::interrupt()?;
+    tokio::pin!(interrupted);
     // Armed on the server: scripts (and the tests) wait for this line on stderr.
     eprintln!("watching {} for {mask}", args.path);
     let mut seen = 0u64;
-    let interrupted = tokio::signal::ctrl_c();
-    tokio::pin!(interrupted);
     while args.count.map_or(true, |n| seen < n) {
         tokio::select! {
             _ = &mut interrupted => break,

@@ -74,12 +74,13 @@ pub async fn run(args: &DevArgs, json: bool) -> Result<(), CliError> {
     } else {
         view.human()
     };
+    let interrupted = crate::interrupt()?;
     {
         let mut stdout = std::io::stdout().lock();
         stdout.write_all(text.as_bytes())?;
         stdout.flush()?;
     }
-    tokio::signal::ctrl_c().await?;
+    interrupted.await;
     tokio::task::spawn_blocking(move || cluster.shutdown())
         .await
         .map_err(|e| CliError::Dev(e.to_string()))?;

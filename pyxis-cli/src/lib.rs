@@ -61,6 +61,25 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Starts listening for Ctrl-C (SIGINT) now and returns a future that completes on it.
+/// Registering before a command announces itself means a Ctrl-C sent right after the
+/// announcement ends the command gracefully instead of killing the process.
+pub fn interrupt() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        Ok(async move {
+            signal.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
+}
+
 /// Runs a parsed command line to completion.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {

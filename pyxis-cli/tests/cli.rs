@@ -238,6 +238,23 @@ fn watch_streams_events_until_count() {
 }
 
 #[test]
+fn watch_ends_cleanly_on_ctrl_c() {
+    let cluster = TestCluster::start(1);
+    let addrs = cluster.addrs();
+    let mut child = pyxis_cmd(&addrs, &["watch", "/quiet"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn watch");
+    let err = lines(child.stderr.take().expect("stderr"));
+    wait_line(&err, "watching /quiet");
+    interrupt(&child);
+    let out = wait_child(child);
+    ok(&out);
+    assert_eq!(stdout(&out), "", "no event happened");
+}
+
+#[test]
 fn leader_follows_a_move() {
     let cluster = TestCluster::start(3);
     let addrs = cluster.addrs();
