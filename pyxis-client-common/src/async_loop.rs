@@ -137,7 +137,9 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
             }
             Input::Timeout
         };
-        let input = command.or(link.next(&mut buf)).or(timer).await;
+        // `race` polls the ready branches in random order, so that neither a stream of
+        // commands nor a chatty server can starve the other or the timer.
+        let input = future::race(future::race(command, link.next(&mut buf)), timer).await;
         let now = Instant::now();
         match input {
             Input::Command(Some(command)) => driver.command(command, now),

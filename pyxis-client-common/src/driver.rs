@@ -24,8 +24,6 @@ use crate::watch::WatchError;
 pub type ReplySender = EventSender<Result<Reply, Error>>;
 /// Where a watch's events go.
 pub type WatchSender = EventSender<Result<WatchEvent, WatchError>>;
-/// Where a subscriber's session events go.
-pub type SessionSender = EventSender<SessionEvent>;
 
 /// What a client handle asks of its driver.
 #[non_exhaustive]
@@ -42,8 +40,6 @@ pub enum Command {
     },
     /// Forget a watch (its handle was dropped).
     Unwatch(WatchId),
-    /// Deliver every later session event to this subscriber.
-    Subscribe(SessionSender),
     /// Answer with the session id once a session is up, or `Timeout` at `deadline`.
     WaitConnected {
         /// When to give up.
@@ -85,7 +81,6 @@ pub struct Driver {
     core: Client,
     calls: HashMap<RequestId, Call>,
     watches: HashMap<WatchId, WatchEntry>,
-    subscribers: Vec<SessionSender>,
     connect_waiters: Vec<(Instant, EventSender<Result<u64, Error>>)>,
     closers: Vec<EventSender<()>>,
     status: Status,
@@ -98,14 +93,13 @@ impl Driver {
             core: Client::new(config, now)?,
             calls: HashMap::new(),
             watches: HashMap::new(),
-            subscribers: Vec::new(),
             connect_waiters: Vec::new(),
             closers: Vec::new(),
             status: Status::default(),
         })
     }
 
-    /// The shared view of the session id that client handles read.
+    /// The state shared with client handles (session id, session-event subscribers).
     pub fn status(&self) -> Status {
         self.status.clone()
     }
@@ -128,7 +122,6 @@ impl Driver {
                 self.watches.remove(&id);
                 self.core.unwatch(id, now);
             }
-            Command::Subscribe(sink) => self.subscribers.push(sink),
             Command::WaitConnected { deadline, reply } => match self.core.state() {
                 SessionState::Connected => reply.push(self.core.sid().ok_or(Error::Closed)),
                 SessionState::Closed => reply.push(Err(Error::Closed)),
@@ -248,6 +241,9 @@ impl Driver {
     }
 
     fn route_session(&mut self, event: SessionEvent) {
+        // Subscribers first: a waiter woken below may subscribe at once, and must not
+        // then receive the event that woke it.
+        self.status.publish(&event);
         match &event {
             SessionEvent::Connected { sid } => {
                 for (_, reply) in self.connect_waiters.drain(..) {
@@ -262,10 +258,6 @@ impl Driver {
                 self.closers.clear();
             }
             _ => {}
-        }
-        self.subscribers.retain(|s| !s.is_closed());
-        for subscriber in &self.subscribers {
-            subscriber.push(event.clone());
         }
     }
 }
@@ -342,7 +334,7 @@ mod tests {
         let mut d = driver(now);
         drain(&mut d, now);
         let (session_tx, session) = channel(4);
-        d.command(Command::Subscribe(session_tx), now);
+        d.status().subscribe(session_tx);
         let (reply, answer) = channel(1);
         let (watch_tx, watch) = channel(4);
         let op = Op::Exists {

@@ -132,7 +132,7 @@ impl Handle {
     /// Subscribes to session events from now on.
     pub(crate) fn subscribe(&self) -> SessionEvents {
         let (tx, rx) = channel(self.inner.bound);
-        self.inner.sink.send(Command::Subscribe(tx));
+        self.inner.status.subscribe(tx);
         SessionEvents::new(rx)
     }
 
