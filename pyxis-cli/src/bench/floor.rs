@@ -95,7 +95,7 @@ impl RawSession {
         Ok(())
     }
 
-    /// The next answer (waiting at most [`ANSWER_TIMEOUT`]).
+    /// The next answer (waiting at most 10 s).
     pub async fn answer(&mut self) -> Result<Response, CliError> {
         loop {
             if let Some(answer) = self.decoder.next_response().map_err(bench_error)? {
