@@ -249,8 +249,10 @@ async fn client_phase(
         let mut schedule = Schedule::new(plan.mix, slot);
         tasks.spawn(async move {
             let mut recorder = Recorder::new();
-            while budget.take(Instant::now()) {
-                let started = Instant::now();
+            // One clock read per operation, as on the floor: its end is the next start.
+            let mut now = Instant::now();
+            while budget.take(now) {
+                let started = now;
                 let ok = match schedule.next_kind() {
                     OpKind::Read => client.read(&node).await.is_ok(),
                     OpKind::Write => client.write(&node, data.clone()).await.is_ok(),
@@ -262,7 +264,8 @@ async fn client_phase(
                         client.delete(&scratch).await.is_ok() && created
                     }
                 };
-                recorder.record(started.elapsed());
+                now = Instant::now();
+                recorder.record(now - started);
                 if !ok {
                     recorder.errors += 1;
                 }
