@@ -155,6 +155,7 @@
 //! |---|---|
 //! | every request frame is the Go client's golden frame (sid/xid substituted; a watch mask may be wider, see Watches) | `golden_request_frames_match_the_go_client`, `golden_register_with_sid_and_timeouts` |
 //! | golden answers (nodes, errors with/without data, ping events) | `golden_answers_map_to_results` |
+//! | golden malformed frames: connection given up, session kept, reads retried | `golden_malformed_frames_close_the_connection_and_keep_the_session` |
 //! | `err` of type kNone is success | `err_with_type_none_is_success` |
 //! | an answer without xid is xid 0 (never ours): ignored | `answer_without_xid_is_xid_zero_and_ignored` |
 //! | ping event without `Response.path` | `ping_event_without_response_path_goes_to_the_event_path` |
