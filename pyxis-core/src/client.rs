@@ -178,8 +178,10 @@ impl Client {
 
     /// Closes the client: sends Unregister (ending the session and its ephemeral nodes)
     /// and waits up to `close_timeout` for its answer, then closes the connection. The
-    /// Unregister goes out when a session is up, or behind the Register of a session
-    /// being resumed; while connecting or backing off, the client closes at once. Queued
+    /// Unregister goes out when a session is up, behind the Register of a session being
+    /// resumed, or, while connecting or backing off with a session alive on the server,
+    /// on a connection opened at once for it (no Register needed: sessions are not tied
+    /// to connections); with no session, the client closes at once. Queued
     /// operations complete with `Error::Closed` at once, reads in flight when the
     /// Unregister is answered (or the wait ends) too, and writes in flight then with
     /// `ConnectionLoss { outcome_unknown: true }` (they may have been applied); every
@@ -192,32 +194,39 @@ impl Client {
         for id in self.requests.unsent_ids() {
             self.complete(id, Err(Error::Closed));
         }
-        let conn = match &self.phase {
-            Phase::Up { conn, .. } => Some(*conn),
+        let deadline = now + self.config.close_timeout;
+        match &self.phase {
             // Resuming a session (after a reconnect): it still holds its ephemeral nodes,
             // so the Unregister is pipelined behind the Register. If the session turns out
             // expired, the Unregister is answered kSessionExpired: closed either way.
-            Phase::Registering { conn, .. } if self.session.sid.is_some() => Some(*conn),
-            _ => None,
-        };
-        match conn {
-            Some(conn) => {
-                let xid = self.requests.send(Purpose::Close);
-                let req = pyxis_proto::rpc::Request {
-                    sid: self.session.sid,
-                    xid: Some(xid),
-                    unregister: Some(pyxis_proto::rpc::UnRegisterRequest {}),
-                    ..Default::default()
-                };
-                self.send_frame(&req);
-                self.stop_pinging();
+            Phase::Up { conn, .. } | Phase::Registering { conn, .. }
+                if self.session.sid.is_some() =>
+            {
                 self.phase = Phase::Closing {
-                    conn,
-                    deadline: now + self.config.close_timeout,
+                    conn: *conn,
+                    deadline,
                 };
+                self.send_close_unregister();
             }
-            None => self.finish_close(),
+            // Between connections, the session (and its ephemeral nodes) lives on.
+            Phase::Waiting { .. } | Phase::Connecting { .. } if self.session.sid.is_some() => {
+                self.close_via_new_connection(now)
+            }
+            _ => self.finish_close(),
         }
+    }
+
+    /// Sends the Unregister of `close` on the current connection.
+    pub(crate) fn send_close_unregister(&mut self) {
+        let xid = self.requests.send(Purpose::Close);
+        let req = pyxis_proto::rpc::Request {
+            sid: self.session.sid,
+            xid: Some(xid),
+            unregister: Some(pyxis_proto::rpc::UnRegisterRequest {}),
+            ..Default::default()
+        };
+        self.send_frame(&req);
+        self.stop_pinging();
     }
 
     // ----- inputs -----

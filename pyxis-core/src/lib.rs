@@ -112,7 +112,8 @@
 //!   start over only once a ping was answered without error, so a server that accepts
 //!   Register and then fails or redirects every request is retried with growing delays.
 //! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`; also
-//!   while a session is being resumed, behind its Register),
+//!   while a session is being resumed, behind its Register, and between connections, on
+//!   a connection opened at once for it, so ephemeral nodes never outlive the client),
 //!   closes the connection, completes every pending operation with `Error::Closed` (a
 //!   write still in flight with `ConnectionLoss { outcome_unknown: true }`), ends
 //!   every watch with `WatchEnded { reason: Closed }` and emits `Session(Closed)` once.
@@ -169,7 +170,7 @@
 //! | kAgain everywhere; sessions failing right after Register | `again_on_register_backs_off_on_every_server`, `sessions_failing_right_after_register_back_off` |
 //! | a busy session's ping held by refreshes; a requested timeout above the server's maximum | `busy_session_ping_held_by_refreshes_is_not_declared_dead`, `huge_requested_timeout_uses_the_server_maximum_as_bound` |
 //! | Unregister answered kSessionExpired: done, no new session | `unregister_of_an_expired_session_succeeds_without_a_new_session` |
-//! | requests after close; close while resuming a session unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session` |
+//! | requests after close; close while resuming a session or between connections unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session`, `close_between_connections_unregisters_on_a_new_connection` |
 
 mod client;
 mod config;

@@ -45,6 +45,10 @@ pub(crate) enum Phase {
     Idle,
     /// `close` sent Unregister; closing at the answer or at `deadline`.
     Closing { conn: ConnId, deadline: Instant },
+    /// `close` came while no connection was up but a session lives on the server: `conn`
+    /// is being opened only to send it an Unregister (sessions are not tied to
+    /// connections, PROTOCOL.md §3); closing at `deadline` at the latest.
+    ClosingConnect { conn: ConnId, deadline: Instant },
     /// Closed for good.
     Closed,
 }
@@ -56,7 +60,7 @@ impl Phase {
             Phase::Registering { .. } => SessionState::Registering,
             Phase::Up { .. } => SessionState::Connected,
             Phase::Idle => SessionState::Idle,
-            Phase::Closing { .. } => SessionState::Closing,
+            Phase::Closing { .. } | Phase::ClosingConnect { .. } => SessionState::Closing,
             Phase::Closed => SessionState::Closed,
         }
     }
@@ -67,7 +71,8 @@ impl Phase {
             Phase::Connecting { conn, .. }
             | Phase::Registering { conn, .. }
             | Phase::Up { conn, .. }
-            | Phase::Closing { conn, .. } => Some(*conn),
+            | Phase::Closing { conn, .. }
+            | Phase::ClosingConnect { conn, .. } => Some(*conn),
             _ => None,
         }
     }
@@ -102,7 +107,8 @@ impl Phase {
             Phase::Waiting { at, .. } => Some(*at),
             Phase::Connecting { deadline, .. }
             | Phase::Registering { deadline, .. }
-            | Phase::Closing { deadline, .. } => Some(*deadline),
+            | Phase::Closing { deadline, .. }
+            | Phase::ClosingConnect { deadline, .. } => Some(*deadline),
             _ => None,
         }
     }
@@ -112,7 +118,10 @@ impl Phase {
     }
 
     pub(crate) fn is_closing_or_closed(&self) -> bool {
-        matches!(self, Phase::Closing { .. } | Phase::Closed)
+        matches!(
+            self,
+            Phase::Closing { .. } | Phase::ClosingConnect { .. } | Phase::Closed
+        )
     }
 }
 
@@ -200,7 +209,34 @@ impl Client {
         }
     }
 
+    /// `close` while connecting or backing off with a live session: open a connection
+    /// (the pending one, or a new one at once, skipping the backoff) just to send the
+    /// session its Unregister, within `close_timeout`.
+    pub(crate) fn close_via_new_connection(&mut self, now: Instant) {
+        let deadline = now + self.config.close_timeout;
+        let conn = match &self.phase {
+            Phase::Connecting { conn, .. } => *conn,
+            Phase::Waiting { addr, .. } => {
+                let addr = addr.clone();
+                self.connect_now(addr, now);
+                match self.phase.conn() {
+                    Some(conn) => conn,
+                    None => return self.finish_close(),
+                }
+            }
+            _ => return self.finish_close(),
+        };
+        self.phase = Phase::ClosingConnect { conn, deadline };
+    }
+
     pub(crate) fn on_connected(&mut self, conn: ConnId, _now: Instant) {
+        if let Phase::ClosingConnect { conn: c, deadline } = self.phase {
+            if c == conn {
+                self.phase = Phase::Closing { conn, deadline };
+                self.send_close_unregister();
+            }
+            return;
+        }
         if let Phase::Connecting {
             conn: c,
             addr,
@@ -239,7 +275,7 @@ impl Client {
         if close_it {
             self.io.push_back(IoAction::Close { conn });
         }
-        if let Phase::Closing { .. } = self.phase {
+        if let Phase::Closing { .. } | Phase::ClosingConnect { .. } = self.phase {
             self.phase = Phase::Idle;
             self.finish_close();
             return;
@@ -374,7 +410,11 @@ impl Client {
             {
                 self.connection_lost(now, Next::Failure, true);
             }
-            Phase::Closing { deadline, .. } if *deadline <= now => self.finish_close(),
+            Phase::Closing { deadline, .. } | Phase::ClosingConnect { deadline, .. }
+                if *deadline <= now =>
+            {
+                self.finish_close()
+            }
             Phase::Up { .. } => self.on_ping_timeout(now),
             _ => {}
         }

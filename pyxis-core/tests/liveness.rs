@@ -246,3 +246,53 @@ fn unregister_of_an_expired_session_succeeds_without_a_new_session() {
         "no Expired for a session ended on purpose"
     );
 }
+
+#[test]
+fn close_between_connections_unregisters_on_a_new_connection() {
+    // The connection was lost; the core is backing off with the session alive on the
+    // server (its ephemeral nodes too). Close connects at once, sends Unregister with the
+    // sid (no Register needed), and closes at its answer.
+    let (mut p, conn, _ping) = up();
+    p.close_conn(conn);
+    let connects = p.connects.len();
+    p.client.close(p.now);
+    p.drain();
+    assert_eq!(
+        p.connects.len(),
+        connects + 1,
+        "connects at once, no backoff"
+    );
+    assert_eq!(p.client.state(), SessionState::Closing);
+    assert!(!p.client.is_closed());
+    let late = p.client.submit(read("/a", None), p.now);
+    p.drain();
+    assert_eq!(p.completion(late), Some(Err(Error::Closed)));
+    let conn = p.accept();
+    let unreg = p.take();
+    assert_eq!(unreg.conn, conn);
+    assert!(unreg.req.unregister.is_some() && unreg.req.register.is_none());
+    assert_eq!(unreg.req.sid, Some(SID));
+    p.answer(conn, ok(unreg.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.closes.last(), Some(&conn));
+
+    // The connect fails: closed at once. The connect hangs: closed at close_timeout.
+    let (mut p, conn, _ping) = up();
+    p.close_conn(conn);
+    p.client.close(p.now);
+    p.drain();
+    p.refuse();
+    assert!(p.client.is_closed());
+    let (mut p, conn, _ping) = up();
+    p.close_conn(conn);
+    p.client.close(p.now);
+    p.drain();
+    p.advance(Duration::from_secs(2) - ms(1));
+    assert!(!p.client.is_closed());
+    p.advance(ms(1));
+    assert!(p.client.is_closed());
+    assert!(matches!(
+        p.take_events().last(),
+        Some(Event::Session(SessionEvent::Closed))
+    ));
+}
