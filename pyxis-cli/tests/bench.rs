@@ -85,8 +85,10 @@ fn failover_rewatch_and_memory_report() {
     assert_eq!(failover["samples_ms"].as_array().map(Vec::len), Some(3));
     assert!(failover["median_ms"].as_f64().expect("median") > 0.0);
 
-    let rewatch = bench(&["rewatch", "--watches", "200"]);
+    let rewatch = bench(&["rewatch", "--watches", "200", "--moves", "2"]);
     assert_eq!(rewatch["watches"], 200);
+    assert_eq!(rewatch["moves"], 2);
+    assert!(rewatch["rearm_max_ms"].as_f64() >= rewatch["rearm_ms"].as_f64());
     assert!(rewatch["rearm_ms"].as_f64().expect("rearm") > 0.0);
     assert!(rewatch["floor_ms"].as_f64().expect("floor") > 0.0);
 

@@ -116,6 +116,9 @@ pub struct RewatchArgs {
     /// Watches to hold.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub watches: u32,
+    /// Leader moves to time in each variant (idle, and followed by a read).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub moves: u32,
 }
 
 /// Options of `pyxis bench memory`.
@@ -220,7 +223,8 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
         }
         Some(BenchMode::Rewatch(r)) => {
             let cluster = embedded_only(remote, "rewatch")?;
-            let report = runtime.block_on(rewatch::run(&cluster, r.watches as usize))?;
+            let report =
+                runtime.block_on(rewatch::run(&cluster, r.watches as usize, r.moves as usize))?;
             render(global.json, &report, rewatch::RewatchReport::human)
         }
         Some(BenchMode::Memory(m)) => match (m.kind, remote) {

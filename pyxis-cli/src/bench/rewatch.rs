@@ -13,6 +13,7 @@ use pyxis_core::EventMask;
 use pyxis_testkit::TestCluster;
 use serde::Serialize;
 
+use crate::bench::failover::quantile;
 use crate::bench::floor::RawSession;
 use crate::bench::load::connect;
 use crate::exit::CliError;
@@ -29,12 +30,19 @@ pub struct RewatchReport {
     pub watches: usize,
     /// Arming them the first time (one request each, awaited in turn), ms.
     pub first_arm_ms: f64,
-    /// Leader move (followed by one read) → all N held by the new leader, ms.
+    /// Leader moves timed in each variant.
+    pub moves: usize,
+    /// Leader move (followed by one read) → all N held by the new leader, median, ms.
     pub rearm_ms: f64,
+    /// The slowest of those, ms.
+    pub rearm_max_ms: f64,
     /// The same with no traffic after the move (the session's ping finds the new
-    /// leader), ms.
+    /// leader), median, ms.
     pub rearm_idle_ms: f64,
-    /// The floor: N stat+watch frames pipelined in one write on a raw connection, ms.
+    /// The slowest of those, ms.
+    pub rearm_idle_max_ms: f64,
+    /// The floor: N stat+watch frames pipelined in one write on a fresh raw session,
+    /// median, ms.
     pub floor_ms: f64,
     /// `rearm_ms / floor_ms`.
     pub ratio: f64,
@@ -45,14 +53,18 @@ impl RewatchReport {
     pub fn human(&self) -> String {
         format!(
             "re-registering {} watches after a leader move (embedded 3-node cluster)\n\
-             client: {:.1} ms ({:.2} µs per watch) from the move (and one read) until the new leader holds all of them\n\
-             idle:   {:.1} ms with no traffic after the move (the ping finds the new leader)\n\
+             medians of {} moves each\n\
+             client: {:.1} ms ({:.2} µs per watch; max {:.1} ms) from the move (and one read) until the new leader holds all of them\n\
+             idle:   {:.1} ms (max {:.1} ms) with no traffic after the move (the ping finds the new leader)\n\
              floor:  {:.1} ms for the same stat+watch frames pipelined on one raw connection\n\
              ratio:  {:.2}x   (first arm, one awaited call per watch: {:.1} ms)\n",
             self.watches,
+            self.moves,
             self.rearm_ms,
             self.rearm_ms * 1000.0 / self.watches.max(1) as f64,
+            self.rearm_max_ms,
             self.rearm_idle_ms,
+            self.rearm_idle_max_ms,
             self.floor_ms,
             self.ratio,
             self.first_arm_ms,
@@ -68,18 +80,27 @@ fn held(cluster: &TestCluster, sid: u64, paths: &Arc<Vec<String>>) -> Result<usi
         .map_err(|e| CliError::Bench(e.to_string()))
 }
 
-/// Arms `count` watches, moves the leader, and times their re-registration.
-pub async fn run(cluster: &Arc<TestCluster>, count: usize) -> Result<RewatchReport, CliError> {
+/// Arms `count` watches, moves the leader `moves` times in each variant (idle, then
+/// followed by a read), and times their re-registration.
+pub async fn run(
+    cluster: &Arc<TestCluster>,
+    count: usize,
+    moves: usize,
+) -> Result<RewatchReport, CliError> {
     let addrs = cluster.addrs();
     let root = format!("/pyxis-bench-rewatch-{}", std::process::id());
     let paths: Arc<Vec<String>> = Arc::new((0..count).map(|i| format!("{root}/w{i}")).collect());
 
-    // Floor first, on its own session (its watches are dropped with the session).
-    let mut raw = RawSession::open(&addrs).await?;
-    let floor = raw
-        .arm_watches(&paths, pyxis_proto::event_type::CREATE)
-        .await?;
-    raw.close().await;
+    // Floor first, each time on a fresh session (its watches are dropped with it).
+    let mut floors = Vec::with_capacity(moves);
+    for _ in 0..moves.max(1) {
+        let mut raw = RawSession::open(&addrs).await?;
+        let armed = raw
+            .arm_watches(&paths, pyxis_proto::event_type::CREATE)
+            .await?;
+        floors.push(ms(armed));
+        raw.close().await;
+    }
 
     let client = connect(&addrs).await?;
     let sid = client
@@ -108,19 +129,35 @@ pub async fn run(cluster: &Arc<TestCluster>, count: usize) -> Result<RewatchRepo
 
     // First with no traffic (the session's ping finds the new leader), then with one read
     // sent right after the move (as any application traffic would).
-    let rearm_idle = move_and_wait(cluster, sid, &paths, None).await?;
-    let rearm = move_and_wait(cluster, sid, &paths, Some(&client)).await?;
+    let mut idle = Vec::with_capacity(moves);
+    let mut nudged = Vec::with_capacity(moves);
+    for _ in 0..moves.max(1) {
+        idle.push(ms(move_and_wait(cluster, sid, &paths, None).await?));
+        nudged.push(ms(move_and_wait(cluster, sid, &paths, Some(&client)).await?));
+    }
     drop(watches);
     client.close().await;
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    for samples in [&mut floors, &mut idle, &mut nudged] {
+        samples.sort_by(f64::total_cmp);
+    }
+    let rearm_ms = quantile(&nudged, 0.5);
+    let floor_ms = quantile(&floors, 0.5);
     Ok(RewatchReport {
         watches: count,
         first_arm_ms: ms(first_arm),
-        rearm_ms: ms(rearm),
-        rearm_idle_ms: ms(rearm_idle),
-        floor_ms: ms(floor),
-        ratio: rearm.as_secs_f64() / floor.as_secs_f64().max(1e-9),
+        moves: nudged.len(),
+        rearm_ms,
+        rearm_max_ms: nudged.last().copied().unwrap_or(f64::NAN),
+        rearm_idle_ms: quantile(&idle, 0.5),
+        rearm_idle_max_ms: idle.last().copied().unwrap_or(f64::NAN),
+        floor_ms,
+        ratio: rearm_ms / floor_ms.max(1e-9),
     })
+}
+
+/// A duration in milliseconds.
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
 }
 
 /// Moves the leader and waits until the model holds every watch of `sid` again; with
