@@ -76,7 +76,8 @@ pub(crate) struct Incarnation {
     pub sids: BTreeSet<u64>,
     pub connects: u64,
     pub expect_expired: Option<u64>,
-    pub saw_expired: bool,
+    /// When each `Expired` was delivered.
+    pub expired_at: Vec<u64>,
     pub disturbed: u64,
     pub finished: Vec<Finished>,
     pub counter: u64,
@@ -127,7 +128,7 @@ impl World {
             sids: resume.into_iter().collect(),
             connects: 0,
             expect_expired: None,
-            saw_expired: false,
+            expired_at: Vec::new(),
             disturbed: self.now,
             finished: Vec::new(),
             counter: 0,
@@ -369,7 +370,7 @@ impl World {
             }
             Event::Session(SessionEvent::Expired { old_sid }) => {
                 self.stats.expiries += 1;
-                self.clients[client].saw_expired = true;
+                self.clients[client].expired_at.push(self.now);
                 if self.model.sessions().contains(&old_sid) {
                     self.violation(
                         Oracle::Session,

@@ -9,6 +9,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::config::KnownGap;
 use crate::world::{Ev, World, MS, NODES, SEC};
 
 /// The fault mix, per mille of fault steps.
@@ -56,7 +57,10 @@ impl World {
         // leading again keeps a connection whose watches the server dropped. Unless gaps
         // are exercised, leadership does not move while a client is paused.
         let anyone_paused = self.clients.iter().any(|c| c.paused_until > self.now);
-        if anyone_paused && !self.cfg.exercise_known_gaps && matches!(pick, 3 | 6 | 9) {
+        if anyone_paused
+            && !self.cfg.exercises(KnownGap::LeaderReelectedInPlace)
+            && matches!(pick, 3 | 6 | 9)
+        {
             pick = 0;
         }
         match pick {
@@ -107,9 +111,11 @@ impl World {
             }
             3 => {
                 let mut to = self.rng.usize(0..NODES);
-                if !self.cfg.exercise_known_gaps && Some(to) == self.model.leader() {
+                if !self.cfg.exercises(KnownGap::LeaderReelectedInPlace)
+                    && Some(to) == self.model.leader()
+                {
                     // Known gap 2: a leader re-elected in place drops every watch while
-                    // its clients stay connected (see `SimConfig::exercise_known_gaps`).
+                    // its clients stay connected (see `SimConfig::exercise`).
                     to = (to + 1) % NODES;
                 }
                 self.cluster_disturbed = self.now;
@@ -136,7 +142,7 @@ impl World {
                     self.schedule(self.now + back, Ev::RestartNode { node: n });
                 }
             }
-            6 if self.cfg.exercise_known_gaps => {
+            6 if self.cfg.exercises(KnownGap::LeaderReelectedInPlace) => {
                 let gap = self.rng.u64(300 * MS..4 * SEC);
                 self.cluster_disturbed = self.now + gap;
                 self.record(("gap", gap), || {
@@ -167,7 +173,9 @@ impl World {
             }
             6 | 9 => {
                 let mut to = self.rng.usize(0..NODES);
-                if !self.cfg.exercise_known_gaps && Some(to) == self.model.leader() {
+                if !self.cfg.exercises(KnownGap::LeaderReelectedInPlace)
+                    && Some(to) == self.model.leader()
+                {
                     to = (to + 1) % NODES;
                 }
                 let gap = self.rng.u64(300 * MS..3 * SEC);

@@ -33,25 +33,24 @@
 //!
 //! ## Known gaps
 //!
-//! Three behaviours of the current `pyxis-core` miss what the oracles demand. They are
-//! kept out of the default runs (so CI checks everything else strictly) and driven with
-//! [`SimConfig::exercise_known_gaps`] (`--exercise-known-gaps`), with a regression seed
-//! each:
+//! Two behaviours of the current `pyxis-core` miss what the watch oracle demands. They
+//! are kept out of the default runs (so CI checks everything else strictly) and driven
+//! with [`SimConfig::exercise`] (`--exercise-gap N`, or `--exercise-known-gaps` for
+//! both); each has a regression seed that fails on the current core
+//! (`sim --seed S --exercise-gap N`; make it the default once the core is fixed):
 //!
-//! 1. **Baseline forgotten after an event** (seed 272): when a path's registration fires
-//!    with an event, the core resets the part of the baseline the event touched (version
-//!    after Modify, children after Children, everything after Create), so a change that
-//!    lands between that event and the re-arm's stat is never compared. Seen by one-shot
-//!    watches whose mask missed the event, and by persistent watches. Default runs use
-//!    full masks and check persistent watches for soundness only.
-//! 2. **Leader re-elected in place** (seed 374): a leadership change that ends on the
+//! 1. **Baseline forgotten after an event** (seeds 28, 922): when a path's server
+//!    registration fires, the core updates the baseline it compares at the re-arm from
+//!    the event alone; after a Children event it no longer knows the children, so a child
+//!    created or deleted between that event and the re-arm's stat is never reported.
+//!    Seen by persistent watches, and by one-shot watches whose mask missed the event
+//!    that spent the registration. Default runs use full masks and check persistent
+//!    watches for soundness only.
+//! 2. **Leader re-elected in place** (seed 146): a leadership change that ends on the
 //!    node a client is still connected to (a move to the same node, a no-leader window,
 //!    or A→B→A while the client is paused) drops the server's watches; the client sees
 //!    only an empty ping answer and never re-registers. Default runs move leadership only
 //!    to another node, and never while a client is paused.
-//! 3. **`Closed` hides an unknown outcome** (seed 660): a write in flight when `close`
-//!    gives up completes with `Error::Closed`, although it may have been applied. Default
-//!    runs accept `Closed` as outcome-unknown.
 //!
 //! ```
 //! use pyxis_sim::{run_seed, SimConfig};
@@ -74,7 +73,7 @@ pub mod world;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use config::{SimConfig, Variant};
+pub use config::{KnownGap, SimConfig, Variant};
 pub use faults::FAULTS;
 pub use oracles::{Oracle, Violation};
 pub use trace::Step;

@@ -15,6 +15,7 @@ use bytes::Bytes;
 use pyxis_core::{Error, EventMask, EventType, Op, Reply, SessionState};
 use pyxis_testkit::model::{AppliedKind, SessionEnd};
 
+use crate::config::KnownGap;
 use crate::history::{us_since, ChangeKind, Shape, Timelines};
 use crate::workload::PATHS;
 use crate::world::{World, MS, SEC};
@@ -215,21 +216,13 @@ impl World {
                         }
                         | Error::Timeout {
                             outcome_unknown: false,
-                        },
+                        }
+                        | Error::Closed,
                     ),
                 ) if times != 0 => found.push(format!(
                     "client {who}: {what} failed definitely ({:?}) but was applied",
                     f.result
                 )),
-                // Known gap 3: a write in flight when `close` gives up completes with
-                // `Closed`, which does not say the outcome is unknown.
-                (Op::Create { .. } | Op::Write { .. }, Err(Error::Closed))
-                    if times != 0 && self.cfg.exercise_known_gaps =>
-                {
-                    found.push(format!(
-                        "client {who}: {what} completed Closed but was applied (outcome unknown, not said)"
-                    ))
-                }
                 (Op::Read { path, .. } | Op::Exists { path, .. }, result) => {
                     let seen = match result {
                         Ok(Reply::Node { node, .. })
@@ -428,7 +421,8 @@ impl World {
                 if w.done || w.spec.recursive {
                     continue;
                 }
-                if w.spec.mode == pyxis_core::WatchMode::Persistent && !self.cfg.exercise_known_gaps
+                if w.spec.mode == pyxis_core::WatchMode::Persistent
+                    && !self.cfg.exercises(KnownGap::BaselineForgotten)
                 {
                     // Known gap 1 again: after a persistent watch fires, a change landing
                     // before its re-arm is not compared (the core forgets the version or
@@ -442,6 +436,11 @@ impl World {
                 let last_change = t.changes(&w.spec.path).last().map(|c| c.at_us).unwrap_or(0);
                 let now_shape = t.shape_at(&w.spec.path, end, &PATHS);
                 let since = w.events.last().map_or(w.created, |(at, _)| *at);
+                if c.expired_at.iter().any(|at| *at >= since) {
+                    // The session expired since: the client said so (Expired), and the
+                    // watch's server state is gone with it.
+                    continue;
+                }
                 let kinds = matching_changes_since(t, &w.spec.path, since, w.spec.mask);
                 if differs(&reference, &now_shape, kinds) {
                     found.push(format!(

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pyxis_sim::{run_once, run_seed, RunReport, SimConfig, Stats, Variant};
+use pyxis_sim::{run_once, run_seed, KnownGap, RunReport, SimConfig, Stats, Variant};
 
 struct Args {
     seeds: u64,
@@ -22,7 +22,7 @@ struct Args {
     threads: usize,
     trace: bool,
     variant: Variant,
-    gaps: bool,
+    gaps: Vec<KnownGap>,
 }
 
 fn parse() -> Result<Args, String> {
@@ -34,7 +34,7 @@ fn parse() -> Result<Args, String> {
         threads: 2,
         trace: false,
         variant: Variant::Correct,
-        gaps: false,
+        gaps: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -48,9 +48,16 @@ fn parse() -> Result<Args, String> {
             "--threads" => a.threads = num(value("--threads")?)?.clamp(1, 64) as usize,
             "--variant" => a.variant = value("--variant")?.parse()?,
             "--trace" => a.trace = true,
-            "--exercise-known-gaps" => a.gaps = true,
+            "--exercise-known-gaps" => a.gaps = KnownGap::ALL.to_vec(),
+            "--exercise-gap" => {
+                let n = num(value("--exercise-gap")?)?;
+                let gap = KnownGap::from_number(n).ok_or(format!("no known gap {n}"))?;
+                if !a.gaps.contains(&gap) {
+                    a.gaps.push(gap);
+                }
+            }
             "-h" | "--help" => {
-                return Err("usage: sim --seeds N [--first-seed N] [--virtual-secs S] [--threads T] [--variant V] [--exercise-known-gaps]\n       sim --seed N [--virtual-secs S] [--trace] [--variant V] [--exercise-known-gaps]".into())
+                return Err("usage: sim --seeds N [--first-seed N] [--virtual-secs S] [--threads T] [--variant V] [--exercise-gap N]... [--exercise-known-gaps]\n       sim --seed N [--virtual-secs S] [--trace] [--variant V] [--exercise-gap N]...".into())
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -75,7 +82,7 @@ fn main() -> ExitCode {
 fn replay(args: &Args, seed: u64) -> ExitCode {
     let mut config = SimConfig::new(seed, args.virtual_secs);
     config.variant = args.variant;
-    config.exercise_known_gaps = args.gaps;
+    config.exercise = args.gaps.clone();
     config.keep_all = args.trace;
     config.trace_tail = 60;
     let report = run_once(&config);
@@ -109,7 +116,7 @@ fn many(args: &Args) -> ExitCode {
                 }
                 let mut config = SimConfig::new(args.first_seed + i, args.virtual_secs);
                 config.variant = args.variant;
-                config.exercise_known_gaps = args.gaps;
+                config.exercise = args.gaps.clone();
                 let report = run_seed(&config);
                 if let Ok(mut t) = totals.lock() {
                     add(&mut t, &report.stats);
