@@ -22,6 +22,8 @@ use pyxis_client_common::{Command, CommandSink, ConnId, Driver, IoAction, Step};
 
 /// Bytes read from the socket at most per input.
 const READ_CHUNK: usize = 64 * 1024;
+/// Inputs taken from the channel at most per turn of the loop.
+const INPUT_BATCH: usize = 256;
 /// A write that takes longer than this means the connection is dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -95,29 +97,48 @@ impl Loop {
                 },
             };
             let now = Instant::now();
-            match input {
-                None => self.driver.handle_timeout(now),
-                Some(Input::Command(command)) => self.driver.command(command, now),
-                Some(Input::Connected(conn, stream, read_on)) => {
-                    if let Some(entry) = conns.get_mut(&conn) {
-                        entry.stream = Some(stream);
-                        entry.read_on = Some(read_on);
-                        self.driver.handle_connected(conn, now);
-                    } else {
-                        // The core gave up on it meanwhile.
-                        let _ = stream.shutdown(Shutdown::Both);
-                    }
+            let Some(input) = input else {
+                self.driver.handle_timeout(now);
+                continue;
+            };
+            // Take the commands queued behind it (bounded), so that requests submitted
+            // together leave in one write.
+            let mut next = Some(input);
+            let mut taken = 0;
+            while let Some(input) = next.take() {
+                let is_command = matches!(input, Input::Command(_));
+                self.handle(input, now, &mut conns);
+                taken += 1;
+                if is_command && taken < INPUT_BATCH {
+                    next = self.inbox.try_recv().ok();
                 }
-                Some(Input::Data(conn, data)) => {
-                    if let Some(read_on) = conns.get(&conn).and_then(|c| c.read_on.clone()) {
-                        self.driver.handle_data(conn, &data, now);
-                        let _ = read_on.try_send(());
-                    }
+            }
+        }
+    }
+
+    /// Feeds one input to the driver.
+    fn handle(&mut self, input: Input, now: Instant, conns: &mut HashMap<ConnId, Conn>) {
+        match input {
+            Input::Command(command) => self.driver.command(command, now),
+            Input::Connected(conn, stream, read_on) => {
+                if let Some(entry) = conns.get_mut(&conn) {
+                    entry.stream = Some(stream);
+                    entry.read_on = Some(read_on);
+                    self.driver.handle_connected(conn, now);
+                } else {
+                    // The core gave up on it meanwhile.
+                    let _ = stream.shutdown(Shutdown::Both);
                 }
-                Some(Input::Closed(conn)) => {
-                    if conns.remove(&conn).is_some() {
-                        self.driver.handle_closed(conn, now);
-                    }
+            }
+            Input::Data(conn, data) => {
+                if let Some(read_on) = conns.get(&conn).and_then(|c| c.read_on.clone()) {
+                    self.driver.handle_data(conn, &data, now);
+                    let _ = read_on.try_send(());
+                }
+            }
+            Input::Closed(conn) => {
+                if conns.remove(&conn).is_some() {
+                    self.driver.handle_closed(conn, now);
                 }
             }
         }

@@ -21,6 +21,8 @@ use pyxis_core::{ConnId, IoAction};
 
 /// Bytes read from the socket at most per input.
 const READ_CHUNK: usize = 64 * 1024;
+/// Commands taken from the channel at most per turn of the loop.
+const COMMAND_BATCH: usize = 256;
 /// A write that takes longer than this means the connection is dead.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -142,7 +144,17 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
         let input = future::race(future::race(command, link.next(&mut buf)), timer).await;
         let now = Instant::now();
         match input {
-            Input::Command(Some(command)) => driver.command(command, now),
+            Input::Command(Some(command)) => {
+                driver.command(command, now);
+                // Take what else is queued, so that requests submitted together leave
+                // in one write (bounded, so that a flood cannot starve the socket).
+                for _ in 1..COMMAND_BATCH {
+                    match commands.try_recv() {
+                        Ok(command) => driver.command(command, now),
+                        Err(_) => break,
+                    }
+                }
+            }
             Input::Command(None) => {
                 handles_open = false;
                 driver.command(Command::HandlesGone, now);
