@@ -197,3 +197,19 @@ macro_rules! shared_api {
 
 shared_api!(AsyncClient, [async], [await]);
 shared_api!(BlockingClient, [], []);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    fn sendable<T: Send + Sync + Unpin + 'static>() {}
+
+    #[test]
+    fn handles_can_be_shared_across_tasks_and_threads() {
+        shareable::<AsyncClient>();
+        shareable::<BlockingClient>();
+        sendable::<Watch>();
+        sendable::<SessionEvents>();
+    }
+}
