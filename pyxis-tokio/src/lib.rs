@@ -59,7 +59,8 @@ impl Client {
     /// [`wait_connected`](AsyncClient::wait_connected).
     ///
     /// Fails if the server list or options are invalid, or if called outside a tokio
-    /// runtime.
+    /// runtime. The runtime needs its I/O and time drivers (`enable_all`, or the
+    /// `#[tokio::main]` / `#[tokio::test]` defaults).
     pub async fn connect<I, S>(addrs: I, options: Options) -> Result<Client, ConnectError>
     where
         I: IntoIterator<Item = S>,
