@@ -36,17 +36,20 @@
 //! Two behaviours of the current `pyxis-core` miss what the watch oracle demands. They
 //! are kept out of the default runs (so CI checks everything else strictly) and driven
 //! with [`SimConfig::exercise`] (`--exercise-gap N`, or `--exercise-known-gaps` for
-//! both); each has a regression seed that fails on the current core
-//! (`sim --seed S --exercise-gap N`; make it the default once the core is fixed):
+//! both); each has regression seeds that fail on the core as of commit 438b0dd
+//! (`sim --seed S --exercise-gap N`; the seeds move when the core's behaviour changes,
+//! so re-find them with `sim --seeds 2000 --exercise-gap N`; make a gap part of the
+//! default runs once the core is fixed):
 //!
-//! 1. **Baseline forgotten after an event** (seeds 28, 922): when a path's server
+//! 1. **Baseline forgotten after an event** (5 seeds in 2000: 1075 and 1262 with a
+//!    Modify watch, 1313 with a Children watch): when a path's server
 //!    registration fires, the core updates the baseline it compares at the re-arm from
 //!    the event alone; after a Children event it no longer knows the children, so a child
 //!    created or deleted between that event and the re-arm's stat is never reported.
 //!    Seen by persistent watches, and by one-shot watches whose mask missed the event
 //!    that spent the registration. Default runs use full masks and check persistent
 //!    watches for soundness only.
-//! 2. **Leader re-elected in place** (seed 146): a leadership change that ends on the
+//! 2. **Leader re-elected in place** (4 seeds in 2000: 146, 1515): a leadership change that ends on the
 //!    node a client is still connected to (a move to the same node, a no-leader window,
 //!    or A→B→A while the client is paused) drops the server's watches; the client sees
 //!    only an empty ping answer and never re-registers. Default runs move leadership only
