@@ -35,6 +35,10 @@ impl Backoff {
     }
 }
 
+/// The longest duration any [`Config`] field may hold (one year): every deadline is
+/// `now` plus one of them, and `Instant` arithmetic past its range panics.
+pub const MAX_CONFIG_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The smallest session timeout the client asks for (the Go client's and the server's
 /// default minimum).
 pub const MIN_SESSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -107,8 +111,9 @@ impl Config {
         }
     }
 
-    /// Checks the configuration and returns it with the session timeout raised to the
-    /// 5 s minimum and a `resume_sid` of 0 dropped.
+    /// Checks the configuration (addresses, non-zero timeouts, no duration above
+    /// [`MAX_CONFIG_DURATION`], backoff order) and returns it with the session timeout
+    /// raised to the 5 s minimum and a `resume_sid` of 0 dropped.
     pub fn validated(mut self) -> Result<Config, ConfigError> {
         if self.addrs.is_empty() {
             return Err(ConfigError::NoAddresses);
@@ -124,6 +129,22 @@ impl Config {
         ] {
             if value.is_zero() {
                 return Err(ConfigError::ZeroDuration { field: name });
+            }
+        }
+        for (name, value) in [
+            ("session_timeout", self.session_timeout),
+            ("request_timeout", self.request_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("close_timeout", self.close_timeout),
+            ("ping_grace", self.ping_grace),
+            ("backoff.initial", self.backoff.initial),
+            ("backoff.max", self.backoff.max),
+        ] {
+            if value > MAX_CONFIG_DURATION {
+                return Err(ConfigError::DurationTooLong {
+                    field: name,
+                    max: MAX_CONFIG_DURATION,
+                });
             }
         }
         if self.backoff.initial > self.backoff.max {
@@ -173,6 +194,15 @@ pub enum ConfigError {
     ZeroDuration {
         /// The field's name.
         field: &'static str,
+    },
+    /// A duration exceeds [`MAX_CONFIG_DURATION`] (deadlines are `now` plus it, which
+    /// must stay representable).
+    #[error("{field} exceeds the longest allowed duration {max:?}")]
+    DurationTooLong {
+        /// The field's name.
+        field: &'static str,
+        /// The longest allowed.
+        max: Duration,
     },
     /// `backoff.initial` exceeds `backoff.max`.
     #[error("backoff.initial exceeds backoff.max")]

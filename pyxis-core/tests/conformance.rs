@@ -252,7 +252,9 @@ fn golden_register_with_sid_and_timeouts() {
     for (asked, sent_ms) in [
         (Duration::from_millis(5_500), 5_500),
         (Duration::from_secs(120), 120_000),
-        (Duration::from_secs(u64::from(u32::MAX)), i32::MAX),
+        // 30 days: past i32::MAX ms (24.8 days), within the one-year limit of Config.
+        (Duration::from_secs(30 * 24 * 3600), i32::MAX),
+        (pyxis_core::MAX_CONFIG_DURATION, i32::MAX),
     ] {
         let mut c = config(&["a:1"]);
         c.session_timeout = asked;

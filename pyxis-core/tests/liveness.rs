@@ -296,3 +296,52 @@ fn close_between_connections_unregisters_on_a_new_connection() {
         Some(Event::Session(SessionEvent::Closed))
     ));
 }
+
+// ----- configuration -----
+
+#[test]
+fn durations_too_long_to_add_to_now_are_refused() {
+    use pyxis_core::{Client, ConfigError, MAX_CONFIG_DURATION};
+    type Set = fn(&mut pyxis_core::Config, Duration);
+    let fields: [(&str, Set); 7] = [
+        ("session_timeout", |c, d| c.session_timeout = d),
+        ("request_timeout", |c, d| c.request_timeout = d),
+        ("connect_timeout", |c, d| c.connect_timeout = d),
+        ("close_timeout", |c, d| c.close_timeout = d),
+        ("ping_grace", |c, d| c.ping_grace = d),
+        ("backoff.initial", |c, d| c.backoff.initial = d),
+        ("backoff.max", |c, d| c.backoff.max = d),
+    ];
+    let now = std::time::Instant::now();
+    for (name, set) in fields {
+        for too_long in [Duration::MAX, MAX_CONFIG_DURATION + Duration::from_nanos(1)] {
+            let mut c = config(&["a:1"]);
+            // Keep the backoff ordered so that only the length is at fault.
+            c.backoff.max = MAX_CONFIG_DURATION;
+            set(&mut c, too_long);
+            match Client::new(c, now) {
+                Err(ConfigError::DurationTooLong { field, max }) => {
+                    assert_eq!((field, max), (name, MAX_CONFIG_DURATION));
+                }
+                other => panic!("{name} = {too_long:?}: {other:?}"),
+            }
+        }
+        // The longest allowed value is accepted, and a client using it does not panic.
+        let mut c = config(&["a:1"]);
+        c.backoff.max = MAX_CONFIG_DURATION;
+        set(&mut c, MAX_CONFIG_DURATION);
+        let mut p = Peer::new(c);
+        let _conn = p.connect_with_sid(1);
+        let id = p.client.submit(
+            pyxis_core::Op::Exists {
+                path: "/a".into(),
+                watch: None,
+            },
+            p.now,
+        );
+        p.advance(Duration::from_secs(60));
+        p.client.close(p.now);
+        p.advance(Duration::from_secs(60));
+        let _ = p.completion(id);
+    }
+}
