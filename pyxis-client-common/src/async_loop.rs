@@ -19,8 +19,12 @@ use crate::driver::{Command, Driver, Step};
 use crate::handle::CommandSink;
 use pyxis_core::{ConnId, IoAction};
 
-/// Bytes read from the socket at most per input.
-const READ_CHUNK: usize = 64 * 1024;
+/// The read buffer's size while reads are small (what an idle client holds).
+const READ_MIN: usize = 4 * 1024;
+/// The read buffer's largest size, reached by doubling while reads fill it.
+const READ_MAX: usize = 64 * 1024;
+/// Reads in a row that fit [`READ_MIN`] before a grown buffer shrinks back.
+const SHRINK_AFTER: u32 = 16;
 /// Commands taken from the channel at most per turn of the loop.
 const COMMAND_BATCH: usize = 256;
 /// A write that takes longer than this means the connection is dead.
@@ -111,8 +115,12 @@ impl<R: AsyncRuntime> Link<R> {
 /// Runs the client until it is closed (by `close`, or by the last handle being dropped).
 pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::Receiver<Command>) {
     let mut link = Link::<R>::None;
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = ReadBuffer::new();
     let mut handles_open = true;
+    // The armed timer and the instant it fires. It is kept while the driver's deadline
+    // does not move earlier (the usual case: the oldest request's deadline only moves
+    // later), instead of being created again on every turn.
+    let mut timer = None;
     loop {
         while let Some(step) = driver.next_step(Instant::now()) {
             perform(step, &mut link, &mut driver).await;
@@ -124,7 +132,11 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
             while commands.try_recv().is_ok() {}
             return;
         }
-        let deadline = driver.deadline();
+        match (driver.deadline(), &timer) {
+            (None, _) => timer = None,
+            (Some(at), Some((armed, _))) if *armed <= at => {}
+            (Some(at), _) => timer = Some((at, Box::pin(R::sleep_until(at)))),
+        }
         let command = async {
             if handles_open {
                 Input::Command(commands.recv().await.ok())
@@ -132,16 +144,16 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
                 future::pending().await
             }
         };
-        let timer = async {
-            match deadline {
-                Some(at) => R::sleep_until(at).await,
+        let alarm = async {
+            match &mut timer {
+                Some((_, sleep)) => sleep.as_mut().await,
                 None => future::pending::<()>().await,
             }
             Input::Timeout
         };
         // `race` polls the ready branches in random order, so that neither a stream of
         // commands nor a chatty server can starve the other or the timer.
-        let input = future::race(future::race(command, link.next(&mut buf)), timer).await;
+        let input = future::race(future::race(command, link.next(buf.space())), alarm).await;
         let now = Instant::now();
         match input {
             Input::Command(Some(command)) => {
@@ -163,12 +175,68 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
                 link = Link::Up(conn, stream);
                 driver.handle_connected(conn, now);
             }
-            Input::Data(conn, n) => driver.handle_data(conn, &buf[..n], now),
+            Input::Data(conn, n) => {
+                driver.handle_data(conn, buf.filled(n), now);
+                buf.fit(n);
+            }
             Input::Closed(conn) => {
                 link = Link::None;
                 driver.handle_closed(conn, now);
             }
-            Input::Timeout => driver.handle_timeout(now),
+            Input::Timeout => {
+                // The armed timer may be for an earlier deadline than the driver's now
+                // (the deadline moved later meanwhile): then only re-arm.
+                timer = None;
+                if driver.deadline().is_some_and(|at| at <= now) {
+                    driver.handle_timeout(now);
+                }
+            }
+        }
+    }
+}
+
+/// The socket read buffer: small while the traffic is (an idle client holds only
+/// [`READ_MIN`] bytes), doubled up to [`READ_MAX`] whenever a read fills it, so that
+/// large frames arrive in few reads, and shrunk back after [`SHRINK_AFTER`] reads in a
+/// row that would have fit the small size.
+struct ReadBuffer {
+    bytes: Vec<u8>,
+    small_reads: u32,
+}
+
+impl ReadBuffer {
+    fn new() -> ReadBuffer {
+        ReadBuffer {
+            bytes: vec![0; READ_MIN],
+            small_reads: 0,
+        }
+    }
+
+    /// Where the next read goes.
+    fn space(&mut self) -> &mut [u8] {
+        &mut self.bytes
+    }
+
+    /// The first `n` bytes read.
+    fn filled(&self, n: usize) -> &[u8] {
+        &self.bytes[..n.min(self.bytes.len())]
+    }
+
+    /// Adapts the size to a read of `n` bytes, once they have been consumed.
+    fn fit(&mut self, n: usize) {
+        let len = self.bytes.len();
+        if n >= len && len < READ_MAX {
+            self.bytes.resize((len * 2).min(READ_MAX), 0);
+            self.small_reads = 0;
+        } else if len > READ_MIN && n <= READ_MIN {
+            self.small_reads += 1;
+            if self.small_reads >= SHRINK_AFTER {
+                self.bytes.truncate(READ_MIN);
+                self.bytes.shrink_to_fit();
+                self.small_reads = 0;
+            }
+        } else {
+            self.small_reads = 0;
         }
     }
 }

@@ -9,6 +9,7 @@
 //! blocks: every delivery goes through a bounded, non-blocking [`EventSender`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::Instant;
 
 use pyxis_core::{
@@ -66,6 +67,33 @@ pub enum Step {
     Transmit(Transmit),
 }
 
+/// Hashes the core's request and watch ids. They are counters the core assigns (never
+/// chosen by the network), so one multiplication spreads them well enough, where the
+/// default SipHash would cost more than the rest of the lookup.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Fibonacci hashing: odd multiplier, so distinct ids keep distinct low bits and
+        // the high bits (hashbrown's tag) mix all of them.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// A map keyed by the core's ids.
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
 struct WatchEntry {
     sink: WatchSender,
     one_shot: bool,
@@ -79,8 +107,8 @@ struct Call {
 /// The core plus the routing of its events (see the [module docs](self)).
 pub struct Driver {
     core: Client,
-    calls: HashMap<RequestId, Call>,
-    watches: HashMap<WatchId, WatchEntry>,
+    calls: IdMap<RequestId, Call>,
+    watches: IdMap<WatchId, WatchEntry>,
     connect_waiters: Vec<(Instant, EventSender<Result<u64, Error>>)>,
     closers: Vec<EventSender<()>>,
     status: Status,
@@ -91,8 +119,8 @@ impl Driver {
     pub fn new(config: Config, now: Instant) -> Result<Driver, ConfigError> {
         Ok(Driver {
             core: Client::new(config, now)?,
-            calls: HashMap::new(),
-            watches: HashMap::new(),
+            calls: IdMap::default(),
+            watches: IdMap::default(),
             connect_waiters: Vec::new(),
             closers: Vec::new(),
             status: Status::default(),

@@ -18,13 +18,49 @@ use std::time::{Duration, Instant};
 #[error("{0} unread events were dropped because the queue was full")]
 pub struct Lagged(pub u64);
 
+/// The unread items, oldest first. The oldest sits in its own slot, so a queue that
+/// never holds more than one item (a call's reply: one per request) never allocates.
+struct Items<T> {
+    /// The oldest item; `None` only when `rest` is empty too.
+    first: Option<T>,
+    rest: VecDeque<T>,
+}
+
+impl<T> Items<T> {
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn push_back(&mut self, item: T) {
+        if self.first.is_none() {
+            self.first = Some(item);
+        } else {
+            self.rest.push_back(item);
+        }
+    }
+
+    fn pop_front(&mut self) -> Option<T> {
+        let item = self.first.take();
+        self.first = self.rest.pop_front();
+        item
+    }
+
+    fn clear(&mut self) {
+        self.first = None;
+        self.rest.clear();
+    }
+}
+
 struct State<T> {
-    items: VecDeque<T>,
+    items: Items<T>,
     bound: usize,
     lagged: u64,
     sender_gone: bool,
     receiver_gone: bool,
     waker: Option<Waker>,
+    /// Threads waiting on the condition variable: a push notifies it only when some
+    /// thread waits (a futex call per item would otherwise be paid by async consumers).
+    blocked: usize,
 }
 
 struct Shared<T> {
@@ -40,8 +76,11 @@ impl<T> Shared<T> {
 
     fn wake(&self, mut state: MutexGuard<'_, State<T>>) {
         let waker = state.waker.take();
+        let blocked = state.blocked > 0;
         drop(state);
-        self.ready.notify_all();
+        if blocked {
+            self.ready.notify_all();
+        }
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -75,12 +114,16 @@ pub struct EventReceiver<T> {
 pub fn channel<T>(bound: usize) -> (EventSender<T>, EventReceiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            items: VecDeque::new(),
+            items: Items {
+                first: None,
+                rest: VecDeque::new(),
+            },
             bound: bound.max(1),
             lagged: 0,
             sender_gone: false,
             receiver_gone: false,
             waker: None,
+            blocked: 0,
         }),
         ready: Condvar::new(),
     });
@@ -160,11 +203,13 @@ impl<T> EventReceiver<T> {
             if state.sender_gone {
                 return None;
             }
+            state.blocked += 1;
             state = self
                 .shared
                 .ready
                 .wait(state)
                 .unwrap_or_else(PoisonError::into_inner);
+            state.blocked -= 1;
         }
     }
 
@@ -184,12 +229,14 @@ impl<T> EventReceiver<T> {
             if left.is_zero() {
                 return Err(Timeout);
             }
+            state.blocked += 1;
             state = self
                 .shared
                 .ready
                 .wait_timeout(state, left)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.blocked -= 1;
         }
     }
 }
