@@ -20,7 +20,7 @@ use crate::handle::CommandSink;
 use pyxis_core::{ConnId, IoAction};
 
 /// The read buffer's size while reads are small (what an idle client holds).
-const READ_MIN: usize = 4 * 1024;
+const READ_MIN: usize = 1024;
 /// The read buffer's largest size, reached by doubling while reads fill it.
 const READ_MAX: usize = 64 * 1024;
 /// Reads in a row that fit [`READ_MIN`] before a grown buffer shrinks back.
@@ -267,5 +267,41 @@ async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut D
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_buffer_grows_when_filled_and_shrinks_after_small_reads() {
+        let mut buf = ReadBuffer::new();
+        assert_eq!(buf.space().len(), READ_MIN);
+        // Full reads double it, up to the largest size.
+        let mut sizes = Vec::new();
+        for _ in 0..10 {
+            let n = buf.space().len();
+            buf.fit(n);
+            sizes.push(buf.space().len());
+        }
+        assert_eq!(sizes[0], 2 * READ_MIN);
+        assert_eq!(*sizes.last().unwrap_or(&0), READ_MAX);
+        // A large read in between keeps it; only a run of small reads shrinks it.
+        for _ in 0..SHRINK_AFTER - 1 {
+            buf.fit(10);
+        }
+        buf.fit(READ_MAX / 2);
+        for _ in 0..SHRINK_AFTER - 1 {
+            buf.fit(10);
+        }
+        assert_eq!(
+            buf.space().len(),
+            READ_MAX,
+            "not yet {SHRINK_AFTER} in a row"
+        );
+        buf.fit(10);
+        assert_eq!(buf.space().len(), READ_MIN);
+        assert_eq!(buf.filled(3).len(), 3);
     }
 }
