@@ -241,6 +241,7 @@ impl Client {
         if self.phase.receiving_conn() != Some(conn) {
             return;
         }
+        self.begin_input(now);
         self.session.ping.last_rx = Some(now);
         self.decoder.extend(data);
         loop {
@@ -257,6 +258,7 @@ impl Client {
                 break;
             }
         }
+        self.end_input();
         self.flush_requests();
     }
 
@@ -271,6 +273,7 @@ impl Client {
     /// registration timeouts, backoff expiry, ping liveness, request deadlines, the close
     /// wait).
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.begin_input(now);
         for id in self.requests.expired(now) {
             let sent_write = self
                 .requests
@@ -284,6 +287,7 @@ impl Client {
             );
         }
         self.on_phase_timeout(now);
+        self.end_input();
         self.flush_requests();
     }
 

@@ -100,8 +100,11 @@
 //!   an up connection is lost (the core then reconnects with the same sid). Register
 //!   asks for the session timeout T in whole milliseconds (an `int32`, saturating). A
 //!   ping is outstanding while connected (re-sent at once after an answer carrying an
-//!   event, and at most every 500 ms after an empty or failed one, so a server that does
-//!   not hold pings cannot cause a tight loop). Liveness: the server may raise T (its
+//!   event or after a held ping released early, and at most every 500 ms after any
+//!   other empty or failed one, so a server that does not hold pings cannot cause a
+//!   tight loop). A held ping released early (a leader change, perhaps back to this
+//!   node, which drops every watch) and an input handled more than `ping_grace` past the
+//!   deadline asked for (a paused process) re-register every watch, with the gap check. Liveness: the server may raise T (its
 //!   bounds are [5 s, 120 s] by default) and then holds each ping longer than asked, so a
 //!   ping's bound is the larger of T and the longest hold seen, plus `ping_grace`; when it
 //!   passes, a probe ping replaces the held one (the server answers a replaced ping at
@@ -163,6 +166,7 @@
 //! | Node fields absent ⇒ defaults; `flags & 1`; `_` children | `stat_with_missing_node_fields_gets_defaults` |
 //! | unknown error codes kept; on the ping, no hot loop | `unknown_error_codes_are_kept` |
 //! | a server answering pings at once is paced | `ping_answered_at_once_is_paced` |
+//! | an early empty answer re-pings at once and re-arms; a second in a row is paced; a server never holding pings costs bounded pings and arms | `an_early_empty_answer_repings_at_once_and_a_second_one_is_paced`, `a_server_answering_every_ping_at_once_costs_a_bounded_number_of_pings_and_arms` |
 //! | kNotLeader without data / with a hostname | `not_leader_without_data_falls_back_to_the_list`, `not_leader_with_a_hostname_is_followed` |
 //! | Register answer without sid (new / resumed session); sid change | `register_answer_without_sid`, `sid_change_on_resume_reports_expiry` |
 //! | a replaced ping answered late; duplicate answers; unwatched paths | `replaced_ping_answered_late_is_harmless`, `duplicate_answers_are_ignored`, `events_for_paths_never_watched_are_dropped` |
@@ -172,6 +176,11 @@
 //! | Unregister answered kSessionExpired: done, no new session | `unregister_of_an_expired_session_succeeds_without_a_new_session` |
 //! | durations too long to add to `now` (over a year) refused by `Client::new` | `durations_too_long_to_add_to_now_are_refused` |
 //! | requests after close; close while resuming a session or between connections unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session`, `close_between_connections_unregisters_on_a_new_connection` |
+//!
+//! `tests/watch_gaps.rs` covers watched changes no server event reports: between an
+//! event and its re-arm, across a leader change back to the same node (early ping
+//! answer), and across a paused process (`a_late_wake_up_with_a_ping_answer_rearms_every_watch`,
+//! `a_late_wake_up_with_a_timeout_rearms_every_watch`, `a_timely_wake_up_rearms_nothing`).
 
 mod client;
 mod config;

@@ -29,15 +29,31 @@
 //!
 //! ## Early empty answers
 //!
-//! An empty answer well before the idle hold (under half the session timeout) means the
-//! server released every held ping: a leadership change, possibly one that ended on this
-//! same node and silently dropped every watch. The core then re-registers every watch
-//! (a no-op where one is still set) and compares the fresh stats with its baselines.
+//! An empty answer well before the idle hold (sooner than T − 2 s after the ping was
+//! sent, and never under T / 2) means the server released every held ping: a leadership
+//! change, possibly one that ended on this same node and silently dropped every watch.
+//! If the ping before was held normally (or this is the connection's first), the core
+//! re-registers every watch (a no-op where one is still set), compares the fresh stats
+//! with its baselines, and pings again at once, to learn without delay whether this node
+//! still leads. A second early answer in a row that was not held either (under
+//! [`MIN_PING_INTERVAL`]) only shows a server that does not hold pings: it is paced and
+//! re-registers nothing.
+//!
+//! ## Late wake-ups
+//!
+//! An input handled more than `ping_grace` past the deadline the core asked for means
+//! the process was paused or starved: leadership may have left and come back meanwhile,
+//! and the early answer that told of it is read only now, when it looks like an idle one
+//! (or never came, if no ping was held). Every watch is then re-registered as above.
+//!
+//! A leader change that lands while no ping is held by the server (one in flight, or
+//! paced) releases nothing and cannot be seen by the client: the protocol carries no
+//! leader term.
 //!
 //! ## Pacing
 //!
-//! An answer carrying an event is followed by the next ping at once (pending events need
-//! pings in a row). An empty or failed answer that comes back sooner than
+//! An answer carrying an event, and an early empty answer acted on, are followed by the
+//! next ping at once. Any other empty or failed answer that comes back sooner than
 //! [`MIN_PING_INTERVAL`] after its ping was sent (a server that does not hold pings, or
 //! answers them with an error) delays the next ping to that interval, so the core never
 //! pings in a tight loop.
@@ -54,6 +70,10 @@ use crate::session::Next;
 /// Shortest time between sending a ping and sending the next one, unless the answer
 /// carried an event.
 pub(crate) const MIN_PING_INTERVAL: Duration = Duration::from_millis(500);
+
+/// How much sooner than the session timeout an idle ping may be answered and still
+/// count as held (the server's expiry interval, 1 s, plus its rounding and slack).
+pub(crate) const EARLY_MARGIN: Duration = Duration::from_secs(2);
 
 /// The longest a server holds a ping: its largest session timeout (PROTOCOL.md §9).
 pub(crate) const MAX_HOLD: Duration =
@@ -84,6 +104,12 @@ pub(crate) struct Pinger {
     pub hold: Duration,
     /// When bytes last arrived on the connection.
     pub last_rx: Option<Instant>,
+    /// The last empty answer came back early, so the server is not holding pings: a
+    /// further early answer that was not held either is paced, not acted on.
+    pub unheld: bool,
+    /// The input being handled came far past the deadline the core asked for: every
+    /// watch is re-registered once it is handled.
+    pub late_wake: bool,
 }
 
 impl Pinger {
@@ -99,6 +125,7 @@ impl Pinger {
     /// ignored).
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
+        self.unheld = false;
         [
             self.current.take().map(|p| p.xid),
             self.replaced.take().map(|(xid, _)| xid),
@@ -132,6 +159,17 @@ impl Client {
     fn ping_bound(&self) -> Duration {
         let asked = self.config.session_timeout.min(MAX_HOLD);
         asked.max(self.session.ping.hold) + self.config.ping_grace
+    }
+
+    /// An empty answer sooner than this after its ping was sent is early: the server
+    /// answers an idle ping when the session's expiry bucket comes up, about
+    /// T − interval after the last refresh (PROTOCOL.md §5, interval 1 s, expiry rounded
+    /// to it), and every refresh is at or after the ping's arrival; so a held ping comes
+    /// back no sooner than about T − 1.5 s after it was sent. The bound is T − 2 s, and
+    /// never under T / 2.
+    fn early_bound(&self) -> Duration {
+        let t = self.config.session_timeout.min(MAX_HOLD);
+        (t / 2).max(t.saturating_sub(EARLY_MARGIN))
     }
 
     /// Ends the long poll (connection or session gone, closing); late answers are ignored.
@@ -188,11 +226,29 @@ impl Client {
         if !self.phase.is_up() {
             return;
         }
-        if error.is_none() && !has_event && now - answered.sent < self.config.session_timeout / 2 {
-            self.rearm_after_early_release();
+        let held_for = now - answered.sent;
+        let mut at_once = has_event;
+        if has_event {
+            // Answers in a row are counted between events only.
+            self.session.ping.unheld = false;
+        } else if error.is_none() {
+            let early = held_for < self.early_bound();
+            let ping = &mut self.session.ping;
+            // A ping held for a while (or the first early answer after held ones) was
+            // released: act on it. One answered at once after an early answer only
+            // shows a server that does not hold pings: pace, do not re-register again.
+            let released = early && (!ping.unheld || held_for >= MIN_PING_INTERVAL);
+            ping.unheld = early;
+            if released {
+                if !ping.late_wake {
+                    self.rearm_after_early_release();
+                }
+                // Find out at once whether this node still leads.
+                at_once = true;
+            }
         }
         let due = answered.sent + MIN_PING_INTERVAL;
-        if has_event || due <= now {
+        if at_once || due <= now {
             self.send_ping(now);
         } else {
             self.session.ping.due = Some(due);
@@ -209,6 +265,26 @@ impl Client {
         self.requests.forget_arms();
         for arm in self.watches.rearm_all() {
             self.send_arm(arm);
+        }
+    }
+
+    /// Called before each input: whether `now` is more than `ping_grace` past the
+    /// deadline the core asked for. The process was paused or starved meanwhile, so
+    /// leadership may have left this node and come back, silently dropping every watch,
+    /// with the early ping answer that told of it read only now (or never sent).
+    pub(crate) fn begin_input(&mut self, now: Instant) {
+        self.session.ping.late_wake = self.phase.is_up()
+            && self
+                .poll_timeout()
+                .is_some_and(|asked| now.saturating_duration_since(asked) > self.config.ping_grace);
+    }
+
+    /// Called after each input: after a late wake-up with the session still up on this
+    /// connection, re-registers every watch and compares the fresh stats with the
+    /// baselines (as after an early ping answer).
+    pub(crate) fn end_input(&mut self) {
+        if std::mem::take(&mut self.session.ping.late_wake) && self.phase.is_up() {
+            self.rearm_after_early_release();
         }
     }
 

@@ -70,6 +70,85 @@ fn idle_ping_round_trip_is_about_t_minus_one_second() {
     assert!(p.closes.is_empty());
 }
 
+// ----- early empty answers -----
+
+/// Every stat + watch the client sent and the test has not taken, removed.
+fn take_arms(p: &mut Peer) -> Vec<Sent> {
+    let (arms, rest): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut p.sent)
+        .into_iter()
+        .partition(|s| s.req.watch.is_some());
+    p.sent = rest.into();
+    arms
+}
+
+fn watch_a(p: &mut Peer, conn: pyxis_core::ConnId) {
+    p.client.watch(
+        pyxis_core::WatchSpec {
+            path: "/a".into(),
+            mask: pyxis_core::EventMask::ALL,
+            recursive: false,
+            mode: pyxis_core::WatchMode::Persistent,
+        },
+        p.now,
+    );
+    p.drain();
+    let arms = take_arms(p);
+    assert_eq!(arms.len(), 1);
+    p.answer(conn, stat(arms[0].req.xid, 1, &[], b""));
+}
+
+#[test]
+fn an_early_empty_answer_repings_at_once_and_a_second_one_is_paced() {
+    let (mut p, conn, ping) = up();
+    watch_a(&mut p, conn);
+    // A held ping released early (a leader change): re-register and ping at once, to
+    // learn without delay whether this node still leads.
+    p.advance(ms(1_000));
+    p.answer(conn, ok(ping.req.xid));
+    assert_eq!(take_arms(&mut p).len(), 1, "watches re-registered");
+    assert_eq!(p.pings_outstanding(), 1, "pinged again at once");
+    let second = p.take_ping();
+    // That ping is answered at once too: the server is not holding pings. Pace, and do
+    // not re-register again.
+    p.answer(conn, ok(second.req.xid));
+    assert!(take_arms(&mut p).is_empty(), "no second re-registration");
+    assert_eq!(p.pings_outstanding(), 0, "the next ping is paced");
+    p.advance(ms(499));
+    assert_eq!(p.pings_outstanding(), 0);
+    p.advance(ms(1));
+    let third = p.take_ping();
+    // Held normally again, then released early: a new leader change, acted on.
+    p.advance(ms(1_500));
+    p.answer(conn, ok(third.req.xid));
+    assert_eq!(take_arms(&mut p).len(), 1, "a ping held, then released");
+    assert_eq!(p.pings_outstanding(), 1);
+}
+
+#[test]
+fn a_server_answering_every_ping_at_once_costs_a_bounded_number_of_pings_and_arms() {
+    let (mut p, conn, mut ping) = up();
+    watch_a(&mut p, conn);
+    let (mut pings, mut arms) = (0, 0);
+    let start = p.now;
+    while p.now < start + Duration::from_secs(10) {
+        p.answer(conn, ok(ping.req.xid));
+        for arm in take_arms(&mut p) {
+            arms += 1;
+            p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+        }
+        if p.pings_outstanding() == 0 {
+            let next = p.client.poll_timeout().expect("a deadline");
+            p.advance(next.saturating_duration_since(p.now));
+        }
+        ping = p.take_ping();
+        pings += 1;
+        assert!(pings < 1_000, "hot ping loop");
+    }
+    assert!(pings <= 25, "{pings} pings in 10 s");
+    assert!(arms <= 1, "{arms} re-registrations in 10 s");
+    assert!(p.closes.is_empty());
+}
+
 // ----- redirects, backoff, close -----
 
 #[test]

@@ -100,6 +100,76 @@ fn an_early_empty_ping_answer_rearms_every_watch() {
     );
 }
 
+/// A client with a persistent watch on /a, armed at version 1; returns the peer, the
+/// connection and the held ping.
+fn watching_a() -> (Peer, pyxis_core::ConnId, Sent) {
+    let (mut p, conn, ping) = up();
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    assert!(watch_events(p.take_events()).is_empty());
+    (p, conn, ping)
+}
+
+/// The re-registration of /a the client sent, answered at version 2: the write missed
+/// while the watch was dropped is inferred.
+fn expect_rearm_and_inferred_modify(p: &mut Peer, conn: pyxis_core::ConnId) {
+    let arms: Vec<Sent> = p
+        .sent
+        .iter()
+        .filter(|s| s.req.watch.is_some())
+        .cloned()
+        .collect();
+    assert_eq!(arms.len(), 1, "one re-registration: {:?}", p.sent);
+    assert!(arms[0].req.stat.is_some());
+    p.answer(conn, stat(arms[0].req.xid, 2, &[], b""));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![(EventType::Modify, true)]
+    );
+}
+
+#[test]
+fn a_late_wake_up_with_a_ping_answer_rearms_every_watch() {
+    let (mut p, conn, ping) = watching_a();
+    // The process was paused for 20 s, far past the ping's deadline (T + grace = 7 s):
+    // meanwhile leadership left this node (releasing the ping) and came back, dropping
+    // the watch, and /a was written. The first thing the core sees is the ping's answer,
+    // which looks like an idle one by now.
+    p.now += ms(20_000);
+    p.answer(conn, ok(ping.req.xid));
+    expect_rearm_and_inferred_modify(&mut p, conn);
+}
+
+#[test]
+fn a_late_wake_up_with_a_timeout_rearms_every_watch() {
+    let (mut p, conn, _ping) = watching_a();
+    // Starved past every deadline: the timer fires 20 s late.
+    p.now += ms(20_000);
+    p.client.handle_timeout(p.now);
+    p.drain();
+    expect_rearm_and_inferred_modify(&mut p, conn);
+    assert!(
+        p.closes.is_empty(),
+        "the connection is probed, not given up"
+    );
+}
+
+#[test]
+fn a_timely_wake_up_rearms_nothing() {
+    let (mut p, conn, ping) = watching_a();
+    // Within the grace of the deadline asked for: an ordinary (if slow) loop.
+    let asked = p.client.poll_timeout().expect("a deadline");
+    p.now = asked + ms(1_500);
+    p.answer(conn, ok(ping.req.xid));
+    assert!(
+        p.sent.iter().all(|s| s.req.watch.is_none()),
+        "no re-registration: {:?}",
+        p.sent
+    );
+}
+
 #[test]
 fn an_idle_empty_ping_answer_rearms_nothing() {
     let (mut p, conn, ping) = up();
