@@ -90,7 +90,9 @@
 //!   spent, and the registration is re-armed for the rest. After every (re)connect every
 //!   path is re-registered and the fresh stat compared with what was last seen
 //!   (existence ⇒ Create/Delete, version ⇒ Modify, children ⇒ Children): what was
-//!   missed is delivered with `inferred: true`. Changes below a recursive watch's own
+//!   missed is delivered with `inferred: true` (a missed deletion reaches a watch not
+//!   listening for Delete as the Modify/Children change it is for it; see the
+//!   `watches` module). Changes below a recursive watch's own
 //!   node are not compared. An event for a path with no application watch left is
 //!   dropped. A recursive watch added while a non-recursive registration is set on its
 //!   path gets the recursive registration at the next re-arm (after that registration
@@ -180,7 +182,11 @@
 //! `tests/watch_gaps.rs` covers watched changes no server event reports: between an
 //! event and its re-arm, across a leader change back to the same node (early ping
 //! answer), and across a paused process (`a_late_wake_up_with_a_ping_answer_rearms_every_watch`,
-//! `a_late_wake_up_with_a_timeout_rearms_every_watch`, `a_timely_wake_up_rearms_nothing`).
+//! `a_late_wake_up_with_a_timeout_rearms_every_watch`, `a_timely_wake_up_rearms_nothing`, and what the gap check infers beyond the baseline
+//! (`a_deletion_missed_while_disconnected_is_told_through_each_mask`,
+//! `a_creation_missed_with_later_writes_and_children_infers_them_all`,
+//! `a_child_event_on_a_recursive_registration_stands_for_the_parents_children_event`,
+//! `a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches`).
 
 mod client;
 mod config;

@@ -15,6 +15,14 @@
 //! delivered, only re-armed). The recursive flag cannot be widened that way: a recursive
 //! watch added while a non-recursive registration is set gets it from the next re-arm
 //! (after the registration fires, or after a reconnect).
+//!
+//! Inference beyond the baseline comparison: a node found created since writes and
+//! children since its creation (version > 0, children) as missed too; a deletion found
+//! since is told to watches not listening for Delete as the Modify / Children change it
+//! is for them (data and children gone); a fired Delete of a node last seen with
+//! children tells Children watches (those deletions would have fired first); and a
+//! child's Create/Delete spending a recursive registration stands for the Children
+//! event the server raises on the parent right after (which finds no registration).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -160,8 +168,20 @@ impl Watches {
         let old = std::mem::replace(&mut ps.baseline, fresh.clone());
         let mut missed = Vec::new();
         match (old.exists, fresh.exists) {
-            (Some(false), Some(true)) => missed.push(EventType::Create),
-            (Some(true), Some(false)) => missed.push(EventType::Delete),
+            (Some(false), Some(true)) => {
+                // Created since: writes and children since the creation were missed too
+                // (a new node starts at version 0 with no children).
+                missed.push(EventType::Create);
+                if fresh.version.is_some_and(|v| v > 0) {
+                    missed.push(EventType::Modify);
+                }
+                if fresh.children.as_ref().is_some_and(|c| !c.is_empty()) {
+                    missed.push(EventType::Children);
+                }
+            }
+            (Some(true), Some(false)) => {
+                return self.deliver_missed_deletion(path, &old, events);
+            }
             _ => {}
         }
         if fresh.exists == Some(true) && old.exists != Some(false) {
@@ -179,6 +199,28 @@ impl Watches {
         for kind in missed {
             self.deliver(path, path, kind, true, events);
         }
+    }
+
+    /// The node `path` was deleted while no registration was set (`old` is what was
+    /// last seen). Watches listening for Delete get it, inferred. Whatever happened to
+    /// the node before the deletion is unknowable, but its data and its children are
+    /// gone: a watch listening only for Modify (or Children) that saw a version (or
+    /// children) is told that, inferred, rather than nothing.
+    fn deliver_missed_deletion(&mut self, path: &str, old: &Baseline, events: &mut Vec<Event>) {
+        let had_children = old.children.as_ref().is_some_and(|c| !c.is_empty());
+        self.deliver_with(path, path, true, events, |mask| {
+            if mask.intersects(EventType::Delete.mask()) {
+                return vec![EventType::Delete];
+            }
+            let mut kinds = Vec::new();
+            if old.version.is_some() && mask.intersects(EventType::Modify.mask()) {
+                kinds.push(EventType::Modify);
+            }
+            if had_children && mask.intersects(EventType::Children.mask()) {
+                kinds.push(EventType::Children);
+            }
+            kinds
+        });
     }
 
     /// A stat + watch for `path` was answered with an undecodable node: the registration
@@ -233,6 +275,11 @@ impl Watches {
         let kind = EventType::from_bits(bits);
         let ps = self.by_path.get_mut(watched)?;
         ps.armed = None;
+        // Children seen on a node now deleted: their deletions were not reported (they
+        // would have fired the registration first).
+        let lost_children = node == watched
+            && kind == EventType::Delete
+            && ps.baseline.children.as_ref().is_some_and(|c| !c.is_empty());
         if node == watched {
             // The registration covers every node event type, so it fires on the first
             // change after the baseline was taken: advance the baseline by exactly that
@@ -261,7 +308,36 @@ impl Watches {
                 EventType::Other(_) => *b = Baseline::default(),
             }
         }
+        // A recursive registration spent by a child's creation or deletion cannot also
+        // deliver the Children event the server raises on `watched` right after: the
+        // child's event stands for it (one change of the children).
+        let child_changed = node != watched
+            && pyxis_proto::limits::parent(node) == Some(watched)
+            && matches!(kind, EventType::Create | EventType::Delete);
+        if child_changed {
+            let b = &mut ps.baseline;
+            if b.one_child_changed {
+                b.children = None;
+            } else {
+                b.one_child_changed = true;
+            }
+        }
         self.deliver(watched, node, kind, false, events);
+        if lost_children {
+            // Told as a Children change to the watches that do not hear of the deletion.
+            self.deliver_with(watched, watched, true, events, |mask| {
+                if !mask.intersects(EventType::Delete.mask())
+                    && mask.intersects(EventType::Children.mask())
+                {
+                    vec![EventType::Children]
+                } else {
+                    Vec::new()
+                }
+            });
+        }
+        if child_changed {
+            self.deliver(watched, watched, EventType::Children, true, events);
+        }
         let ps = self.by_path.get(watched)?;
         if ps.arming || ps.watches.is_empty() {
             return None;
@@ -278,6 +354,26 @@ impl Watches {
         inferred: bool,
         events: &mut Vec<Event>,
     ) {
+        self.deliver_with(watched, node, inferred, events, |mask| {
+            if mask.intersects(kind.mask()) {
+                vec![kind]
+            } else {
+                Vec::new()
+            }
+        });
+    }
+
+    /// Delivers to each live watch on `watched` (recursive ones only for a descendant
+    /// `node`) the kinds `kinds_for` picks for its mask; one-shot watches given any are
+    /// spent.
+    fn deliver_with(
+        &mut self,
+        watched: &str,
+        node: &str,
+        inferred: bool,
+        events: &mut Vec<Event>,
+        kinds_for: impl Fn(crate::types::EventMask) -> Vec<EventType>,
+    ) {
         let Some(ps) = self.by_path.get(watched) else {
             return;
         };
@@ -286,10 +382,11 @@ impl Watches {
             let Some(w) = self.by_id.get(id) else {
                 continue;
             };
-            let matches = w.live
-                && w.spec.mask.intersects(kind.mask())
-                && (node == watched || w.spec.recursive);
-            if matches {
+            if !w.live || !(node == watched || w.spec.recursive) {
+                continue;
+            }
+            let kinds = kinds_for(w.spec.mask);
+            for &kind in &kinds {
                 events.push(Event::Watch {
                     id: *id,
                     event: WatchEvent {
@@ -298,9 +395,9 @@ impl Watches {
                         inferred,
                     },
                 });
-                if w.spec.mode == WatchMode::OneShot {
-                    spent.push(*id);
-                }
+            }
+            if !kinds.is_empty() && w.spec.mode == WatchMode::OneShot {
+                spent.push(*id);
             }
         }
         for id in spent {
@@ -387,7 +484,7 @@ mod tests {
         assert_eq!(rearm, Some(("/a".into(), 0xFF, true)));
         ev.clear();
         // A descendant's event reaches only the recursive watch.
-        w.fire("/a", "/a/x", 1, &mut ev);
+        w.fire("/a", "/a/x/y", 1, &mut ev);
         assert_eq!(ev.len(), 1);
         assert!(matches!(ev[0], Event::Watch { id, .. } if id == c));
         assert!(w.remove(b));

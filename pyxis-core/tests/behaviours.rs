@@ -522,9 +522,12 @@ fn b07_watch_fan_out_and_rearm() {
     );
     // A descendant's event reaches only the recursive watch; the spent one-shot is gone.
     let ping = p.take_ping();
-    p.answer(conn, event(ping.req.xid, "/a", "/a/x", 1));
+    // (A grandchild: a child's Create would also stand for the Children event on /a.)
+    p.answer(conn, event(ping.req.xid, "/a", "/a/x/y", 1));
     let got = p.take_events();
-    assert!(matches!(&got[..], [Event::Watch { id, event }] if *id == all && event.path == "/a/x"));
+    assert!(
+        matches!(&got[..], [Event::Watch { id, event }] if *id == all && event.path == "/a/x/y")
+    );
     let rearm = p.take_non_ping();
     p.answer(conn, stat(rearm.req.xid, 2, &[], b""));
     // Delete: the one-shot delete watch fires; `all` does not listen for deletes.

@@ -218,3 +218,147 @@ fn a_child_change_between_a_children_event_and_its_rearm_is_inferred() {
         }
     }
 }
+
+fn persistent_on(path: &str, mask: EventMask, recursive: bool) -> WatchSpec {
+    WatchSpec {
+        path: path.into(),
+        mask,
+        recursive,
+        mode: WatchMode::Persistent,
+    }
+}
+
+/// Drops the connection and reconnects (same session); returns the new connection and
+/// the re-registrations sent on it.
+fn reconnect(p: &mut Peer, conn: pyxis_core::ConnId) -> (pyxis_core::ConnId, Vec<Sent>) {
+    p.close_conn(conn);
+    p.advance(ms(2_000));
+    let conn = p.connect_with_sid(SID);
+    p.take_events();
+    let arms = p
+        .sent
+        .iter()
+        .filter(|s| s.req.watch.is_some())
+        .cloned()
+        .collect();
+    p.sent.clear();
+    (conn, arms)
+}
+
+#[test]
+fn a_deletion_missed_while_disconnected_is_told_through_each_mask() {
+    let (mut p, conn, _ping) = up();
+    let modify = p
+        .client
+        .watch(persistent_on("/a", EventMask::MODIFY, false), p.now);
+    let children = p
+        .client
+        .watch(persistent_on("/a", EventMask::CHILDREN, false), p.now);
+    let delete = p
+        .client
+        .watch(persistent_on("/a", EventMask::DELETE, false), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 2, &["x"], b""));
+    assert!(p.take_events().is_empty());
+    // While disconnected, /a is written, its child removed, and /a deleted.
+    let (conn, arms) = reconnect(&mut p, conn);
+    assert_eq!(arms.len(), 1);
+    p.answer(
+        conn,
+        err(arms[0].req.xid, pyxis_proto::ErrorType::KNotFound, "/a"),
+    );
+    let mut told: Vec<(pyxis_core::WatchId, EventType, bool)> = p
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { id, event } => Some((id, event.kind, event.inferred)),
+            _ => None,
+        })
+        .collect();
+    told.sort_by_key(|(id, _, _)| *id);
+    assert_eq!(
+        told,
+        vec![
+            (modify, EventType::Modify, true),
+            (children, EventType::Children, true),
+            (delete, EventType::Delete, true),
+        ]
+    );
+}
+
+#[test]
+fn a_creation_missed_with_later_writes_and_children_infers_them_all() {
+    let (mut p, conn, _ping) = up();
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(
+        conn,
+        err(arm.req.xid, pyxis_proto::ErrorType::KNotFound, "/a"),
+    );
+    // While disconnected, /a is created, written once and given a child.
+    let (conn, arms) = reconnect(&mut p, conn);
+    p.answer(conn, stat(arms[0].req.xid, 1, &["c"], b""));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![
+            (EventType::Create, true),
+            (EventType::Modify, true),
+            (EventType::Children, true)
+        ]
+    );
+}
+
+#[test]
+fn a_child_event_on_a_recursive_registration_stands_for_the_parents_children_event() {
+    let (mut p, conn, ping) = up();
+    p.client
+        .watch(persistent_on("/a", EventMask::CREATE, true), p.now);
+    let children = p
+        .client
+        .watch(persistent_on("/a", EventMask::CHILDREN, false), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    assert_eq!(arm.req.watch.as_ref().and_then(|w| w.recursive), Some(true));
+    p.answer(conn, stat(arm.req.xid, 0, &[], b""));
+    // Creating /a/b raises Create on /a/b, which spends the recursive registration on
+    // /a: the server's Children event on /a that follows finds no registration.
+    p.answer(conn, event(ping.req.xid, "/a", "/a/b", event_type::CREATE));
+    let told: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { id, event } if id == children => Some((event.kind, event.inferred)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, vec![(EventType::Children, true)]);
+    // The re-arm's stat shows exactly that one child: nothing more is inferred.
+    let rearm = p.take_non_ping();
+    p.answer(conn, stat(rearm.req.xid, 0, &["b"], b""));
+    assert!(watch_events(p.take_events()).is_empty());
+}
+
+#[test]
+fn a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches() {
+    let (mut p, conn, ping) = up();
+    let children = p
+        .client
+        .watch(persistent_on("/a", EventMask::CHILDREN, false), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 0, &["x"], b""));
+    // The registration fires with the deletion of /a itself: its child's deletion was
+    // not seen (it would have fired first), so the children watch is told.
+    p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::DELETE));
+    let told: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { id, event } if id == children => Some((event.kind, event.inferred)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, vec![(EventType::Children, true)]);
+}
