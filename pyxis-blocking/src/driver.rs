@@ -18,10 +18,9 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
+use pyxis_client_common::read_buffer::ReadBuffer;
 use pyxis_client_common::{Command, CommandSink, ConnId, Driver, IoAction, Step};
 
-/// Bytes read from the socket at most per input.
-const READ_CHUNK: usize = 64 * 1024;
 /// Inputs taken from the channel at most per turn of the loop.
 const INPUT_BATCH: usize = 256;
 /// A write that takes longer than this means the connection is dead.
@@ -212,20 +211,21 @@ fn read_connection(conn: ConnId, addr: &str, timeout: Duration, to_driver: &Send
     {
         return;
     }
-    let mut buf = vec![0u8; READ_CHUNK];
+    let mut buf = ReadBuffer::new();
     loop {
-        let n = match stream.read(&mut buf) {
+        let n = match stream.read(buf.space()) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(_) => break,
         };
         if to_driver
-            .send(Input::Data(conn, buf[..n].to_vec()))
+            .send(Input::Data(conn, buf.filled(n).to_vec()))
             .is_err()
         {
             return;
         }
+        buf.fit(n);
         // The driver drops its sender when it closes the connection.
         if may_read.recv().is_err() {
             return;

@@ -17,14 +17,9 @@ use futures_lite::future::{self, FutureExt as _};
 
 use crate::driver::{Command, Driver, Step};
 use crate::handle::CommandSink;
+use crate::read_buffer::ReadBuffer;
 use pyxis_core::{ConnId, IoAction};
 
-/// The read buffer's size while reads are small (what an idle client holds).
-const READ_MIN: usize = 1024;
-/// The read buffer's largest size, reached by doubling while reads fill it.
-const READ_MAX: usize = 64 * 1024;
-/// Reads in a row that fit [`READ_MIN`] before a grown buffer shrinks back.
-const SHRINK_AFTER: u32 = 16;
 /// Commands taken from the channel at most per turn of the loop.
 const COMMAND_BATCH: usize = 256;
 /// A write that takes longer than this means the connection is dead.
@@ -195,52 +190,6 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
     }
 }
 
-/// The socket read buffer: small while the traffic is (an idle client holds only
-/// [`READ_MIN`] bytes), doubled up to [`READ_MAX`] whenever a read fills it, so that
-/// large frames arrive in few reads, and shrunk back after [`SHRINK_AFTER`] reads in a
-/// row that would have fit the small size.
-struct ReadBuffer {
-    bytes: Vec<u8>,
-    small_reads: u32,
-}
-
-impl ReadBuffer {
-    fn new() -> ReadBuffer {
-        ReadBuffer {
-            bytes: vec![0; READ_MIN],
-            small_reads: 0,
-        }
-    }
-
-    /// Where the next read goes.
-    fn space(&mut self) -> &mut [u8] {
-        &mut self.bytes
-    }
-
-    /// The first `n` bytes read.
-    fn filled(&self, n: usize) -> &[u8] {
-        &self.bytes[..n.min(self.bytes.len())]
-    }
-
-    /// Adapts the size to a read of `n` bytes, once they have been consumed.
-    fn fit(&mut self, n: usize) {
-        let len = self.bytes.len();
-        if n >= len && len < READ_MAX {
-            self.bytes.resize((len * 2).min(READ_MAX), 0);
-            self.small_reads = 0;
-        } else if len > READ_MIN && n <= READ_MIN {
-            self.small_reads += 1;
-            if self.small_reads >= SHRINK_AFTER {
-                self.bytes.truncate(READ_MIN);
-                self.bytes.shrink_to_fit();
-                self.small_reads = 0;
-            }
-        } else {
-            self.small_reads = 0;
-        }
-    }
-}
-
 /// Carries out one step of the core.
 async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut Driver) {
     match step {
@@ -267,41 +216,5 @@ async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut D
             }
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn read_buffer_grows_when_filled_and_shrinks_after_small_reads() {
-        let mut buf = ReadBuffer::new();
-        assert_eq!(buf.space().len(), READ_MIN);
-        // Full reads double it, up to the largest size.
-        let mut sizes = Vec::new();
-        for _ in 0..10 {
-            let n = buf.space().len();
-            buf.fit(n);
-            sizes.push(buf.space().len());
-        }
-        assert_eq!(sizes[0], 2 * READ_MIN);
-        assert_eq!(*sizes.last().unwrap_or(&0), READ_MAX);
-        // A large read in between keeps it; only a run of small reads shrinks it.
-        for _ in 0..SHRINK_AFTER - 1 {
-            buf.fit(10);
-        }
-        buf.fit(READ_MAX / 2);
-        for _ in 0..SHRINK_AFTER - 1 {
-            buf.fit(10);
-        }
-        assert_eq!(
-            buf.space().len(),
-            READ_MAX,
-            "not yet {SHRINK_AFTER} in a row"
-        );
-        buf.fit(10);
-        assert_eq!(buf.space().len(), READ_MIN);
-        assert_eq!(buf.filled(3).len(), 3);
     }
 }

@@ -11,7 +11,8 @@
 //!   inputs and [`Driver::next_step`];
 //! - [`AsyncClient`] and [`BlockingClient`]: the public API, identical method for method;
 //! - [`async_loop`]: the adapter loop of the async adapters, generic over [`AsyncRuntime`];
-//! - [`queue`]: the bounded, never-blocking queues from the driver to the application.
+//! - [`queue`]: the bounded, never-blocking queues from the driver to the application;
+//! - [`read_buffer`]: the socket read buffer, small while idle, grown for bursts.
 //!
 //! ## The adapter loop
 //!
@@ -41,6 +42,7 @@ pub mod driver;
 mod handle;
 mod options;
 pub mod queue;
+pub mod read_buffer;
 mod status;
 mod watch;
 
