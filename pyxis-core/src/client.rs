@@ -139,6 +139,7 @@ impl Client {
         } else {
             self.send_op(id);
         }
+        self.note_sent(now);
         id
     }
 
@@ -167,6 +168,7 @@ impl Client {
         if self.phase.is_up() {
             self.arm_if_needed(&path);
         }
+        self.note_sent(now);
         id
     }
 
@@ -234,6 +236,7 @@ impl Client {
     /// The connection `conn` (from an `IoAction::Connect`) is open.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         self.on_connected(conn, now);
+        self.note_sent(now);
     }
 
     /// Bytes arrived on `conn`. Bytes for a connection the core no longer uses are ignored.
@@ -260,6 +263,7 @@ impl Client {
         }
         self.end_input();
         self.flush_requests();
+        self.note_sent(now);
     }
 
     /// The connection `conn` failed to open or was closed by the peer.
@@ -289,6 +293,7 @@ impl Client {
         self.on_phase_timeout(now);
         self.end_input();
         self.flush_requests();
+        self.note_sent(now);
     }
 
     // ----- outputs -----
@@ -328,6 +333,14 @@ impl Client {
     }
 
     // ----- glue -----
+
+    /// Records that requests went out at `now` if any are waiting to be written: each
+    /// refreshes the session at the server, which pushes an idle ping's hold out.
+    fn note_sent(&mut self, now: Instant) {
+        if !self.out.is_empty() {
+            self.session.ping.last_tx = Some(now);
+        }
+    }
 
     fn check_op(&self, op: &Op) -> Result<(), Error> {
         if self.phase.is_closing_or_closed() {

@@ -177,6 +177,7 @@
 //! | a busy session's ping held by refreshes; a requested timeout above the server's maximum | `busy_session_ping_held_by_refreshes_is_not_declared_dead`, `huge_requested_timeout_uses_the_server_maximum_as_bound` |
 //! | Unregister answered kSessionExpired: done, no new session | `unregister_of_an_expired_session_succeeds_without_a_new_session` |
 //! | durations too long to add to `now` (over a year) refused by `Client::new` | `durations_too_long_to_add_to_now_are_refused` |
+//! | a pause does not inflate the learned hold (liveness stays T + 2 × grace) | `a_pause_does_not_teach_a_longer_hold` |
 //! | requests after close; close while resuming a session or between connections unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session`, `close_between_connections_unregisters_on_a_new_connection` |
 //!
 //! `tests/watch_gaps.rs` covers watched changes no server event reports: between an

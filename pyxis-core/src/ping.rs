@@ -29,8 +29,9 @@
 //!
 //! ## Early empty answers
 //!
-//! An empty answer well before the idle hold (sooner than T − 2 s after the ping was
-//! sent, and never under T / 2) means the server released every held ping: a leadership
+//! An empty answer well before the idle hold (sooner than T − 2 s, and never under
+//! T / 2, after the ping or any later request was sent: every request refreshes the
+//! session and pushes the hold out) means the server released every held ping: a leadership
 //! change, possibly one that ended on this same node and silently dropped every watch.
 //! If the ping before was held normally (or this is the connection's first), the core
 //! re-registers every watch (a no-op where one is still set), compares the fresh stats
@@ -104,12 +105,16 @@ pub(crate) struct Pinger {
     pub hold: Duration,
     /// When bytes last arrived on the connection.
     pub last_rx: Option<Instant>,
+    /// When requests were last handed out to be written (each refreshes the session).
+    pub last_tx: Option<Instant>,
     /// The last empty answer came back early, so the server is not holding pings: a
     /// further early answer that was not held either is paced, not acted on.
     pub unheld: bool,
     /// The input being handled came far past the deadline the core asked for: every
     /// watch is re-registered once it is handled.
     pub late_wake: bool,
+    /// When the last late wake-up was handled: pings sent before it teach no hold.
+    pub woke_late_at: Option<Instant>,
 }
 
 impl Pinger {
@@ -119,6 +124,12 @@ impl Pinger {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
+    }
+
+    /// Whether the answer to a ping sent at `sent` tells how long the server holds
+    /// pings (not if the process was paused meanwhile).
+    pub(crate) fn learns_from(&self, sent: Instant) -> bool {
+        self.woke_late_at.map_or(true, |at| sent >= at)
     }
 
     /// Stops the long poll; returns the xids still in flight (their answers are to be
@@ -164,8 +175,8 @@ impl Client {
     /// An empty answer sooner than this after its ping was sent is early: the server
     /// answers an idle ping when the session's expiry bucket comes up, about
     /// T − interval after the last refresh (PROTOCOL.md §5, interval 1 s, expiry rounded
-    /// to it), and every refresh is at or after the ping's arrival; so a held ping comes
-    /// back no sooner than about T − 1.5 s after it was sent. The bound is T − 2 s, and
+    /// to it), and the last refresh is no earlier than the last request sent; so a held
+    /// ping comes back no sooner than about T − 1.5 s after that. The bound is T − 2 s, and
     /// never under T / 2.
     fn early_bound(&self) -> Duration {
         let t = self.config.session_timeout.min(MAX_HOLD);
@@ -206,7 +217,8 @@ impl Client {
             // The connection is alive and the server held the ping longer than the bound:
             // the probe may be held up to the server's largest timeout; its answer tells.
             ping.replaced = None;
-            if error.is_none() && !has_event {
+            // A ping sent before a late wake-up was "held" through the pause too.
+            if error.is_none() && !has_event && ping.learns_from(sent) {
                 ping.hold = ping.hold.max((now - sent).min(MAX_HOLD));
             }
             if let Some(p) = ping.current.as_mut().filter(|p| p.probe) {
@@ -218,7 +230,7 @@ impl Client {
         let Some(answered) = current else { return };
         ping.current = None;
         if error.is_none() {
-            if !has_event {
+            if !has_event && ping.learns_from(answered.sent) {
                 ping.hold = ping.hold.max((now - answered.sent).min(MAX_HOLD));
             }
             self.discovery.on_healthy();
@@ -227,12 +239,18 @@ impl Client {
             return;
         }
         let held_for = now - answered.sent;
+        // The server holds an idle ping from the session's last refresh: the latest
+        // request sent is a lower bound for it.
+        let refreshed = ping
+            .last_tx
+            .map_or(answered.sent, |tx| tx.max(answered.sent));
+        let since_refresh = now.saturating_duration_since(refreshed);
         let mut at_once = has_event;
         if has_event {
             // Answers in a row are counted between events only.
             self.session.ping.unheld = false;
         } else if error.is_none() {
-            let early = held_for < self.early_bound();
+            let early = since_refresh < self.early_bound();
             let ping = &mut self.session.ping;
             // A ping held for a while (or the first early answer after held ones) was
             // released: act on it. One answered at once after an early answer only
@@ -273,10 +291,14 @@ impl Client {
     /// leadership may have left this node and come back, silently dropping every watch,
     /// with the early ping answer that told of it read only now (or never sent).
     pub(crate) fn begin_input(&mut self, now: Instant) {
-        self.session.ping.late_wake = self.phase.is_up()
+        let late = self.phase.is_up()
             && self
                 .poll_timeout()
                 .is_some_and(|asked| now.saturating_duration_since(asked) > self.config.ping_grace);
+        self.session.ping.late_wake = late;
+        if late {
+            self.session.ping.woke_late_at = Some(now);
+        }
     }
 
     /// Called after each input: after a late wake-up with the session still up on this

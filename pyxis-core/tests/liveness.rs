@@ -424,3 +424,27 @@ fn durations_too_long_to_add_to_now_are_refused() {
         let _ = p.completion(id);
     }
 }
+
+#[test]
+fn a_pause_does_not_teach_a_longer_hold() {
+    let (mut p, conn, ping) = up();
+    // Paused for 20 s with the ping held: the timer fires late, a probe replaces the
+    // ping, and the replaced ping's answer comes in; it was "held" 20 s only because the
+    // process slept.
+    p.now += Duration::from_secs(20);
+    p.client.handle_timeout(p.now);
+    p.drain();
+    let probe = p.take_ping();
+    p.answer(conn, ok(ping.req.xid));
+    // The probe is answered after the usual idle hold; then the connection goes silent.
+    p.advance(Duration::from_secs(4));
+    p.answer(conn, ok(probe.req.xid));
+    let _held = p.take_ping();
+    p.sent.clear();
+    p.advance(Duration::from_secs(10));
+    assert_eq!(
+        p.closes,
+        vec![conn],
+        "a silent connection is given up after T + 2 x grace, not after the pause"
+    );
+}

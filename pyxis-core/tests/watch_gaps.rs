@@ -171,6 +171,32 @@ fn a_timely_wake_up_rearms_nothing() {
 }
 
 #[test]
+fn an_early_release_is_measured_from_the_last_request() {
+    let (mut p, conn, ping) = watching_a();
+    // A request 2.5 s into the ping's hold refreshes the session: the idle answer is
+    // due about T - 1 s after it, so an empty answer 3.5 s after the ping (1 s after
+    // the request) is a release.
+    p.advance(ms(2_500));
+    let id = p.client.submit(
+        pyxis_core::Op::Exists {
+            path: "/b".into(),
+            watch: None,
+        },
+        p.now,
+    );
+    p.drain();
+    let exists = p.take_non_ping();
+    p.answer(
+        conn,
+        err(exists.req.xid, pyxis_proto::ErrorType::KNotFound, "/b"),
+    );
+    assert!(p.completion(id).is_some());
+    p.advance(ms(1_000));
+    p.answer(conn, ok(ping.req.xid));
+    expect_rearm_and_inferred_modify(&mut p, conn);
+}
+
+#[test]
 fn an_idle_empty_ping_answer_rearms_nothing() {
     let (mut p, conn, ping) = up();
     p.client.watch(persistent("/a"), p.now);
