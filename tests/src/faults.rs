@@ -53,15 +53,11 @@ impl World {
         let slot = self.rng.usize(0..self.slots.len());
         let client = self.slots[slot];
         let remaining = self.fault_stop - self.now;
-        // Known gap 2: a client that misses a leader's departure (paused) and finds it
-        // leading again keeps a connection whose watches the server dropped. Unless gaps
-        // are exercised, leadership does not move while a client is paused.
-        let anyone_paused = self.clients.iter().any(|c| c.paused_until > self.now);
-        if anyone_paused
-            && !self.cfg.exercises(KnownGap::LeaderReelectedInPlace)
-            && matches!(pick, 3 | 6 | 9)
-        {
-            pick = 0;
+        // Known gap 2: a no-leader window may end on any node; unless the gap is
+        // exercised, leadership changes only go where `may_lead` allows.
+        let exercise_gap = self.cfg.exercises(KnownGap::LeaderChangeWithoutHeldPing);
+        if pick == 6 && !exercise_gap {
+            pick = 9;
         }
         match pick {
             0 | 1 if !live_links.is_empty() => {
@@ -110,14 +106,9 @@ impl World {
                 self.schedule(self.now + len, Ev::EndPartition { slot });
             }
             3 => {
-                let mut to = self.rng.usize(0..NODES);
-                if !self.cfg.exercises(KnownGap::LeaderReelectedInPlace)
-                    && Some(to) == self.model.leader()
-                {
-                    // Known gap 2: a leader re-elected in place drops every watch while
-                    // its clients stay connected (see `SimConfig::exercise`).
-                    to = (to + 1) % NODES;
-                }
+                let Some(to) = self.leader_target(exercise_gap) else {
+                    return self.drain_model();
+                };
                 self.cluster_disturbed = self.now;
                 let r = self.model.move_leader(to, now);
                 self.record(("move-leader", to), || {
@@ -142,7 +133,7 @@ impl World {
                     self.schedule(self.now + back, Ev::RestartNode { node: n });
                 }
             }
-            6 if self.cfg.exercises(KnownGap::LeaderReelectedInPlace) => {
+            6 => {
                 let gap = self.rng.u64(300 * MS..4 * SEC);
                 self.cluster_disturbed = self.now + gap;
                 self.record(("gap", gap), || {
@@ -171,13 +162,10 @@ impl World {
                     });
                 }
             }
-            6 | 9 => {
-                let mut to = self.rng.usize(0..NODES);
-                if !self.cfg.exercises(KnownGap::LeaderReelectedInPlace)
-                    && Some(to) == self.model.leader()
-                {
-                    to = (to + 1) % NODES;
-                }
+            9 => {
+                let Some(to) = self.leader_target(exercise_gap) else {
+                    return self.drain_model();
+                };
                 let gap = self.rng.u64(300 * MS..3 * SEC);
                 self.cluster_disturbed = self.now + gap;
                 let r = self
@@ -193,6 +181,36 @@ impl World {
             _ => {}
         }
         self.drain_model();
+    }
+
+    /// A random node to move leadership to (the current leader included); unless known
+    /// gap 2 is exercised, only one [`may_lead`](Self::may_lead) allows, and `None`
+    /// when no node is allowed.
+    fn leader_target(&mut self, exercise_gap: bool) -> Option<usize> {
+        let first = self.rng.usize(0..NODES);
+        (0..NODES)
+            .map(|i| (first + i) % NODES)
+            .find(|n| exercise_gap || self.may_lead(*n))
+    }
+
+    /// Known gap 2: a leadership change drops every watch, and a client connected to the
+    /// node that ends up leading learns of it only from the held ping the change
+    /// releases. Without a ping held (one in flight or paced, or released earlier while
+    /// the client was paused) nothing tells it. So `node` may take the lead only if
+    /// every live client with a connection to it has a ping held by the cluster and is
+    /// not paused (a paused client reads the release late, when it looks like an idle
+    /// answer unless the pause outlasted its deadline).
+    fn may_lead(&self, node: usize) -> bool {
+        self.links
+            .iter()
+            .filter(|l| l.node == node && l.carries() && !l.client_gone && !l.server_gone)
+            .all(|l| {
+                let c = &self.clients[l.client];
+                c.crashed
+                    || c.close_called
+                    || (c.paused_until <= self.now
+                        && c.core.sid().is_some_and(|sid| self.model.holds_ping(sid)))
+            })
     }
 
     pub(crate) fn restart_node(&mut self, node: usize) {

@@ -33,27 +33,31 @@
 //!
 //! ## Known gaps
 //!
-//! Two behaviours of the current `pyxis-core` miss what the watch oracle demands. They
-//! are kept out of the default runs (so CI checks everything else strictly) and driven
-//! with [`SimConfig::exercise`] (`--exercise-gap N`, or `--exercise-known-gaps` for
-//! both); each has regression seeds that fail on the core as of commit 438b0dd
-//! (`sim --seed S --exercise-gap N`; the seeds move when the core's behaviour changes,
-//! so re-find them with `sim --seeds 2000 --exercise-gap N`; make a gap part of the
-//! default runs once the core is fixed):
+//! One behaviour of the current `pyxis-core` misses what the watch oracle demands. It
+//! is kept out of the default runs (so CI checks everything else strictly) and driven
+//! with [`SimConfig::exercise`] (`--exercise-gap 2`, or `--exercise-known-gaps`); its
+//! regression seeds fail on the core as of commit 147b351 (`sim --seed S
+//! --exercise-gap 2`; the seeds move when the core's behaviour changes, so re-find them
+//! with `sim --seeds 2000 --exercise-gap 2`):
 //!
-//! 1. **Baseline forgotten after an event** (5 seeds in 2000: 1075 and 1262 with a
-//!    Modify watch, 1313 with a Children watch): when a path's server
-//!    registration fires, the core updates the baseline it compares at the re-arm from
-//!    the event alone; after a Children event it no longer knows the children, so a child
-//!    created or deleted between that event and the re-arm's stat is never reported.
-//!    Seen by persistent watches, and by one-shot watches whose mask missed the event
-//!    that spent the registration. Default runs use full masks and check persistent
-//!    watches for soundness only.
-//! 2. **Leader re-elected in place** (4 seeds in 2000: 146, 1515): a leadership change that ends on the
-//!    node a client is still connected to (a move to the same node, a no-leader window,
-//!    or A→B→A while the client is paused) drops the server's watches; the client sees
-//!    only an empty ping answer and never re-registers. Default runs move leadership only
-//!    to another node, and never while a client is paused.
+//! 2. **Leader change with no ping held** (14 seeds in 2000: 4, 74, 300): a leadership
+//!    change drops every watch, and a client connected to the node that ends up leading
+//!    learns of it only from the held ping the change releases (the core then re-pings
+//!    at once and re-registers every watch, and does the same after waking up more than
+//!    `ping_grace` late). When the cluster holds no ping of that client at that moment
+//!    (its ping is in flight or paced after an event, or the client is paused and reads
+//!    the release late, when it looks like an idle answer), nothing tells it: the
+//!    protocol carries no leader term. Default runs move leadership (to any node, the
+//!    current leader included, after a no-leader window too, and while clients are
+//!    paused) only to a node every live, unpaused client connected to it has a ping held
+//!    by, and never start a no-leader window whose winner is left open.
+//!
+//! Gap 1 (the watch baseline forgotten after an event: partial masks and persistent
+//! watches) is fixed; default runs use partial masks and check persistent watches
+//! strictly. The watch oracle's reference for what a watch last told is any shape from
+//! the event's delivery until the core's re-arm reached the server (twice the worst
+//! one-way delay): the application can observe nothing earlier, its reads go out
+//! behind that re-arm.
 //!
 //! ```
 //! use pyxis_sim::{run_seed, SimConfig};

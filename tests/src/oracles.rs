@@ -15,7 +15,6 @@ use bytes::Bytes;
 use pyxis_core::{Error, EventMask, EventType, Op, Reply, SessionState};
 use pyxis_testkit::model::{AppliedKind, SessionEnd};
 
-use crate::config::KnownGap;
 use crate::history::{us_since, ChangeKind, Shape, Timelines};
 use crate::workload::PATHS;
 use crate::world::{World, MS, SEC};
@@ -421,17 +420,33 @@ impl World {
                 if w.done || w.spec.recursive {
                     continue;
                 }
-                if w.spec.mode == pyxis_core::WatchMode::Persistent
-                    && !self.cfg.exercises(KnownGap::BaselineForgotten)
-                {
-                    // Known gap 1 again: after a persistent watch fires, a change landing
-                    // before its re-arm is not compared (the core forgets the version or
-                    // the children it last saw).
-                    continue;
-                }
-                let reference = match w.events.last() {
-                    Some((at, _)) => t.shape_at(&w.spec.path, *at, &PATHS),
-                    None => baseline.clone(),
+                // What the watch last told the application. After an event, the
+                // application can only observe the node through requests that reach the
+                // server behind the core's re-arm (same connection, in order), so the
+                // shape it can act on is any one from the event's delivery until that
+                // re-arm arrived (at most one worst-case one-way delay later, twice for
+                // slack): a change landing in between is not a change it missed.
+                let references: Vec<Shape> = match w.events.last() {
+                    Some((at, _)) => {
+                        let reach = *at + 2 * (self.net.min_delay_us + self.net.jitter_us);
+                        let mut instants = vec![*at];
+                        for p in PATHS.iter().filter(|p| {
+                            **p == w.spec.path
+                                || pyxis_proto::limits::parent(p) == Some(w.spec.path.as_str())
+                        }) {
+                            instants.extend(
+                                t.changes(p)
+                                    .iter()
+                                    .map(|c| c.at_us)
+                                    .filter(|c| *c > *at && *c <= reach),
+                            );
+                        }
+                        instants
+                            .into_iter()
+                            .map(|i| t.shape_at(&w.spec.path, i, &PATHS))
+                            .collect()
+                    }
+                    None => vec![baseline.clone()],
                 };
                 let last_change = t.changes(&w.spec.path).last().map(|c| c.at_us).unwrap_or(0);
                 let now_shape = t.shape_at(&w.spec.path, end, &PATHS);
@@ -442,7 +457,8 @@ impl World {
                     continue;
                 }
                 let kinds = matching_changes_since(t, &w.spec.path, since, w.spec.mask);
-                if differs(&reference, &now_shape, kinds) {
+                if references.iter().all(|r| differs(r, &now_shape, kinds)) {
+                    let reference = &references[0];
                     found.push(format!(
                         "client {i}: watch {id:?} ({:?} {} {:?}) saw {:?}, but at the end {} is {:?} (last change at {} ms, {} events, created at {} ms) and nothing was reported",
                         w.spec.mode, w.spec.path, w.spec.mask, reference, w.spec.path, now_shape, last_change / MS, w.events.len(), w.created / MS

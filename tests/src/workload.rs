@@ -10,7 +10,6 @@ use bytes::Bytes;
 use pyxis_core::{CreateMode, EventMask, Op, WatchMode, WatchSpec};
 
 use crate::clients::a_while;
-use crate::config::KnownGap;
 use crate::world::{Ev, World, MS, SEC};
 
 /// Every path the workload touches (parents first).
@@ -188,12 +187,7 @@ impl World {
             EventMask::CREATE | EventMask::DELETE,
             EventMask::CHILDREN,
         ];
-        let mut mask = masks[self.rng.usize(0..masks.len())];
-        if !self.cfg.exercises(KnownGap::BaselineForgotten) {
-            // Known gap 1: after an event no watch of the path wanted (a partial mask),
-            // the core forgets part of its baseline; full masks avoid it.
-            mask = EventMask::ALL;
-        }
+        let mask = masks[self.rng.usize(0..masks.len())];
         WatchSpec {
             path: path.to_owned(),
             mask,
