@@ -51,7 +51,9 @@ fn parse() -> Result<Args, String> {
             "--exercise-known-gaps" => a.gaps = KnownGap::ALL.to_vec(),
             "--exercise-gap" => {
                 let n = num(value("--exercise-gap")?)?;
-                let gap = KnownGap::from_number(n).ok_or(format!("no known gap {n}"))?;
+                let gap = KnownGap::from_number(n).ok_or(format!(
+                    "no known gap {n} (gap 1 is fixed: default runs cover it)"
+                ))?;
                 if !a.gaps.contains(&gap) {
                     a.gaps.push(gap);
                 }
