@@ -105,7 +105,7 @@
 //!   event or after a held ping released early, and at most every 500 ms after any
 //!   other empty or failed one, so a server that does not hold pings cannot cause a
 //!   tight loop). A held ping released early (a leader change, perhaps back to this
-//!   node, which drops every watch) and an input handled more than `ping_grace` past the
+//!   node, which drops every watch) and an input handled more than half a second (at most `ping_grace`) past the
 //!   deadline asked for (a paused process) re-register every watch, with the gap check. Liveness: the server may raise T (its
 //!   bounds are [5 s, 120 s] by default) and then holds each ping longer than asked, so a
 //!   ping's bound is the larger of T and the longest hold seen, plus `ping_grace`; when it
@@ -181,13 +181,21 @@
 //! | requests after close; close while resuming a session or between connections unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session`, `close_between_connections_unregisters_on_a_new_connection` |
 //!
 //! `tests/watch_gaps.rs` covers watched changes no server event reports: between an
-//! event and its re-arm, across a leader change back to the same node (early ping
-//! answer), and across a paused process (`a_late_wake_up_with_a_ping_answer_rearms_every_watch`,
-//! `a_late_wake_up_with_a_timeout_rearms_every_watch`, `a_timely_wake_up_rearms_nothing`, and what the gap check infers beyond the baseline
+//! event and its re-arm; across a leader change back to the same node (early ping
+//! answer: `an_early_empty_ping_answer_rearms_every_watch`,
+//! `an_early_release_is_measured_from_the_last_request`); across a paused process
+//! (`a_late_wake_up_with_a_ping_answer_rearms_every_watch`,
+//! `a_late_wake_up_with_a_timeout_rearms_every_watch`,
+//! `a_wake_up_half_a_second_late_rearms_every_watch`,
+//! `an_empty_answer_read_long_after_the_known_hold_rearms_every_watch`,
+//! `a_timely_wake_up_rearms_nothing`); and what the gap check infers beyond the baseline
 //! (`a_deletion_missed_while_disconnected_is_told_through_each_mask`,
 //! `a_creation_missed_with_later_writes_and_children_infers_them_all`,
 //! `a_child_event_on_a_recursive_registration_stands_for_the_parents_children_event`,
-//! `a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches`).
+//! `a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches`). A
+//! leader change landing while the server holds no ping of the client (one in flight,
+//! or a paused process that wakes before its deadline) is not detectable: the protocol
+//! carries no leader term (see the `ping` module).
 
 mod client;
 mod config;

@@ -42,10 +42,16 @@
 //!
 //! ## Late wake-ups
 //!
-//! An input handled more than `ping_grace` past the deadline the core asked for means
-//! the process was paused or starved: leadership may have left and come back meanwhile,
+//! An input handled more than [`LATE_WAKE`] (half a second, at most `ping_grace`) past
+//! the deadline the core asked for means the process was paused or starved: leadership may have left and come back meanwhile,
 //! and the early answer that told of it is read only now, when it looks like an idle one
 //! (or never came, if no ping was held). Every watch is then re-registered as above.
+//!
+//! Likewise, an empty answer read more than a second after the longest hold known (the
+//! requested T, or a longer hold already seen), counted from the last request sent,
+//! re-registers every watch: the process may have been paused past a release and read
+//! it only now (the first answer of a server that holds longer than asked does so once,
+//! then its hold is known).
 //!
 //! A leader change that lands while no ping is held by the server (one in flight, or
 //! paced) releases nothing and cannot be seen by the client: the protocol carries no
@@ -75,6 +81,15 @@ pub(crate) const MIN_PING_INTERVAL: Duration = Duration::from_millis(500);
 /// How much sooner than the session timeout an idle ping may be answered and still
 /// count as held (the server's expiry interval, 1 s, plus its rounding and slack).
 pub(crate) const EARLY_MARGIN: Duration = Duration::from_secs(2);
+
+/// How late past the deadline it asked for an input may come before the core takes
+/// it for a wake-up from a pause (a timer firing late on a busy machine stays well
+/// under it; a re-registration too many costs one stat per watch).
+pub(crate) const LATE_WAKE: Duration = Duration::from_millis(500);
+
+/// How much later than the longest hold known an empty answer may be read before the
+/// core suspects it slept through a release (a paused process reads it only then).
+pub(crate) const LATE_SLACK: Duration = Duration::from_secs(1);
 
 /// The longest a server holds a ping: its largest session timeout (PROTOCOL.md §9).
 pub(crate) const MAX_HOLD: Duration =
@@ -229,6 +244,16 @@ impl Client {
         }
         let Some(answered) = current else { return };
         ping.current = None;
+        // The server holds an idle ping from the session's last refresh: the latest
+        // request sent is a lower bound for it.
+        let refreshed = ping
+            .last_tx
+            .map_or(answered.sent, |tx| tx.max(answered.sent));
+        let since_refresh = now.saturating_duration_since(refreshed);
+        // An empty answer read well after any hold known (before this one teaches a
+        // longer one): the process may have slept through a release.
+        let expected = self.config.session_timeout.min(MAX_HOLD).max(ping.hold);
+        let overdue = error.is_none() && !has_event && since_refresh > expected + LATE_SLACK;
         if error.is_none() {
             if !has_event && ping.learns_from(answered.sent) {
                 ping.hold = ping.hold.max((now - answered.sent).min(MAX_HOLD));
@@ -239,12 +264,6 @@ impl Client {
             return;
         }
         let held_for = now - answered.sent;
-        // The server holds an idle ping from the session's last refresh: the latest
-        // request sent is a lower bound for it.
-        let refreshed = ping
-            .last_tx
-            .map_or(answered.sent, |tx| tx.max(answered.sent));
-        let since_refresh = now.saturating_duration_since(refreshed);
         let mut at_once = has_event;
         if has_event {
             // Answers in a row are counted between events only.
@@ -257,13 +276,11 @@ impl Client {
             // shows a server that does not hold pings: pace, do not re-register again.
             let released = early && (!ping.unheld || held_for >= MIN_PING_INTERVAL);
             ping.unheld = early;
-            if released {
-                if !ping.late_wake {
-                    self.rearm_after_early_release();
-                }
-                // Find out at once whether this node still leads.
-                at_once = true;
+            if (released || overdue) && !ping.late_wake {
+                self.rearm_after_early_release();
             }
+            // Find out at once whether this node still leads.
+            at_once |= released;
         }
         let due = answered.sent + MIN_PING_INTERVAL;
         if at_once || due <= now {
@@ -286,15 +303,17 @@ impl Client {
         }
     }
 
-    /// Called before each input: whether `now` is more than `ping_grace` past the
+    /// Called before each input: whether `now` is more than [`LATE_WAKE`] (at most
+    /// `ping_grace`) past the
     /// deadline the core asked for. The process was paused or starved meanwhile, so
     /// leadership may have left this node and come back, silently dropping every watch,
     /// with the early ping answer that told of it read only now (or never sent).
     pub(crate) fn begin_input(&mut self, now: Instant) {
+        let tolerance = LATE_WAKE.min(self.config.ping_grace);
         let late = self.phase.is_up()
             && self
                 .poll_timeout()
-                .is_some_and(|asked| now.saturating_duration_since(asked) > self.config.ping_grace);
+                .is_some_and(|asked| now.saturating_duration_since(asked) > tolerance);
         self.session.ping.late_wake = late;
         if late {
             self.session.ping.woke_late_at = Some(now);

@@ -157,12 +157,37 @@ fn a_late_wake_up_with_a_timeout_rearms_every_watch() {
 }
 
 #[test]
-fn a_timely_wake_up_rearms_nothing() {
-    let (mut p, conn, ping) = watching_a();
-    // Within the grace of the deadline asked for: an ordinary (if slow) loop.
+fn a_wake_up_half_a_second_late_rearms_every_watch() {
+    let (mut p, conn, _ping) = watching_a();
     let asked = p.client.poll_timeout().expect("a deadline");
-    p.now = asked + ms(1_500);
+    p.now = asked + ms(600);
+    p.client.handle_timeout(p.now);
+    p.drain();
+    expect_rearm_and_inferred_modify(&mut p, conn);
+}
+
+#[test]
+fn an_empty_answer_read_long_after_the_known_hold_rearms_every_watch() {
+    let (mut p, conn, ping) = watching_a();
+    // Read 6.5 s after the ping (and the last request): past the 5 s hold asked for by
+    // more than a second, though before the ping's liveness deadline. The process may
+    // have been paused through a release.
+    p.advance(ms(6_500));
+    assert!(p.sent.is_empty(), "no deadline passed yet");
     p.answer(conn, ok(ping.req.xid));
+    expect_rearm_and_inferred_modify(&mut p, conn);
+}
+
+#[test]
+fn a_timely_wake_up_rearms_nothing() {
+    let (mut p, _conn, _ping) = watching_a();
+    // The timer fires within half a second of the deadline asked for: an ordinary (if
+    // slow) loop. The ping's liveness bound passed: a probe goes out, nothing else.
+    let asked = p.client.poll_timeout().expect("a deadline");
+    p.now = asked + ms(400);
+    p.client.handle_timeout(p.now);
+    p.drain();
+    assert_eq!(p.pings_outstanding(), 1, "a probe");
     assert!(
         p.sent.iter().all(|s| s.req.watch.is_none()),
         "no re-registration: {:?}",
