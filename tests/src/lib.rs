@@ -36,18 +36,19 @@
 //! One behaviour of the current `pyxis-core` misses what the watch oracle demands. It
 //! is kept out of the default runs (so CI checks everything else strictly) and driven
 //! with [`SimConfig::exercise`] (`--exercise-gap 2`, or `--exercise-known-gaps`); its
-//! regression seeds fail on the core as of commit 147b351 (`sim --seed S
+//! regression seeds fail on the core as of commit 62d67a4 (`sim --seed S
 //! --exercise-gap 2`; the seeds move when the core's behaviour changes, so re-find them
 //! with `sim --seeds 2000 --exercise-gap 2`):
 //!
-//! 2. **Leader change with no ping held** (14 seeds in 2000: 4, 74, 300): a leadership
+//! 2. **Leader change with no ping held** (9 seeds in 2000: 300, 434, 537): a leadership
 //!    change drops every watch, and a client connected to the node that ends up leading
 //!    learns of it only from the held ping the change releases (the core then re-pings
 //!    at once and re-registers every watch, and does the same after waking up more than
-//!    `ping_grace` late). When the cluster holds no ping of that client at that moment
-//!    (its ping is in flight or paced after an event, or the client is paused and reads
-//!    the release late, when it looks like an idle answer), nothing tells it: the
-//!    protocol carries no leader term. Default runs move leadership (to any node, the
+//!    half a second past its deadline, or reading an empty answer over a second after
+//!    the hold it knows). When the cluster holds no ping of that client at that moment
+//!    (its ping is in flight, or was answered with an event while the client is paused
+//!    and wakes before its deadline), nothing tells it: the protocol carries no leader
+//!    term. Default runs move leadership (to any node, the
 //!    current leader included, after a no-leader window too, and while clients are
 //!    paused) only to a node every live, unpaused client connected to it has a ping held
 //!    by, and never start a no-leader window whose winner is left open.
