@@ -198,8 +198,8 @@ impl World {
     /// releases. Without a ping held (one in flight or paced, or released earlier while
     /// the client was paused) nothing tells it. So `node` may take the lead only if
     /// every live client with a connection to it has a ping held by the cluster and is
-    /// not paused (a paused client reads the release late, when it looks like an idle
-    /// answer unless the pause outlasted its deadline).
+    /// not paused (a paused client that wakes before its deadline may find nothing that
+    /// tells it of the change).
     fn may_lead(&self, node: usize) -> bool {
         self.links
             .iter()
