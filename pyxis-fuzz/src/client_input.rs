@@ -10,14 +10,14 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use prost::Message;
 use pyxis_core::{
     Client, Config, ConnId, CreateMode, Event, EventMask, IoAction, Op, RequestId, SessionEvent,
     WatchId, WatchMode, WatchSpec,
 };
 use pyxis_proto::rpc::{self, Response};
-use pyxis_proto::{encode_response, store, FrameDecoder, CHECKSUM_LEN, TAG};
+use pyxis_proto::{encode_response, store, FrameDecoder};
 
 /// Paths the structured input picks from (valid ones, a proc path, and invalid ones).
 const PATHS: [&str; 8] = ["/", "/a", "/a/b", "/c", "/pyxis/session", "bad", "/a/", ""];
@@ -412,13 +412,7 @@ fn pick(i: u8) -> &'static str {
 /// `payload` in a frame with the right length, tag and Adler-32.
 fn framed(payload: &[u8]) -> Vec<u8> {
     let mut out = BytesMut::new();
-    let len = TAG.len() + payload.len() + CHECKSUM_LEN;
-    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-    let start = out.len();
-    out.put_slice(&TAG);
-    out.put_slice(payload);
-    let sum = pyxis_proto::adler32(&out[start..]);
-    out.put_u32(sum);
+    pyxis_proto::frame_payload(payload, &mut out);
     out.to_vec()
 }
 

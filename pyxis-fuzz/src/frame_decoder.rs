@@ -7,9 +7,7 @@
 use arbitrary::{Arbitrary, Unstructured};
 use bytes::{BufMut, BytesMut};
 use pyxis_proto::rpc::{Request, Response};
-use pyxis_proto::{
-    encode_request, encode_response, FrameDecoder, FrameError, CHECKSUM_LEN, HEADER_LEN, TAG,
-};
+use pyxis_proto::{encode_request, encode_response, FrameDecoder, FrameError, HEADER_LEN, TAG};
 
 /// One piece of a structured fuzz stream.
 #[derive(Debug, Clone, Arbitrary)]
@@ -40,15 +38,7 @@ impl FrameInput {
         let mut out = BytesMut::new();
         for piece in &self.pieces {
             match piece {
-                Piece::Framed(payload) => {
-                    let len = TAG.len() + payload.len() + CHECKSUM_LEN;
-                    out.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
-                    let start = out.len();
-                    out.put_slice(&TAG);
-                    out.put_slice(payload);
-                    let sum = pyxis_proto::adler32(&out[start..]);
-                    out.put_u32(sum);
-                }
+                Piece::Framed(payload) => pyxis_proto::frame_payload(payload, &mut out),
                 Piece::Raw(bytes) => out.put_slice(bytes),
                 Piece::Header(len) => {
                     out.put_u32(*len);

@@ -78,14 +78,37 @@ pub fn adler32(data: &[u8]) -> u32 {
 ///
 /// Required fields of the `pyxis.rpc` types are always emitted, even when empty.
 pub fn encode_frame(msg: &impl Message, dst: &mut BytesMut) {
-    let payload_len = msg.encoded_len();
-    let len = TAG.len() + payload_len + CHECKSUM_LEN;
+    frame_with(dst, msg.encoded_len(), |dst| msg.encode_raw(dst));
+}
+
+/// Appends one frame carrying `payload` as it is (already encoded, or deliberately not a
+/// valid message) with the right length, tag and Adler-32: for tests and fuzzers that
+/// must get past the checksum.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use pyxis_proto::{frame_payload, FrameDecoder};
+///
+/// let mut frame = BytesMut::new();
+/// frame_payload(b"\x08\x07", &mut frame);
+/// let mut decoder = FrameDecoder::new();
+/// decoder.extend(&frame);
+/// assert_eq!(decoder.next_payload().unwrap().as_deref(), Some(&b"\x08\x07"[..]));
+/// ```
+pub fn frame_payload(payload: &[u8], dst: &mut BytesMut) {
+    frame_with(dst, payload.len(), |dst| dst.put_slice(payload));
+}
+
+/// Appends `len | tag | body | adler32(tag + body)`, the body written by `write_body`
+/// (which must write exactly `body_len` bytes).
+fn frame_with(dst: &mut BytesMut, body_len: usize, write_body: impl FnOnce(&mut BytesMut)) {
+    let len = TAG.len() + body_len + CHECKSUM_LEN;
     dst.reserve(HEADER_LEN + len);
     // A message of 4 GiB cannot be framed; saturate so the peer refuses it as too long.
     dst.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
     let start = dst.len();
     dst.put_slice(&TAG);
-    msg.encode_raw(dst);
+    write_body(dst);
     let sum = adler32(&dst[start..]);
     dst.put_u32(sum);
 }
