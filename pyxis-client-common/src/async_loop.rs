@@ -8,7 +8,8 @@
 //! await the application: the only awaits are the socket, the timer and the command
 //! channel. Racing uses `futures-lite` combinators, which work under every runtime.
 
-use std::future::Future;
+use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use futures_lite::future::{self, FutureExt as _};
 
 use crate::driver::{Command, Driver, Step};
-use crate::handle::CommandSink;
+use crate::inbox::CommandInbox;
 use crate::read_buffer::ReadBuffer;
 use pyxis_core::{ConnId, IoAction};
 
@@ -49,21 +50,6 @@ pub trait AsyncRuntime: 'static {
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
 }
 
-/// A command channel for [`run`]: the sender goes into the client [`Handle`](crate::Handle).
-pub fn command_channel() -> (AsyncCommands, async_channel::Receiver<Command>) {
-    let (tx, rx) = async_channel::unbounded();
-    (AsyncCommands(tx), rx)
-}
-
-/// The command channel's sending end, as the client handles see it.
-pub struct AsyncCommands(async_channel::Sender<Command>);
-
-impl CommandSink for AsyncCommands {
-    fn send(&self, command: Command) -> bool {
-        self.0.try_send(command).is_ok()
-    }
-}
-
 type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
 
 /// The connection the core asked for, if any (the core uses one at a time).
@@ -75,7 +61,8 @@ enum Link<R: AsyncRuntime> {
 
 /// What woke the loop.
 enum Input<S> {
-    Command(Option<Command>),
+    /// Commands were taken into the batch (`false`: every handle is gone).
+    Commands(bool),
     Connected(ConnId, S),
     Data(ConnId, usize),
     Closed(ConnId),
@@ -108,10 +95,12 @@ impl<R: AsyncRuntime> Link<R> {
 }
 
 /// Runs the client until it is closed (by `close`, or by the last handle being dropped).
-pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::Receiver<Command>) {
+pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
     let mut link = Link::<R>::None;
     let mut buf = ReadBuffer::new();
     let mut handles_open = true;
+    // The commands taken in one turn; its capacity is swapped with the channel's queue.
+    let mut batch = VecDeque::new();
     // The armed timer and the instant it fires. It is kept while the driver's deadline
     // does not move earlier (the usual case: the oldest request's deadline only moves
     // later), instead of being created again on every turn.
@@ -124,7 +113,6 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
             // Commands queued meanwhile are dropped with their reply senders, which their
             // callers see as `Closed`; later sends fail at once.
             commands.close();
-            while commands.try_recv().is_ok() {}
             return;
         }
         match (driver.deadline(), &timer) {
@@ -134,7 +122,9 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
         }
         let command = async {
             if handles_open {
-                Input::Command(commands.recv().await.ok())
+                Input::Commands(
+                    poll_fn(|cx| commands.poll_take(cx, &mut batch, COMMAND_BATCH)).await,
+                )
             } else {
                 future::pending().await
             }
@@ -151,18 +141,15 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: async_channel::R
         let input = future::race(future::race(command, link.next(buf.space())), alarm).await;
         let now = Instant::now();
         match input {
-            Input::Command(Some(command)) => {
-                driver.command(command, now);
-                // Take what else is queued, so that requests submitted together leave
-                // in one write (bounded, so that a flood cannot starve the socket).
-                for _ in 1..COMMAND_BATCH {
-                    match commands.try_recv() {
-                        Ok(command) => driver.command(command, now),
-                        Err(_) => break,
-                    }
+            Input::Commands(true) => {
+                // Everything queued was taken at once, so that requests submitted
+                // together leave in one write (bounded, so that a flood cannot starve
+                // the socket).
+                for command in batch.drain(..) {
+                    driver.command(command, now);
                 }
             }
-            Input::Command(None) => {
+            Input::Commands(false) => {
                 handles_open = false;
                 driver.command(Command::HandlesGone, now);
             }

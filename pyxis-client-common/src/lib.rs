@@ -11,6 +11,7 @@
 //!   inputs and [`Driver::next_step`];
 //! - [`AsyncClient`] and [`BlockingClient`]: the public API, identical method for method;
 //! - [`async_loop`]: the adapter loop of the async adapters, generic over [`AsyncRuntime`];
+//! - [`inbox`]: the async adapters' command channel, waking the driver only when parked;
 //! - [`queue`]: the bounded, never-blocking queues from the driver to the application;
 //! - [`read_buffer`]: the socket read buffer, small while idle, grown for bursts.
 //!
@@ -40,6 +41,7 @@ mod api;
 pub mod async_loop;
 pub mod driver;
 mod handle;
+pub mod inbox;
 mod options;
 pub mod queue;
 pub mod read_buffer;
@@ -50,9 +52,10 @@ mod watch;
 pub mod scenarios;
 
 pub use api::{AsyncClient, BlockingClient};
-pub use async_loop::{command_channel, AsyncCommands, AsyncRuntime};
+pub use async_loop::AsyncRuntime;
 pub use driver::{Command, Driver, Step};
 pub use handle::{CommandSink, Handle};
+pub use inbox::{command_channel, AsyncCommands, CommandInbox};
 pub use options::{ConnectError, Options, ReadOptions};
 pub use queue::{Lagged, Timeout};
 pub use status::Status;
