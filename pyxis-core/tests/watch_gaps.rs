@@ -27,15 +27,25 @@ fn persistent(path: &str) -> WatchSpec {
     }
 }
 
+/// A client with a session up and a persistent watch on `/a`, armed with a stat that saw
+/// `version` and `children`; returns the peer, the connection and the held ping.
+fn watching_a(version: u64, children: &[&str]) -> (Peer, pyxis_core::ConnId, Sent) {
+    let (mut p, conn, ping) = up();
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, version, children, b""));
+    assert!(
+        watch_events(p.take_events()).is_empty(),
+        "a first registration infers nothing"
+    );
+    (p, conn, ping)
+}
+
 #[test]
 fn a_change_between_an_event_and_its_rearm_is_inferred() {
     for (version_at_rearm, expect_missed) in [(2, false), (3, true)] {
-        let (mut p, conn, ping) = up();
-        p.client.watch(persistent("/a"), p.now);
-        p.drain();
-        let arm = p.take_non_ping();
-        p.answer(conn, stat(arm.req.xid, 1, &[], b""));
-        assert!(watch_events(p.take_events()).is_empty());
+        let (mut p, conn, ping) = watching_a(1, &[]);
         // The write that took /a to version 2 fires the registration.
         p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::MODIFY));
         assert_eq!(
@@ -82,11 +92,7 @@ fn a_creation_followed_by_a_write_before_the_rearm_is_inferred() {
 
 #[test]
 fn an_early_empty_ping_answer_rearms_every_watch() {
-    let (mut p, conn, ping) = up();
-    p.client.watch(persistent("/a"), p.now);
-    p.drain();
-    let arm = p.take_non_ping();
-    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    let (mut p, conn, ping) = watching_a(1, &[]);
     // The server lets go of the held ping long before the idle hold: leadership left
     // and came back to this node, dropping every watch, while /a was written.
     p.advance(ms(100));
@@ -98,18 +104,6 @@ fn an_early_empty_ping_answer_rearms_every_watch() {
         watch_events(p.take_events()),
         vec![(EventType::Modify, true)]
     );
-}
-
-/// A client with a persistent watch on /a, armed at version 1; returns the peer, the
-/// connection and the held ping.
-fn watching_a() -> (Peer, pyxis_core::ConnId, Sent) {
-    let (mut p, conn, ping) = up();
-    p.client.watch(persistent("/a"), p.now);
-    p.drain();
-    let arm = p.take_non_ping();
-    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
-    assert!(watch_events(p.take_events()).is_empty());
-    (p, conn, ping)
 }
 
 /// The re-registration of /a the client sent, answered at version 2: the write missed
@@ -132,7 +126,7 @@ fn expect_rearm_and_inferred_modify(p: &mut Peer, conn: pyxis_core::ConnId) {
 
 #[test]
 fn a_late_wake_up_with_a_ping_answer_rearms_every_watch() {
-    let (mut p, conn, ping) = watching_a();
+    let (mut p, conn, ping) = watching_a(1, &[]);
     // The process was paused for 20 s, far past the ping's deadline (T + grace = 7 s):
     // meanwhile leadership left this node (releasing the ping) and came back, dropping
     // the watch, and /a was written. The first thing the core sees is the ping's answer,
@@ -144,7 +138,7 @@ fn a_late_wake_up_with_a_ping_answer_rearms_every_watch() {
 
 #[test]
 fn a_late_wake_up_with_a_timeout_rearms_every_watch() {
-    let (mut p, conn, _ping) = watching_a();
+    let (mut p, conn, _ping) = watching_a(1, &[]);
     // Starved past every deadline: the timer fires 20 s late.
     p.now += ms(20_000);
     p.client.handle_timeout(p.now);
@@ -158,7 +152,7 @@ fn a_late_wake_up_with_a_timeout_rearms_every_watch() {
 
 #[test]
 fn a_wake_up_half_a_second_late_rearms_every_watch() {
-    let (mut p, conn, _ping) = watching_a();
+    let (mut p, conn, _ping) = watching_a(1, &[]);
     let asked = p.client.poll_timeout().expect("a deadline");
     p.now = asked + ms(600);
     p.client.handle_timeout(p.now);
@@ -168,7 +162,7 @@ fn a_wake_up_half_a_second_late_rearms_every_watch() {
 
 #[test]
 fn an_empty_answer_read_long_after_the_known_hold_rearms_every_watch() {
-    let (mut p, conn, ping) = watching_a();
+    let (mut p, conn, ping) = watching_a(1, &[]);
     // Read 6.5 s after the ping (and the last request): past the 5 s hold asked for by
     // more than a second, though before the ping's liveness deadline. The process may
     // have been paused through a release.
@@ -180,7 +174,7 @@ fn an_empty_answer_read_long_after_the_known_hold_rearms_every_watch() {
 
 #[test]
 fn a_timely_wake_up_rearms_nothing() {
-    let (mut p, _conn, _ping) = watching_a();
+    let (mut p, _conn, _ping) = watching_a(1, &[]);
     // The timer fires within half a second of the deadline asked for: an ordinary (if
     // slow) loop. The ping's liveness bound passed: a probe goes out, nothing else.
     let asked = p.client.poll_timeout().expect("a deadline");
@@ -197,7 +191,7 @@ fn a_timely_wake_up_rearms_nothing() {
 
 #[test]
 fn an_early_release_is_measured_from_the_last_request() {
-    let (mut p, conn, ping) = watching_a();
+    let (mut p, conn, ping) = watching_a(1, &[]);
     // A request 2.5 s into the ping's hold refreshes the session: the idle answer is
     // due about T - 1 s after it, so an empty answer 3.5 s after the ping (1 s after
     // the request) is a release.
@@ -223,11 +217,7 @@ fn an_early_release_is_measured_from_the_last_request() {
 
 #[test]
 fn an_idle_empty_ping_answer_rearms_nothing() {
-    let (mut p, conn, ping) = up();
-    p.client.watch(persistent("/a"), p.now);
-    p.drain();
-    let arm = p.take_non_ping();
-    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    let (mut p, conn, ping) = watching_a(1, &[]);
     // The usual answer to an idle ping, about T - 1 s after it was sent.
     p.advance(ms(4_000));
     p.answer(conn, ok(ping.req.xid));
@@ -249,11 +239,7 @@ fn a_child_change_between_a_children_event_and_its_rearm_is_inferred() {
         (&["x", "y", "z"], true),
     ];
     for (children, expect_missed) in cases {
-        let (mut p, conn, ping) = up();
-        p.client.watch(persistent("/a"), p.now);
-        p.drain();
-        let arm = p.take_non_ping();
-        p.answer(conn, stat(arm.req.xid, 0, &["x"], b""));
+        let (mut p, conn, ping) = watching_a(0, &["x"]);
         p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::CHILDREN));
         assert_eq!(
             watch_events(p.take_events()),
