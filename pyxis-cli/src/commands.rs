@@ -344,7 +344,7 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
     // Armed on the server: scripts (and the tests) wait for this line on stderr.
     eprintln!("watching {} for {mask}", args.path);
     let mut seen = 0u64;
-    while args.count.map_or(true, |n| seen < n) {
+    while args.count.is_none_or(|n| seen < n) {
         tokio::select! {
             _ = &mut interrupted => break,
             state = session.next() => match state {

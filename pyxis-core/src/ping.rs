@@ -144,7 +144,7 @@ impl Pinger {
     /// Whether the answer to a ping sent at `sent` tells how long the server holds
     /// pings (not if the process was paused meanwhile).
     pub(crate) fn learns_from(&self, sent: Instant) -> bool {
-        self.woke_late_at.map_or(true, |at| sent >= at)
+        self.woke_late_at.is_none_or(|at| sent >= at)
     }
 
     /// Stops the long poll; returns the xids still in flight (their answers are to be

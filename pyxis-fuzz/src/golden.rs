@@ -29,7 +29,7 @@ pub fn vectors() -> Vec<Vector> {
             let cols: Vec<&str> = l.split('\t').collect();
             assert_eq!(cols.len(), 4, "vector line must have 4 columns: {l}");
             let hex = cols[2];
-            assert!(hex.len() % 2 == 0, "odd hex length in {}", cols[0]);
+            assert!(hex.len().is_multiple_of(2), "odd hex length in {}", cols[0]);
             let bytes = (0..hex.len())
                 .step_by(2)
                 .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))

@@ -195,7 +195,7 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
                 Some(d) => u32::try_from(pairs)
                     .ok()
                     .and_then(|n| d.checked_mul(n))
-                    .map_or(true, |total| total >= MIN_RUN_FOR_BAR),
+                    .is_none_or(|total| total >= MIN_RUN_FOR_BAR),
                 None => true,
             };
             let progress = Progress::new(long, pairs, load.phase_duration(), load.ops);
