@@ -36,16 +36,15 @@
 use std::future::Future;
 use std::io;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::time::Instant;
 
 use async_net::TcpStream;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
+use pyxis_client_common::AsyncRuntime;
 pub use pyxis_client_common::{
     AsyncClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
     ReadOptions, SessionEvent, SessionEvents, Watch, WatchError, WatchEvent,
 };
-use pyxis_client_common::{AsyncRuntime, Driver, Handle};
 
 /// A Pyxis client for async-std, smol or any executor. Clones share one connection and
 /// session; dropping the last clone closes the session in the background. Every
@@ -66,19 +65,12 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let driver = Driver::new(options.config(addrs), Instant::now())?;
-        let (commands, inbox) = pyxis_client_common::command_channel();
-        let handle = Handle::new(Arc::new(commands), driver.status(), &options);
+        let (api, driver) =
+            pyxis_client_common::async_loop::start::<AsyncIo, _, _>(addrs, &options)?;
         std::thread::Builder::new()
             .name("pyxis-driver".into())
-            .spawn(move || {
-                async_io::block_on(pyxis_client_common::async_loop::run::<AsyncIo>(
-                    driver, inbox,
-                ));
-            })?;
-        Ok(Client {
-            api: AsyncClient::new(handle),
-        })
+            .spawn(move || async_io::block_on(driver))?;
+        Ok(Client { api })
     }
 }
 

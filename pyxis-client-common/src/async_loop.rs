@@ -1,6 +1,6 @@
 //! The adapter loop of the async adapters, written once over a small [`AsyncRuntime`]
 //! trait (connect, read, write, sleep): `pyxis-tokio` and `pyxis-async-std` only
-//! implement that trait and start [`run`] on their runtime.
+//! implement that trait and spawn the loop [`start`] returns on their runtime.
 //!
 //! Owns: the loop that feeds the [`Driver`] (commands, connection events, bytes,
 //! deadlines) and performs its steps (connect, close, one `write_all` per `Transmit`).
@@ -12,13 +12,15 @@ use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::{self, FutureExt as _};
 
 use crate::driver::{Command, Driver, Step};
-use crate::inbox::CommandInbox;
+use crate::inbox::{command_channel, CommandInbox};
 use crate::read_buffer::ReadBuffer;
+use crate::{AsyncClient, ConnectError, Handle, Options};
 use pyxis_core::{ConnId, IoAction};
 
 /// Commands taken from the channel at most per turn of the loop.
@@ -92,6 +94,25 @@ impl<R: AsyncRuntime> Link<R> {
             },
         }
     }
+}
+
+/// Builds a client for these servers (`host:port`) and the loop that drives it, for an
+/// async adapter to spawn on its runtime: the client works once the loop runs.
+///
+/// Fails if the server list or options are invalid.
+pub fn start<R, I, S>(
+    addrs: I,
+    options: &Options,
+) -> Result<(AsyncClient, impl Future<Output = ()> + Send + 'static), ConnectError>
+where
+    R: AsyncRuntime,
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let driver = Driver::new(options.config(addrs), Instant::now())?;
+    let (commands, inbox) = command_channel();
+    let handle = Handle::new(Arc::new(commands), driver.status(), options);
+    Ok((AsyncClient::new(handle), run::<R>(driver, inbox)))
 }
 
 /// Runs the client until it is closed (by `close`, or by the last handle being dropped).

@@ -33,14 +33,13 @@
 use std::future::Future;
 use std::io;
 use std::ops::Deref;
-use std::sync::Arc;
 use std::time::Instant;
 
+use pyxis_client_common::AsyncRuntime;
 pub use pyxis_client_common::{
     AsyncClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
     ReadOptions, SessionEvent, SessionEvents, Watch, WatchError, WatchEvent,
 };
-use pyxis_client_common::{AsyncRuntime, Driver, Handle};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -67,13 +66,9 @@ impl Client {
         S: Into<String>,
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        let driver = Driver::new(options.config(addrs), Instant::now())?;
-        let (commands, inbox) = pyxis_client_common::command_channel();
-        let handle = Handle::new(Arc::new(commands), driver.status(), &options);
-        runtime.spawn(pyxis_client_common::async_loop::run::<Tokio>(driver, inbox));
-        Ok(Client {
-            api: AsyncClient::new(handle),
-        })
+        let (api, driver) = pyxis_client_common::async_loop::start::<Tokio, _, _>(addrs, &options)?;
+        runtime.spawn(driver);
+        Ok(Client { api })
     }
 }
 
