@@ -1,5 +1,6 @@
 //! The tree commands: `ls`, `get`, `create`, `set`, `rm`, `tree`, `watch`, `sessions`,
-//! `leader`, each one session of a `pyxis-tokio` client.
+//! `leader`, each one session of a `pyxis-tokio` client (`rm`/`tree` in [`crate::walk`],
+//! `leader` in [`crate::leader`]).
 //!
 //! Owns: opening the command's session, running its operations, and handing the results
 //! to [`crate::output`]. Must never implement protocol behaviour (retries, redirects,
@@ -14,10 +15,9 @@ use pyxis_tokio::{Client, CreateMode, Options, ReadOptions, SessionEvent, WatchE
 
 use crate::args::{Command, EventKind, GlobalArgs, WatchArgs};
 use crate::exit::CliError;
-use crate::output::{self, EventView, LeaderView, NodeView, SessionView, TreeView};
-
-/// Most nodes `tree` and `rm --recursive` visit, so a huge tree cannot exhaust memory.
-pub const MAX_TREE_NODES: usize = 100_000;
+use crate::output::{self, EventView, NodeView, SessionView};
+use crate::walk::child_path;
+use crate::{leader, walk};
 
 /// Opens a session with the cluster, waiting at most `--timeout`.
 pub async fn connect(global: &GlobalArgs) -> Result<Client, CliError> {
@@ -95,31 +95,11 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
             let node = read(client, "set", &path, false).await?;
             report(json, "set", &path, &format!("version {}", node.version))
         }
-        Command::Rm { path, recursive } => {
-            let removed = remove(client, &path, recursive).await?;
-            if json {
-                print(&output::json(&serde_json::json!({ "removed": removed })))
-            } else {
-                print(
-                    &removed
-                        .iter()
-                        .map(|p| format!("removed {p}\n"))
-                        .collect::<String>(),
-                )
-            }
-        }
-        Command::Tree { path, depth, all } => {
-            let mut budget = MAX_TREE_NODES;
-            let tree = tree(client, &path, depth, all, &mut budget).await?;
-            if json {
-                print(&output::json(&tree))
-            } else {
-                print(&tree.human())
-            }
-        }
+        Command::Rm { path, recursive } => walk::rm(client, json, &path, recursive).await,
+        Command::Tree { path, depth, all } => walk::tree(client, json, &path, depth, all).await,
         Command::Watch(args) => watch(client, json, args).await,
         Command::Sessions => sessions(client, json).await,
-        Command::Leader => leader(client, json).await,
+        Command::Leader => leader::leader(client, json).await,
         Command::Dev(_) | Command::Bench(_) => Err(CliError::Usage(
             "dev and bench do not run on a client session".into(),
         )),
@@ -127,7 +107,7 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
 }
 
 /// Writes `text` to stdout.
-fn print(text: &str) -> Result<(), CliError> {
+pub(crate) fn print(text: &str) -> Result<(), CliError> {
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
@@ -147,7 +127,12 @@ fn report(json: bool, verb: &str, path: &str, detail: &str) -> Result<(), CliErr
     }
 }
 
-async fn read(client: &Client, op: &'static str, path: &str, all: bool) -> Result<Node, CliError> {
+pub(crate) async fn read(
+    client: &Client,
+    op: &'static str,
+    path: &str,
+    all: bool,
+) -> Result<Node, CliError> {
     let options = if all {
         ReadOptions::show_hidden(true)
     } else {
@@ -238,83 +223,6 @@ async fn session_lost(events: &mut pyxis_tokio::SessionEvents) -> pyxis_core::Er
             Some(_) => {}
         }
     }
-}
-
-/// Deletes `path` (and, when `recursive`, its descendants first); returns the deleted
-/// paths in deletion order.
-async fn remove(client: &Client, path: &str, recursive: bool) -> Result<Vec<String>, CliError> {
-    let mut order = Vec::new();
-    if recursive {
-        // Depth-first, children before parents, bounded by MAX_TREE_NODES.
-        let mut stack = vec![(path.to_owned(), false)];
-        while let Some((node, expanded)) = stack.pop() {
-            if expanded {
-                order.push(node);
-                continue;
-            }
-            let children = read(client, "rm", &node, true).await?.children;
-            if order.len() + stack.len() + children.len() > MAX_TREE_NODES {
-                return Err(CliError::Usage(format!(
-                    "rm -r {path}: more than {MAX_TREE_NODES} nodes"
-                )));
-            }
-            stack.push((node.clone(), true));
-            stack.extend(children.iter().map(|c| (child_path(&node, c), false)));
-        }
-    } else {
-        order.push(path.to_owned());
-    }
-    for node in &order {
-        client
-            .delete(node)
-            .await
-            .map_err(|e| CliError::request("rm", node, e))?;
-    }
-    Ok(order)
-}
-
-/// The path of child `name` of `parent`.
-pub fn child_path(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
-}
-
-async fn tree(
-    client: &Client,
-    path: &str,
-    depth: Option<usize>,
-    all: bool,
-    budget: &mut usize,
-) -> Result<TreeView, CliError> {
-    let node = read(client, "tree", path, all).await?;
-    *budget = budget.saturating_sub(1);
-    let mut view = TreeView {
-        path: path.to_owned(),
-        children: Vec::new(),
-        truncated: false,
-    };
-    if depth == Some(0) || *budget == 0 {
-        view.truncated = !node.children.is_empty();
-        return Ok(view);
-    }
-    for name in &node.children {
-        let child = child_path(path, name);
-        // Recursion depth is bounded by the path length limit (4 095 bytes).
-        let sub = Box::pin(tree(client, &child, depth.map(|d| d - 1), all, budget)).await;
-        match sub {
-            Ok(sub) => view.children.push(sub),
-            // A child deleted while walking is simply not shown.
-            Err(CliError::Request {
-                source: pyxis_core::Error::NotFound { .. },
-                ..
-            }) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(view)
 }
 
 /// The watch mask for `--events` (all node events when empty).
@@ -429,43 +337,12 @@ pub fn parse_sid(name: &str) -> Option<u64> {
     }
 }
 
-async fn leader(client: &Client, json: bool) -> Result<(), CliError> {
-    let leader = read(client, "leader", "/pyxis/cluster/leader", false).await?;
-    let servers = read(client, "leader", "/pyxis/cluster/addrlist", false).await?;
-    let view = LeaderView {
-        leader: String::from_utf8_lossy(&leader.data).into_owned(),
-        servers: String::from_utf8_lossy(&servers.data)
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect(),
-    };
-    if json {
-        return print(&output::json(&view));
-    }
-    let rows: Vec<Vec<String>> = view
-        .servers
-        .iter()
-        .map(|s| {
-            let role = if *s == view.leader {
-                "leader"
-            } else {
-                "follower"
-            };
-            vec![s.clone(), role.to_owned()]
-        })
-        .collect();
-    print(&output::table(&["SERVER", "ROLE"], &rows))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn child_paths_and_sids() {
-        assert_eq!(child_path("/", "a"), "/a");
-        assert_eq!(child_path("/a", "b"), "/a/b");
+    fn sids() {
         assert_eq!(parse_sid("12345"), Some(12345));
         assert_eq!(parse_sid("0x1f"), Some(31));
         assert_eq!(parse_sid("db"), None);

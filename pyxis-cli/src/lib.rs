@@ -23,7 +23,9 @@ pub mod bench;
 pub mod commands;
 pub mod dev;
 pub mod exit;
+pub mod leader;
 pub mod output;
+pub mod walk;
 
 use std::process::ExitCode;
 
