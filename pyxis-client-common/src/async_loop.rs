@@ -48,8 +48,15 @@ pub trait AsyncRuntime: 'static {
         data: &'a [u8],
     ) -> impl Future<Output = io::Result<()>> + Send + 'a;
 
-    /// Completes at `deadline`.
+    /// Completes at `deadline`, an instant of [`now`](Self::now)'s clock.
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
+
+    /// The runtime's clock: every instant the loop hands the core and every deadline it
+    /// sleeps until comes from here. The system clock unless the runtime's time is
+    /// virtual (a simulator's), which must then be the only clock the loop sees.
+    fn now() -> Instant {
+        Instant::now()
+    }
 }
 
 type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
@@ -109,7 +116,7 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let driver = Driver::new(options.config(addrs), Instant::now())?;
+    let driver = Driver::new(options.config(addrs), R::now())?;
     let (commands, inbox) = command_channel();
     let handle = Handle::new(Arc::new(commands), driver.status(), options);
     Ok((AsyncClient::new(handle), run::<R>(driver, inbox)))
@@ -126,8 +133,9 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
     // does not move earlier (the usual case: the oldest request's deadline only moves
     // later), instead of being created again on every turn.
     let mut timer = None;
+    let mut turn: u64 = 0;
     loop {
-        while let Some(step) = driver.next_step(Instant::now()) {
+        while let Some(step) = driver.next_step(R::now()) {
             perform(step, &mut link, &mut driver).await;
         }
         if driver.is_finished() {
@@ -157,10 +165,15 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
             }
             Input::Timeout
         };
-        // `race` polls the ready branches in random order, so that neither a stream of
+        // `race_with_seed` polls the ready branches in random order, so that neither a stream of
         // commands nor a chatty server can starve the other or the timer.
-        let input = future::race(future::race(command, link.next(buf.space())), alarm).await;
-        let now = Instant::now();
+        //
+        // The order is drawn from a seed that changes every turn, not from a thread's
+        // entropy, so that the same inputs give the same order (a simulation replays).
+        turn = turn.wrapping_add(1);
+        let inner = future::race_with_seed(command, link.next(buf.space()), turn);
+        let input = future::race_with_seed(inner, alarm, !turn).await;
+        let now = R::now();
         match input {
             Input::Commands(true) => {
                 // Everything queued was taken at once, so that requests submitted
@@ -214,13 +227,13 @@ async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut D
             }
             let write = async { R::write_all(stream, &transmit.data).await.is_ok() };
             let expire = async {
-                R::sleep_until(Instant::now() + WRITE_TIMEOUT).await;
+                R::sleep_until(R::now() + WRITE_TIMEOUT).await;
                 false
             };
             if !write.or(expire).await {
                 let conn = *conn;
                 *link = Link::None;
-                driver.handle_closed(conn, Instant::now());
+                driver.handle_closed(conn, R::now());
             }
         }
         _ => {}

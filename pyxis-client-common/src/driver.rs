@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use pyxis_core::{
     Client, Config, ConfigError, Error, Event, IoAction, Op, Reply, RequestId, SessionEvent,
@@ -41,10 +41,11 @@ pub enum Command {
     },
     /// Forget a watch (its handle was dropped).
     Unwatch(WatchId),
-    /// Answer with the session id once a session is up, or `Timeout` at `deadline`.
+    /// Answer with the session id once a session is up, or `Timeout` after `timeout`
+    /// (counted on the driver's clock from when the driver takes the command).
     WaitConnected {
-        /// When to give up.
-        deadline: Instant,
+        /// How long to wait.
+        timeout: Duration,
         /// Where the answer goes.
         reply: EventSender<Result<u64, Error>>,
     },
@@ -150,10 +151,10 @@ impl Driver {
                 self.watches.remove(&id);
                 self.core.unwatch(id, now);
             }
-            Command::WaitConnected { deadline, reply } => match self.core.state() {
+            Command::WaitConnected { timeout, reply } => match self.core.state() {
                 SessionState::Connected => reply.push(self.core.sid().ok_or(Error::Closed)),
                 SessionState::Closed => reply.push(Err(Error::Closed)),
-                _ => self.connect_waiters.push((deadline, reply)),
+                _ => self.connect_waiters.push((now + timeout, reply)),
             },
             Command::Close { done } => {
                 self.closers.push(done);
@@ -345,7 +346,8 @@ mod tests {
         drain(&mut d, now);
         let (reply, answer) = channel(1);
         let deadline = now + Duration::from_millis(5);
-        d.command(Command::WaitConnected { deadline, reply }, now);
+        let timeout = Duration::from_millis(5);
+        d.command(Command::WaitConnected { timeout, reply }, now);
         assert!(d.deadline().is_some_and(|at| at <= deadline));
         d.handle_timeout(now + Duration::from_millis(1));
         assert_eq!(answer.try_recv(), None, "not before its deadline");

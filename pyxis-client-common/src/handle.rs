@@ -7,7 +7,7 @@
 //! directly or wait for anything itself: waiting is the async or blocking API's job.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pyxis_core::{Error, Node, Op, Reply, WatchEvent, WatchMode, WatchSpec};
 
@@ -142,10 +142,9 @@ impl Handle {
         timeout: Duration,
     ) -> EventReceiver<Result<u64, Error>> {
         let (reply, rx) = channel(1);
-        self.inner.sink.send(Command::WaitConnected {
-            deadline: Instant::now() + timeout,
-            reply,
-        });
+        self.inner
+            .sink
+            .send(Command::WaitConnected { timeout, reply });
         rx
     }
 
