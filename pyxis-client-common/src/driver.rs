@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use pyxis_core::{
     Client, Config, ConfigError, Error, Event, IoAction, Op, Reply, RequestId, SessionEvent,
-    SessionState, Transmit, WatchEvent, WatchId, WatchMode,
+    SessionState, Transmit, WatchEvent, WatchId,
 };
 
 use crate::queue::EventSender;
@@ -95,21 +95,16 @@ impl Hasher for IdHasher {
 /// A map keyed by the core's ids.
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
-struct WatchEntry {
-    sink: WatchSender,
-    one_shot: bool,
-}
-
 struct Call {
     reply: ReplySender,
-    watch: Option<(WatchSender, bool)>,
+    watch: Option<WatchSender>,
 }
 
 /// The core plus the routing of its events (see the [module docs](self)).
 pub struct Driver {
     core: Client,
     calls: IdMap<RequestId, Call>,
-    watches: IdMap<WatchId, WatchEntry>,
+    watches: IdMap<WatchId, WatchSender>,
     connect_waiters: Vec<(Instant, EventSender<Result<u64, Error>>)>,
     closers: Vec<EventSender<()>>,
     status: Status,
@@ -137,14 +132,7 @@ impl Driver {
     pub fn command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Call { op, reply, watch } => {
-                let one_shot = match &op {
-                    Op::Read { watch: Some(s), .. } | Op::Exists { watch: Some(s), .. } => {
-                        s.mode == WatchMode::OneShot
-                    }
-                    _ => true,
-                };
                 let id = self.core.submit(op, now);
-                let watch = watch.map(|sink| (sink, one_shot));
                 self.calls.insert(id, Call { reply, watch });
             }
             Command::Unwatch(id) => {
@@ -236,32 +224,34 @@ impl Driver {
                     Ok(Reply::Node { watch, .. } | Reply::Exists { watch, .. }) => *watch,
                     _ => None,
                 };
-                if let (Some(wid), Some((sink, one_shot))) = (armed, call.watch) {
+                if let (Some(wid), Some(sink)) = (armed, call.watch) {
                     if sink.is_closed() || call.reply.is_closed() {
                         self.core.unwatch(wid, now);
                     } else {
-                        self.watches.insert(wid, WatchEntry { sink, one_shot });
+                        self.watches.insert(wid, sink);
                     }
                 }
                 call.reply.push(result);
             }
             Event::Watch { id, event } => {
-                let Some(entry) = self.watches.get(&id) else {
+                let Some(sink) = self.watches.get(&id) else {
                     return;
                 };
-                if entry.sink.is_closed() {
+                if sink.is_closed() {
                     self.watches.remove(&id);
                     self.core.unwatch(id, now);
                     return;
                 }
-                entry.sink.push(Ok(event));
-                if entry.one_shot {
+                // The core says which event is a watch's last (one-shot watches).
+                let last = event.last;
+                sink.push(Ok(event));
+                if last {
                     self.watches.remove(&id);
                 }
             }
             Event::WatchEnded { id, reason } => {
-                if let Some(entry) = self.watches.remove(&id) {
-                    entry.sink.push(Err(WatchError::Ended(reason)));
+                if let Some(sink) = self.watches.remove(&id) {
+                    sink.push(Err(WatchError::Ended(reason)));
                 }
             }
             Event::Session(event) => self.route_session(event),

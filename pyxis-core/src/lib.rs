@@ -86,8 +86,8 @@
 //!   watch per path and does not merge masks, PROTOCOL.md §6, so a registration must
 //!   already cover any watch added while it is set; events nobody asked for are only
 //!   re-armed, never delivered); it is recursive if any watch on the path is. An event goes to exactly the watches whose mask has
-//!   its type (descendants' events only to recursive ones); one-shot watches are then
-//!   spent, and the registration is re-armed for the rest. After every (re)connect every
+//!   its type (descendants' events only to recursive ones); a one-shot watch gets at most
+//!   one event, marked `last`, and is spent; the registration is re-armed for the rest. After every (re)connect every
 //!   path is re-registered and the fresh stat compared with what was last seen
 //!   (existence ⇒ Create/Delete, version ⇒ Modify, children ⇒ Children): what was
 //!   missed is delivered with `inferred: true` (a missed deletion reaches a watch not
@@ -192,7 +192,9 @@
 //! (`a_deletion_missed_while_disconnected_is_told_through_each_mask`,
 //! `a_creation_missed_with_later_writes_and_children_infers_them_all`,
 //! `a_child_event_on_a_recursive_registration_stands_for_the_parents_children_event`,
-//! `a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches`). A
+//! `a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches`); a
+//! one-shot watch hears of at most one change, in an event marked `last`, however many
+//! the gap check finds (`a_one_shot_watch_gets_at_most_one_event_marked_last`). A
 //! leader change landing while the server holds no ping of the client (one in flight,
 //! or a paused process that wakes before its deadline) is not detectable: the protocol
 //! carries no leader term (see the `ping` module).

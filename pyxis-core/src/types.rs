@@ -171,6 +171,9 @@ pub struct WatchEvent {
     /// `true` when the core inferred the event by comparing state after a reconnect
     /// (the server's own event was lost with the connection or the leader change).
     pub inferred: bool,
+    /// `true` on the watch's last event: nothing more comes for it (a one-shot watch's
+    /// one event). The core decides this; callers never re-derive it from the spec.
+    pub last: bool,
 }
 
 /// The session's state changes, each reported once.
@@ -205,7 +208,7 @@ pub enum Event {
         /// Its result.
         result: Result<Reply, Error>,
     },
-    /// A watch fired. A one-shot watch is spent after this.
+    /// A watch fired. A one-shot watch gets at most one, marked `last`, and is then spent.
     Watch {
         /// Which watch.
         id: WatchId,

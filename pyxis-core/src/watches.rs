@@ -385,7 +385,13 @@ impl Watches {
             if !w.live || !(node == watched || w.spec.recursive) {
                 continue;
             }
-            let kinds = kinds_for(w.spec.mask);
+            let mut kinds = kinds_for(w.spec.mask);
+            // The one-shot rule: a one-shot watch gets the first kind only, marked last.
+            let one_shot = w.spec.mode == WatchMode::OneShot;
+            if one_shot && !kinds.is_empty() {
+                kinds.truncate(1);
+                spent.push(*id);
+            }
             for &kind in &kinds {
                 events.push(Event::Watch {
                     id: *id,
@@ -393,11 +399,9 @@ impl Watches {
                         path: node.to_owned(),
                         kind,
                         inferred,
+                        last: one_shot,
                     },
                 });
-            }
-            if !kinds.is_empty() && w.spec.mode == WatchMode::OneShot {
-                spent.push(*id);
             }
         }
         for id in spent {

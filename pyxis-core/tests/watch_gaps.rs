@@ -399,3 +399,56 @@ fn a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches() 
         .collect();
     assert_eq!(told, vec![(EventType::Children, true)]);
 }
+
+#[test]
+fn a_one_shot_watch_gets_at_most_one_event_marked_last() {
+    let (mut p, conn, _ping) = up();
+    let once = p.client.watch(
+        WatchSpec {
+            path: "/a".into(),
+            mask: EventMask(EventMask::MODIFY.0 | EventMask::CHILDREN.0),
+            recursive: false,
+            mode: WatchMode::OneShot,
+        },
+        p.now,
+    );
+    let always = p.client.watch(
+        persistent_on(
+            "/a",
+            EventMask(EventMask::MODIFY.0 | EventMask::CHILDREN.0),
+            false,
+        ),
+        p.now,
+    );
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 2, &["x"], b""));
+    // While disconnected, /a is deleted: its data and its child are gone, two changes
+    // for a Modify|Children watch, but a one-shot watch hears of one.
+    let (conn, arms) = reconnect(&mut p, conn);
+    p.answer(
+        conn,
+        err(arms[0].req.xid, pyxis_proto::ErrorType::KNotFound, "/a"),
+    );
+    let told: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { id, event } => Some((id, event.kind, event.last)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        told.iter().filter(|(id, _, _)| *id == once).count(),
+        1,
+        "{told:?}"
+    );
+    assert!(told.contains(&(once, EventType::Modify, true)), "{told:?}");
+    assert_eq!(
+        told.iter()
+            .filter(|(id, _, last)| *id == always && !*last)
+            .count(),
+        2,
+        "the persistent watch hears both, neither is its last: {told:?}"
+    );
+}

@@ -336,10 +336,22 @@ impl World {
                 let now = self.now;
                 match self.clients[client].watches.get_mut(&id) {
                     Some(w) if !w.done => {
-                        if w.spec.mode == pyxis_core::WatchMode::OneShot {
-                            w.done = true;
+                        // The core marks a one-shot watch's one event as its last; a
+                        // persistent watch's events never are.
+                        let one_shot = w.spec.mode == pyxis_core::WatchMode::OneShot;
+                        let wrong_last = event.last != one_shot;
+                        w.done = event.last;
+                        let spec_mode = w.spec.mode;
+                        w.events.push((now, event.clone()));
+                        if wrong_last {
+                            self.violation(
+                                Oracle::Watch,
+                                format!(
+                                    "client {client}: {spec_mode:?} watch {id:?} got {event} with last = {}",
+                                    event.last
+                                ),
+                            );
                         }
-                        w.events.push((now, event));
                     }
                     _ => self.violation(
                         Oracle::Watch,
