@@ -65,8 +65,23 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
+        Client::connect_on::<Tokio, _, _>(addrs, options).await
+    }
+
+    /// Like [`connect`](Self::connect), with the TCP and the clock of `R` in place of
+    /// tokio's own: a simulated network and virtual time (`pyxis-turmoil`). The driver
+    /// task is spawned on the current tokio runtime all the same.
+    ///
+    /// Fails as [`connect`](Self::connect) does.
+    #[doc(hidden)]
+    pub async fn connect_on<R, I, S>(addrs: I, options: Options) -> Result<Client, ConnectError>
+    where
+        R: AsyncRuntime,
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        let (api, driver) = pyxis_client_common::async_loop::start::<Tokio, _, _>(addrs, &options)?;
+        let (api, driver) = pyxis_client_common::async_loop::start::<R, _, _>(addrs, &options)?;
         runtime.spawn(driver);
         Ok(Client { api })
     }
