@@ -1,8 +1,9 @@
 //! The generated protobuf types and the protocol's named constants.
 //!
-//! Owns: the prost types for `pyxis.rpc` and `pyxis.store` (generated at build time from
-//! `proto/*.proto`), the watch-event bit values and the node flag values. Must never hold
-//! framing or validation logic (see `frame` and `required`).
+//! Owns: the prost types for `pyxis.rpc` and `pyxis.store` (generated from `proto/*.proto`
+//! into `src/generated/`, checked in and kept current by `tests/generated.rs`), the
+//! watch-event bit values and the node flag values. Must never hold framing or validation
+//! logic (see `frame` and `required`).
 
 /// `pyxis.rpc`: the request and response messages of the client port.
 ///
@@ -11,20 +12,20 @@
 /// which refuse messages missing one.
 #[allow(missing_docs, clippy::all)]
 pub mod rpc {
-    include!(concat!(env!("OUT_DIR"), "/pyxis.rpc.rs"));
+    include!("generated/pyxis.rpc.rs");
 }
 
 /// `pyxis.store`: the stored node, returned serialized in a stat answer's `data`.
 #[allow(missing_docs, clippy::all)]
 pub mod store {
-    include!(concat!(env!("OUT_DIR"), "/pyxis.store.rs"));
+    include!("generated/pyxis.store.rs");
 }
 
 /// The private mirror of `pyxis.rpc` with every `required` relaxed to `optional`, used to
 /// see which required fields a decoded message lacks.
 #[allow(missing_docs, clippy::all, dead_code)]
 pub(crate) mod wire {
-    include!(concat!(env!("OUT_DIR"), "/pyxis.wire.rpc.rs"));
+    include!("generated/pyxis.wire.rpc.rs");
 }
 
 pub use rpc::ErrorType;
