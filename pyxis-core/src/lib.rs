@@ -89,10 +89,11 @@
 //!   its type (descendants' events only to recursive ones); a one-shot watch gets at most
 //!   one event, marked `last`, and is spent; the registration is re-armed for the rest. After every (re)connect every
 //!   path is re-registered and the fresh stat compared with what was last seen
-//!   (existence ⇒ Create/Delete, version ⇒ Modify, children ⇒ Children): what was
-//!   missed is delivered with `inferred: true` (a missed deletion reaches a watch not
-//!   listening for Delete as the Modify/Children change it is for it; see the
-//!   `watches` module). Changes below a recursive watch's own
+//!   (existence ⇒ Create/Delete, version ⇒ Modify, children ⇒ Children, another owner,
+//!   a lower version or other data at the same version ⇒ deleted and created again):
+//!   what was missed is delivered with `inferred: true` (a deletion, reported or missed,
+//!   reaches a watch not listening for Delete as the Modify/Children change it is for
+//!   it; see the `watches` module). Changes below a recursive watch's own
 //!   node are not compared. An event for a path with no application watch left is
 //!   dropped. A recursive watch added while a non-recursive registration is set on its
 //!   path gets the recursive registration at the next re-arm (after that registration
@@ -194,7 +195,11 @@
 //! `a_child_event_on_a_recursive_registration_stands_for_the_parents_children_event`,
 //! `a_deletion_of_a_node_whose_children_went_unreported_tells_children_watches`); a
 //! one-shot watch hears of at most one change, in an event marked `last`, however many
-//! the gap check finds (`a_one_shot_watch_gets_at_most_one_event_marked_last`). A
+//! the gap check finds (`a_one_shot_watch_gets_at_most_one_event_marked_last`); a
+//! deletion the server reports reaches watches not listening for Delete
+//! (`a_deletion_reported_by_the_server_is_told_to_a_watch_not_listening_for_delete`); a
+//! node deleted and created again while disconnected is found even at the version last
+//! seen (`a_node_recreated_while_disconnected_is_inferred_even_at_the_same_version`). A
 //! leader change landing while the server holds no ping of the client (one in flight,
 //! or a paused process that wakes before its deadline) is not detectable: the protocol
 //! carries no leader term (see the `ping` module).

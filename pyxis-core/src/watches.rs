@@ -16,18 +16,26 @@
 //! watch added while a non-recursive registration is set gets it from the next re-arm
 //! (after the registration fires, or after a reconnect).
 //!
-//! Inference beyond the baseline comparison: a node found created since writes and
-//! children since its creation (version > 0, children) as missed too; a deletion found
-//! since is told to watches not listening for Delete as the Modify / Children change it
-//! is for them (data and children gone); a fired Delete of a node last seen with
-//! children tells Children watches (those deletions would have fired first); and a
-//! child's Create/Delete spending a recursive registration stands for the Children
-//! event the server raises on the parent right after (which finds no registration).
+//! Inference beyond the baseline comparison: a node found created since brings the
+//! writes and children since its creation (version > 0, children); a node found with
+//! another owner, a lower version, or the same version with other data (outside the proc
+//! tree) was deleted and created again; a deletion, reported or found, is told to
+//! watches not listening for Delete as the Modify / Children change it is for them (data
+//! and children gone); and a child's Create/Delete spending a recursive registration
+//! stands for the Children event the server raises on the parent right after (which
+//! finds no registration).
+//!
+//! What stays unknowable: a node created and deleted again between two looks (while
+//! disconnected, or between an event and its re-arm); a re-creation by the same session
+//! with the same data, ending at the same version as last seen; how many writes or child
+//! changes a gap held (one inferred event stands for them).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Error;
-use crate::types::{Event, EventType, Node, WatchEvent, WatchId, WatchMode, WatchSpec};
+use std::hash::Hasher;
+
+use crate::types::{Event, EventMask, EventType, Node, WatchEvent, WatchId, WatchMode, WatchSpec};
 
 /// One application watch.
 #[derive(Debug, Clone)]
@@ -47,6 +55,191 @@ struct Baseline {
     /// A Children event reported exactly one change (one child added or removed) since
     /// `children` was seen.
     one_child_changed: bool,
+    /// The session that created the node (PROTOCOL.md §2): another one means another
+    /// incarnation of the path.
+    owner: Option<u64>,
+    /// A digest of the data at `version`. Outside the proc tree data changes only with a
+    /// write (which grows the version) or a re-creation, so the same version with other
+    /// data is another incarnation; proc nodes (`/pyxis…`) compute their data on every
+    /// read, so theirs is not kept.
+    digest: Option<u64>,
+}
+
+impl Baseline {
+    /// What a stat answer shows (`None`: the node does not exist).
+    fn of(path: &str, node: Option<&Node>) -> Baseline {
+        let Some(n) = node else {
+            return Baseline {
+                exists: Some(false),
+                ..Baseline::default()
+            };
+        };
+        let digest = (!path.starts_with(pyxis_proto::limits::PROC_ROOT)).then(|| {
+            let mut h = std::hash::DefaultHasher::new();
+            h.write(&n.data);
+            h.finish()
+        });
+        Baseline {
+            exists: Some(true),
+            version: Some(n.version),
+            children: Some(n.children.clone()),
+            one_child_changed: false,
+            owner: Some(n.owner),
+            digest,
+        }
+    }
+
+    /// Advances by exactly one reported change of the node itself, so that a later stat
+    /// still reveals any change after it.
+    fn advance(&mut self, kind: EventType) {
+        match kind {
+            // A new node starts at version 0 with no children; its owner and data are
+            // not in the event.
+            EventType::Create => {
+                *self = Baseline {
+                    exists: Some(true),
+                    version: Some(0),
+                    children: Some(Vec::new()),
+                    ..Baseline::default()
+                }
+            }
+            EventType::Delete => {
+                *self = Baseline {
+                    exists: Some(false),
+                    ..Baseline::default()
+                }
+            }
+            EventType::Modify => {
+                self.version = self.version.map(|v| v + 1);
+                self.digest = None;
+            }
+            EventType::Children => self.child_changed(),
+            EventType::Other(_) => *self = Baseline::default(),
+        }
+    }
+
+    /// One child was reported added or removed. A Children event does not say which:
+    /// it is remembered as one change, so a later stat finds a missed one when the names
+    /// differ by anything but exactly one; a second one leaves the names unknown.
+    fn child_changed(&mut self) {
+        if self.one_child_changed {
+            self.children = None;
+        } else {
+            self.one_child_changed = true;
+        }
+    }
+
+    fn had_children(&self) -> bool {
+        self.children.as_ref().is_some_and(|c| !c.is_empty())
+    }
+}
+
+/// What a fresh stat shows happened since the baseline, beyond what was reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Gap {
+    /// Nothing that can be seen (or no baseline to compare with).
+    None,
+    /// The node is gone.
+    Deleted,
+    /// The node appeared.
+    Created,
+    /// The node was deleted and created again (another owner, a lower version, or the
+    /// same version with other data).
+    Recreated,
+    /// The same node was written and/or its children changed.
+    Changed { modify: bool, children: bool },
+}
+
+impl Gap {
+    fn between(old: &Baseline, fresh: &Baseline) -> Gap {
+        match (old.exists, fresh.exists) {
+            (Some(true), Some(false)) => Gap::Deleted,
+            (Some(false), Some(true)) => Gap::Created,
+            (Some(true), Some(true)) => {
+                let differ = |a: Option<u64>, b: Option<u64>| a.zip(b).is_some_and(|(a, b)| a != b);
+                let lower = old.version.zip(fresh.version).is_some_and(|(o, f)| f < o);
+                let same_version = old.version.is_some() && old.version == fresh.version;
+                if differ(old.owner, fresh.owner)
+                    || lower
+                    || (same_version && differ(old.digest, fresh.digest))
+                {
+                    return Gap::Recreated;
+                }
+                let children = match (&old.children, &fresh.children) {
+                    (Some(was), Some(now)) => {
+                        differing_names(was, now) != usize::from(old.one_child_changed)
+                    }
+                    _ => false,
+                };
+                Gap::Changed {
+                    modify: old.version.is_some() && !same_version,
+                    children,
+                }
+            }
+            _ => Gap::None,
+        }
+    }
+
+    /// The event types a watch listening for `mask` is told, all inferred: a deletion
+    /// reaches a watch not listening for Delete as the Modify (a version was seen) and
+    /// Children (children were seen) change it is for it, since the data and the
+    /// children are gone; a creation brings the writes (version > 0) and children since.
+    fn kinds(self, old: &Baseline, fresh: &Baseline, mask: EventMask) -> Vec<EventType> {
+        let mut out = Vec::new();
+        match self {
+            Gap::None => {}
+            Gap::Deleted => deletion_kinds(old, mask, &mut out),
+            Gap::Created => creation_kinds(fresh, mask, &mut out),
+            Gap::Recreated => {
+                deletion_kinds(old, mask, &mut out);
+                creation_kinds(fresh, mask, &mut out);
+            }
+            Gap::Changed { modify, children } => {
+                if modify && mask.intersects(EventType::Modify.mask()) {
+                    out.push(EventType::Modify);
+                }
+                if children && mask.intersects(EventType::Children.mask()) {
+                    out.push(EventType::Children);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the deletion of a node last seen as `old` is for a watch on `mask`.
+fn deletion_kinds(old: &Baseline, mask: EventMask, out: &mut Vec<EventType>) {
+    let mut push = |k: EventType| {
+        if mask.intersects(k.mask()) && !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    if mask.intersects(EventType::Delete.mask()) {
+        push(EventType::Delete);
+        return;
+    }
+    if old.version.is_some() {
+        push(EventType::Modify);
+    }
+    if old.had_children() {
+        push(EventType::Children);
+    }
+}
+
+/// What the creation of a node now seen as `fresh` is for a watch on `mask`.
+fn creation_kinds(fresh: &Baseline, mask: EventMask, out: &mut Vec<EventType>) {
+    let mut push = |k: EventType| {
+        if mask.intersects(k.mask()) && !out.contains(&k) {
+            out.push(k);
+        }
+    };
+    push(EventType::Create);
+    if fresh.version.is_some_and(|v| v > 0) {
+        push(EventType::Modify);
+    }
+    if fresh.had_children() {
+        push(EventType::Children);
+    }
 }
 
 /// Per watched path.
@@ -159,67 +352,14 @@ impl Watches {
         if ps.armed.is_none() {
             ps.armed = union;
         }
-        let fresh = Baseline {
-            exists: Some(node.is_some()),
-            version: node.map(|n| n.version),
-            children: node.map(|n| n.children.clone()),
-            one_child_changed: false,
-        };
+        let fresh = Baseline::of(path, node);
         let old = std::mem::replace(&mut ps.baseline, fresh.clone());
-        let mut missed = Vec::new();
-        match (old.exists, fresh.exists) {
-            (Some(false), Some(true)) => {
-                // Created since: writes and children since the creation were missed too
-                // (a new node starts at version 0 with no children).
-                missed.push(EventType::Create);
-                if fresh.version.is_some_and(|v| v > 0) {
-                    missed.push(EventType::Modify);
-                }
-                if fresh.children.as_ref().is_some_and(|c| !c.is_empty()) {
-                    missed.push(EventType::Children);
-                }
-            }
-            (Some(true), Some(false)) => {
-                return self.deliver_missed_deletion(path, &old, events);
-            }
-            _ => {}
-        }
-        if fresh.exists == Some(true) && old.exists != Some(false) {
-            if old.version.is_some() && old.version != fresh.version {
-                missed.push(EventType::Modify);
-            }
-            if let (Some(was), Some(now)) = (&old.children, &fresh.children) {
-                let differ = differing_names(was, now);
-                let reported = usize::from(old.one_child_changed);
-                if differ != reported {
-                    missed.push(EventType::Children);
-                }
-            }
-        }
-        for kind in missed {
-            self.deliver(path, path, kind, true, events);
-        }
-    }
-
-    /// The node `path` was deleted while no registration was set (`old` is what was
-    /// last seen). Watches listening for Delete get it, inferred. Whatever happened to
-    /// the node before the deletion is unknowable, but its data and its children are
-    /// gone: a watch listening only for Modify (or Children) that saw a version (or
-    /// children) is told that, inferred, rather than nothing.
-    fn deliver_missed_deletion(&mut self, path: &str, old: &Baseline, events: &mut Vec<Event>) {
-        let had_children = old.children.as_ref().is_some_and(|c| !c.is_empty());
-        self.deliver_with(path, path, true, events, |mask| {
-            if mask.intersects(EventType::Delete.mask()) {
-                return vec![EventType::Delete];
-            }
-            let mut kinds = Vec::new();
-            if old.version.is_some() && mask.intersects(EventType::Modify.mask()) {
-                kinds.push(EventType::Modify);
-            }
-            if had_children && mask.intersects(EventType::Children.mask()) {
-                kinds.push(EventType::Children);
-            }
-            kinds
+        let gap = Gap::between(&old, &fresh);
+        self.deliver_with(path, path, events, |mask| {
+            gap.kinds(&old, &fresh, mask)
+                .into_iter()
+                .map(|k| (k, true))
+                .collect()
         });
     }
 
@@ -275,38 +415,27 @@ impl Watches {
         let kind = EventType::from_bits(bits);
         let ps = self.by_path.get_mut(watched)?;
         ps.armed = None;
-        // Children seen on a node now deleted: their deletions were not reported (they
-        // would have fired the registration first).
-        let lost_children = node == watched
-            && kind == EventType::Delete
-            && ps.baseline.children.as_ref().is_some_and(|c| !c.is_empty());
         if node == watched {
             // The registration covers every node event type, so it fires on the first
-            // change after the baseline was taken: advance the baseline by exactly that
-            // change, so the re-arm's stat still reveals any later one. A Children event
-            // does not say which child: it is remembered as one change, so the re-arm
-            // finds a missed one when the names differ by anything but exactly one.
-            let b = &mut ps.baseline;
-            match kind {
-                EventType::Create => {
-                    *b = Baseline {
-                        exists: Some(true),
-                        version: Some(0),
-                        children: Some(Vec::new()),
-                        one_child_changed: false,
+            // change after the baseline was taken.
+            let old = ps.baseline.clone();
+            ps.baseline.advance(kind);
+            if kind == EventType::Delete {
+                // Told to watches not listening for Delete as what the deletion is for
+                // them (their data or children gone), as for a deletion found by a stat.
+                self.deliver_with(watched, watched, events, |mask| {
+                    if mask.intersects(EventType::Delete.mask()) {
+                        return vec![(EventType::Delete, false)];
                     }
-                }
-                EventType::Delete => {
-                    *b = Baseline {
-                        exists: Some(false),
-                        ..Baseline::default()
-                    }
-                }
-                EventType::Modify => b.version = b.version.map(|v| v + 1),
-                EventType::Children if !b.one_child_changed => b.one_child_changed = true,
-                EventType::Children => b.children = None,
-                EventType::Other(_) => *b = Baseline::default(),
+                    let mut kinds = Vec::new();
+                    deletion_kinds(&old, mask, &mut kinds);
+                    kinds.into_iter().map(|k| (k, true)).collect()
+                });
+            } else {
+                self.deliver(watched, node, kind, false, events);
             }
+        } else {
+            self.deliver(watched, node, kind, false, events);
         }
         // A recursive registration spent by a child's creation or deletion cannot also
         // deliver the Children event the server raises on `watched` right after: the
@@ -315,27 +444,9 @@ impl Watches {
             && pyxis_proto::limits::parent(node) == Some(watched)
             && matches!(kind, EventType::Create | EventType::Delete);
         if child_changed {
-            let b = &mut ps.baseline;
-            if b.one_child_changed {
-                b.children = None;
-            } else {
-                b.one_child_changed = true;
+            if let Some(ps) = self.by_path.get_mut(watched) {
+                ps.baseline.child_changed();
             }
-        }
-        self.deliver(watched, node, kind, false, events);
-        if lost_children {
-            // Told as a Children change to the watches that do not hear of the deletion.
-            self.deliver_with(watched, watched, true, events, |mask| {
-                if !mask.intersects(EventType::Delete.mask())
-                    && mask.intersects(EventType::Children.mask())
-                {
-                    vec![EventType::Children]
-                } else {
-                    Vec::new()
-                }
-            });
-        }
-        if child_changed {
             self.deliver(watched, watched, EventType::Children, true, events);
         }
         let ps = self.by_path.get(watched)?;
@@ -354,9 +465,9 @@ impl Watches {
         inferred: bool,
         events: &mut Vec<Event>,
     ) {
-        self.deliver_with(watched, node, inferred, events, |mask| {
+        self.deliver_with(watched, node, events, |mask| {
             if mask.intersects(kind.mask()) {
-                vec![kind]
+                vec![(kind, inferred)]
             } else {
                 Vec::new()
             }
@@ -364,15 +475,15 @@ impl Watches {
     }
 
     /// Delivers to each live watch on `watched` (recursive ones only for a descendant
-    /// `node`) the kinds `kinds_for` picks for its mask; one-shot watches given any are
-    /// spent.
+    /// `node`) the kinds `kinds_for` picks for its mask, each with whether it is
+    /// inferred. The one-shot rule lives here and nowhere else: a one-shot watch given
+    /// any gets the first only, marked `last`, and is spent.
     fn deliver_with(
         &mut self,
         watched: &str,
         node: &str,
-        inferred: bool,
         events: &mut Vec<Event>,
-        kinds_for: impl Fn(crate::types::EventMask) -> Vec<EventType>,
+        kinds_for: impl Fn(EventMask) -> Vec<(EventType, bool)>,
     ) {
         let Some(ps) = self.by_path.get(watched) else {
             return;
@@ -386,13 +497,12 @@ impl Watches {
                 continue;
             }
             let mut kinds = kinds_for(w.spec.mask);
-            // The one-shot rule: a one-shot watch gets the first kind only, marked last.
             let one_shot = w.spec.mode == WatchMode::OneShot;
             if one_shot && !kinds.is_empty() {
                 kinds.truncate(1);
                 spent.push(*id);
             }
-            for &kind in &kinds {
+            for (kind, inferred) in kinds {
                 events.push(Event::Watch {
                     id: *id,
                     event: WatchEvent {

@@ -530,11 +530,25 @@ fn b07_watch_fan_out_and_rearm() {
     );
     let rearm = p.take_non_ping();
     p.answer(conn, stat(rearm.req.xid, 2, &[], b""));
-    // Delete: the one-shot delete watch fires; `all` does not listen for deletes.
+    // Delete: the one-shot delete watch fires; `all` does not listen for deletes, but
+    // the data it saw is gone: it is told an inferred Modify.
     let ping = p.take_ping();
     p.answer(conn, event(ping.req.xid, "/a", "/a", 2));
-    let got = p.take_events();
-    assert!(matches!(&got[..], [Event::Watch { id, .. }] if *id == delete));
+    let got: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Watch { id, event } => (id, event.kind, event.inferred),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (delete, EventType::Delete, false),
+            (all, EventType::Modify, true)
+        ]
+    );
     // An event for a path nobody watches is dropped.
     let rearm = p.take_non_ping();
     p.answer(conn, err(rearm.req.xid, ErrorType::KNotFound, ""));

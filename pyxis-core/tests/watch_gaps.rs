@@ -305,14 +305,7 @@ fn a_deletion_missed_while_disconnected_is_told_through_each_mask() {
         conn,
         err(arms[0].req.xid, pyxis_proto::ErrorType::KNotFound, "/a"),
     );
-    let mut told: Vec<(pyxis_core::WatchId, EventType, bool)> = p
-        .take_events()
-        .into_iter()
-        .filter_map(|e| match e {
-            Event::Watch { id, event } => Some((id, event.kind, event.inferred)),
-            _ => None,
-        })
-        .collect();
+    let mut told = by_watch(&mut p);
     told.sort_by_key(|(id, _, _)| *id);
     assert_eq!(
         told,
@@ -451,4 +444,114 @@ fn a_one_shot_watch_gets_at_most_one_event_marked_last() {
         2,
         "the persistent watch hears both, neither is its last: {told:?}"
     );
+}
+
+/// A stat answer of a node created by session `owner`.
+fn stat_by(xid: Option<u64>, version: u64, data: &[u8], owner: u64) -> pyxis_proto::rpc::Response {
+    use prost::Message;
+    let node = pyxis_proto::store::Node {
+        data: Some(bytes::Bytes::copy_from_slice(data)),
+        children: Vec::new(),
+        flags: Some(0),
+        version: Some(version),
+        sid: Some(owner),
+    };
+    pyxis_proto::rpc::Response {
+        xid,
+        data: Some(bytes::Bytes::from(node.encode_to_vec())),
+        ..Default::default()
+    }
+}
+
+/// Every watch event as (watch, kind, inferred).
+fn by_watch(p: &mut Peer) -> Vec<(pyxis_core::WatchId, EventType, bool)> {
+    p.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { id, event } => Some((id, event.kind, event.inferred)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_deletion_reported_by_the_server_is_told_to_a_watch_not_listening_for_delete() {
+    // A Modify watch saw version 1; the node is deleted (the server reports it) and
+    // created again at version 0. Its data changed, so the watch is told.
+    let (mut p, conn, ping) = up();
+    let modify = p
+        .client
+        .watch(persistent_on("/a", EventMask::MODIFY, false), p.now);
+    let delete = p
+        .client
+        .watch(persistent_on("/a", EventMask::DELETE, false), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 1, &[], b"v1"));
+    assert!(by_watch(&mut p).is_empty());
+    p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::DELETE));
+    assert_eq!(
+        by_watch(&mut p),
+        vec![
+            (modify, EventType::Modify, true),
+            (delete, EventType::Delete, false)
+        ]
+    );
+    let rearm = p.take_non_ping();
+    p.answer(
+        conn,
+        err(rearm.req.xid, pyxis_proto::ErrorType::KNotFound, "/a"),
+    );
+    let ping = p.take_ping();
+    p.answer(conn, event(ping.req.xid, "/a", "/a", event_type::CREATE));
+    assert!(
+        by_watch(&mut p).is_empty(),
+        "a creation is nothing to either"
+    );
+    let rearm = p.take_non_ping();
+    p.answer(conn, stat(rearm.req.xid, 0, &[], b"v0"));
+    assert!(by_watch(&mut p).is_empty());
+}
+
+#[test]
+fn a_node_recreated_while_disconnected_is_inferred_even_at_the_same_version() {
+    // (what the re-registration's stat shows: version, data, owner); last seen was
+    // version 1 with data "old" created by session 7.
+    let cases: [(u64, &[u8], u64); 3] = [(1, b"new", 7), (1, b"old", 8), (0, b"old", 7)];
+    for (version, data, owner) in cases {
+        let (mut p, conn, _ping) = up();
+        let modify = p
+            .client
+            .watch(persistent_on("/a", EventMask::MODIFY, false), p.now);
+        let once = p.client.watch(
+            WatchSpec {
+                path: "/a".into(),
+                mask: EventMask::MODIFY,
+                recursive: false,
+                mode: WatchMode::OneShot,
+            },
+            p.now,
+        );
+        let all = p.client.watch(persistent("/a"), p.now);
+        p.drain();
+        let arm = p.take_non_ping();
+        p.answer(conn, stat_by(arm.req.xid, 1, b"old", 7));
+        assert!(by_watch(&mut p).is_empty());
+        // While disconnected /a is deleted, created again and (but for the last case)
+        // written once.
+        let (conn, arms) = reconnect(&mut p, conn);
+        p.answer(conn, stat_by(arms[0].req.xid, version, data, owner));
+        let mut got = by_watch(&mut p);
+        got.sort_by_key(|(id, _, _)| *id);
+        let mut want = vec![
+            (modify, EventType::Modify, true),
+            (once, EventType::Modify, true),
+            (all, EventType::Delete, true),
+            (all, EventType::Create, true),
+        ];
+        if version > 0 {
+            want.push((all, EventType::Modify, true));
+        }
+        assert_eq!(got, want, "{version} {data:?} {owner}");
+    }
 }

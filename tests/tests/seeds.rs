@@ -17,6 +17,20 @@ fn fixed_seeds_hold_every_oracle() {
     }
 }
 
+/// Seeds outside the fixed range that once failed the watch oracle: a watch not
+/// listening for Delete whose node was deleted (reported by the server) and created
+/// again at a lower version (777056, 777103), and a node re-created at the version last
+/// seen while the client was disconnected (779702).
+const WATCH_REGRESSION_SEEDS: [u64; 3] = [777_056, 777_103, 779_702];
+
+#[test]
+fn watch_regression_seeds_hold_every_oracle() {
+    for seed in WATCH_REGRESSION_SEEDS {
+        let report = run_seed(&SimConfig::new(seed, 60));
+        assert!(report.passed(), "{}", report.failure_text());
+    }
+}
+
 #[test]
 fn same_seed_same_trace_and_different_seeds_differ() {
     let a = run_once(&SimConfig::new(42, 30));
