@@ -61,8 +61,10 @@
 //!
 //! Replication: the nodes share one state, so a partition between two node hosts
 //! changes nothing (use [`Cluster::move_leader`] or [`Cluster::no_leader_for`]).
-//! turmoil's TCP drops what a partition cuts off instead of retransmitting it; the
-//! client and the model take the gap in the byte stream as a bad frame and reconnect.
+//! turmoil's TCP loses what is written across a partition instead of retransmitting
+//! it (whole writes: requests and answers, never half a frame) and keeps the connection
+//! open: the client's request deadlines and ping liveness notice, as they notice a peer
+//! that stops answering.
 
 mod client;
 mod clock;

@@ -7,6 +7,7 @@
 //! ```sh
 //! cargo run -p pyxis-turmoil --example election            # seed 1
 //! cargo run -p pyxis-turmoil --example election -- 42      # another seed
+//! cargo run -p pyxis-turmoil --example election -- 1 unsafe   # a 10 s lease: two leaders
 //! ```
 //!
 //! The service itself is `service.rs`: it takes a `pyxis_tokio::Client` and knows nothing
@@ -71,6 +72,9 @@ impl Log {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let seed: u64 = std::env::args().nth(1).map_or(Ok(1), |s| s.parse())?;
+    // A lease longer than the 5 s session: the cut-off leader leads on after the server
+    // has expired its session and another instance has taken over.
+    let unsafe_lease = std::env::args().nth(2).is_some_and(|a| a == "unsafe");
     let mut sim = turmoil::Builder::new()
         .rng_seed(seed)
         .simulation_duration(Duration::from_secs(120))
@@ -88,7 +92,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 options.seed = Some(seed ^ (i as u64 + 1) << 32); // replayable
                 let timeout = options.session_timeout;
                 let client = connect(addrs, options).await?;
-                Instance::new(name, client, timeout, log).run().await;
+                let instance = Instance::new(name, client, timeout, log);
+                if unsafe_lease {
+                    instance.with_lease(Duration::from_secs(10)).run().await;
+                } else {
+                    instance.run().await;
+                }
                 Ok(())
             }
         });

@@ -69,13 +69,31 @@ impl<R: Report> Instance<R> {
         }
     }
 
+    /// Replaces the lease: how long after sending a request whose answer showed this
+    /// instance the holder it keeps acting as leader. Longer than the session timeout
+    /// is unsafe: the server may expire the session, and another instance take over,
+    /// before it runs out (the test uses that to show it catches the mistake).
+    pub fn with_lease(mut self, lease: Duration) -> Self {
+        self.lease = lease;
+        self
+    }
+
     /// Runs the instance until its task is dropped.
     pub async fn run(mut self) {
         let mut session = self.client.session_events();
         let mut holder_deleted: Option<Watch> = None;
+        // The parents, once (they are persistent); retried until the cluster answers.
+        while ensure_persistent(&self.client, SERVICES).await.is_err()
+            || ensure_persistent(&self.client, "/election").await.is_err()
+        {
+            sleep(self.heartbeat).await;
+        }
         loop {
             let sent = Instant::now();
-            let round = tokio::time::timeout(self.heartbeat, round(&self.client, &self.name));
+            // A round that hangs (the cluster out of reach) is given up on after half a
+            // session timeout, so that the next one notices news sooner.
+            let patience = self.lease / 2;
+            let round = tokio::time::timeout(patience, round(&self.client, &self.name));
             match self.role.under_lease(round).await {
                 Ok(Ok(Holder::Me)) => self.role.lead_until(sent + self.lease),
                 Ok(Ok(Holder::Other(watch))) => {
@@ -118,8 +136,6 @@ enum Holder {
 /// One check-in: make sure the instance `name` is registered, then try to hold the
 /// leader node.
 async fn round(client: &Client, name: &str) -> Result<Holder, Error> {
-    ensure_persistent(client, SERVICES).await?;
-    ensure_persistent(client, "/election").await?;
     let me = format!("{SERVICES}/{name}");
     if client.exists(&me).await?.is_none() {
         match client.create_ephemeral(&me, name.to_owned()).await {
