@@ -13,7 +13,7 @@ use crate::bench::BenchArgs;
 /// The server list used when neither `--addrs` nor `PYXIS_ADDRS` is given.
 pub const DEFAULT_ADDRS: &str = "127.0.0.1:7000";
 
-/// `pyxis`: browse, change and watch a Pyxis tree; run a local dev cluster; benchmark.
+/// pyxis: browse, change and watch a Pyxis tree; run a local dev cluster; benchmark.
 #[derive(Debug, Parser)]
 #[command(name = "pyxis", version, about, long_about = None)]
 #[command(after_help = crate::EXIT_CODES_HELP)]
@@ -29,15 +29,19 @@ pub struct Cli {
 /// Options shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Servers to use, `host:port` separated by commas (any node: followers redirect)
-    /// [default: 127.0.0.1:7000; `bench` defaults to an embedded test cluster].
-    #[arg(long, global = true, env = "PYXIS_ADDRS", value_delimiter = ',')]
+    /// Servers to use, host:port separated by commas (any node: followers redirect)
+    /// [env: PYXIS_ADDRS] [default: 127.0.0.1:7000; bench defaults to an embedded test
+    /// cluster].
+    // PYXIS_ADDRS is read by `fill_from_env`, not by clap: clap would list an option
+    // set from the environment in every usage line, as if it were required.
+    #[arg(long, global = true, value_delimiter = ',')]
     pub addrs: Option<Vec<String>>,
-    /// Print JSON (one document, or one line per event for `watch`) instead of tables.
+    /// Print JSON (one document, or one line per event for watch) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long to wait for the cluster (connecting and each request), e.g. `5s`, `500ms`.
-    #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
+    /// How long to wait for the cluster (connecting, and each request), e.g. 5s, 500ms;
+    /// more than zero.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
 }
 
@@ -49,7 +53,7 @@ pub enum Command {
         /// The node.
         #[arg(default_value = "/")]
         path: String,
-        /// Also list children whose name starts with `_` (hidden by default).
+        /// Also list children whose name starts with _ (hidden by default).
         #[arg(short, long)]
         all: bool,
     },
@@ -61,25 +65,28 @@ pub enum Command {
         #[arg(long, conflicts_with = "json")]
         raw: bool,
     },
-    /// Create a node (its parent must exist).
+    /// Create a node (its parent must exist, or use -p).
     Create {
         /// The node to create.
         path: String,
-        /// Its data; `-` reads it from stdin; absent: no data.
+        /// Its data; - reads it from stdin; absent: no data.
         data: Option<String>,
         /// Make it ephemeral: it lives as long as this command's session, so the command
-        /// holds the session until Ctrl-C (or `--hold`).
+        /// holds the session until Ctrl-C or SIGTERM (or --hold).
         #[arg(short, long)]
         ephemeral: bool,
-        /// With `--ephemeral`: hold the session this long instead of until Ctrl-C.
+        /// With --ephemeral: hold the session this long instead of until Ctrl-C.
         #[arg(long, requires = "ephemeral", value_parser = parse_duration)]
         hold: Option<Duration>,
+        /// Create missing parent nodes first (persistent, no data), like mkdir -p.
+        #[arg(short, long)]
+        parents: bool,
     },
     /// Replace a node's data (its version grows by one).
     Set {
         /// The node.
         path: String,
-        /// The new data; `-` reads it from stdin.
+        /// The new data; - reads it from stdin.
         data: String,
     },
     /// Delete a node.
@@ -98,20 +105,29 @@ pub enum Command {
         /// Levels below the top to show (unlimited if absent).
         #[arg(long)]
         depth: Option<usize>,
-        /// Also show children whose name starts with `_`.
+        /// Also show children whose name starts with _.
         #[arg(short, long)]
         all: bool,
     },
-    /// Stream a node's events, re-arming after each, until Ctrl-C or `--count`.
+    /// Stream a node's events with their time, re-arming after each, until Ctrl-C or
+    /// --count.
     Watch(WatchArgs),
-    /// List live sessions (the `/pyxis/session` proc tree).
+    /// List live sessions (the /pyxis/session proc tree).
     Sessions,
-    /// Print the current leader and the server list (`/pyxis/cluster`).
+    /// Print the current leader and the server list (/pyxis/cluster).
     Leader,
     /// Start a local test cluster, print its addresses and serve until Ctrl-C.
     Dev(DevArgs),
-    /// Load a cluster and compare the client with a raw-frame floor (see `pyxis bench --help`).
+    /// Load a cluster and compare the client with a raw-frame floor (see pyxis bench --help).
     Bench(BenchArgs),
+    /// Print a shell completion script: pyxis completions bash > /etc/bash_completion.d/pyxis
+    /// (zsh: into a directory of $fpath as _pyxis; fish: ~/.config/fish/completions/pyxis.fish).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): pyxis man > pyxis.1; man ./pyxis.1
+    Man,
 }
 
 /// Event types a `watch` can select.
@@ -155,7 +171,29 @@ pub struct DevArgs {
     pub fast: bool,
 }
 
+/// The environment variable that holds the server list when `--addrs` is absent.
+pub const ADDRS_ENV: &str = "PYXIS_ADDRS";
+
 impl GlobalArgs {
+    /// Takes the server list from `PYXIS_ADDRS` when `--addrs` is absent (split on commas,
+    /// blanks dropped), as if it had been given on the command line.
+    pub fn fill_from_env(&mut self) {
+        if self.addrs.is_none() {
+            if let Some(value) = std::env::var_os(ADDRS_ENV) {
+                let list: Vec<String> = value
+                    .to_string_lossy()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if !list.is_empty() {
+                    self.addrs = Some(list);
+                }
+            }
+        }
+    }
+
     /// The server list: `--addrs`, else `PYXIS_ADDRS`, else [`DEFAULT_ADDRS`].
     pub fn addrs(&self) -> Vec<String> {
         match &self.addrs {
@@ -163,6 +201,16 @@ impl GlobalArgs {
             _ => vec![DEFAULT_ADDRS.to_owned()],
         }
     }
+}
+
+/// Parses `--timeout`: a duration as [`parse_duration`] reads it, more than zero (a zero
+/// wait could never succeed).
+pub fn parse_timeout(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration.is_zero() {
+        return Err("the timeout must be more than zero (e.g. 500ms, 5s)".to_owned());
+    }
+    Ok(duration)
 }
 
 /// Parses `250ms`, `5s`, `2m`, or a bare number of seconds (`1.5`).
@@ -211,6 +259,9 @@ mod tests {
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("fast").is_err());
         assert!(parse_duration("600000m").is_err(), "over a year");
+        assert_eq!(parse_timeout("1s"), Ok(Duration::from_secs(1)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("0ms").is_err());
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! to [`crate::output`]. Must never implement protocol behaviour (retries, redirects,
 //! re-arming watches): the client does all of that; a command only asks and prints.
 
-use std::io::{Read as _, Write as _};
-use std::time::Duration;
+use std::io::Read as _;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use pyxis_core::{EventMask, Node};
@@ -20,23 +20,62 @@ use crate::walk::child_path;
 use crate::{leader, walk};
 
 /// Opens a session with the cluster, waiting at most `--timeout`.
+///
+/// When no session opens in time, the error says why as far as a plain TCP connect to
+/// each address can tell ([`diagnose`]); the client itself only knows it timed out.
 pub async fn connect(global: &GlobalArgs) -> Result<Client, CliError> {
     let mut options = Options::default();
     options.request_timeout = global.timeout;
     options.connect_timeout = global.timeout.min(Duration::from_secs(2));
     let list = global.addrs();
     let addrs = list.join(",");
-    let client = Client::connect(list, options)
+    let client = Client::connect(list.clone(), options)
         .await
         .map_err(|e| CliError::Usage(format!("--addrs {addrs}: {e}")))?;
-    if let Err(e) = client.wait_connected(global.timeout).await {
+    if client.wait_connected(global.timeout).await.is_err() {
+        // No session was opened, so there is nothing to unregister: close at once.
         client.close().await;
         return Err(CliError::Connect {
             addrs,
-            reason: e.to_string(),
+            waited: global.timeout,
+            reason: diagnose(&list).await,
         });
     }
     Ok(client)
+}
+
+/// The longest [`diagnose`] waits for one address to accept a TCP connection.
+pub const DIAGNOSE_WAIT: Duration = Duration::from_millis(300);
+
+/// Why no session opened with `addrs`, from one plain TCP connect to each (concurrently,
+/// each bounded by [`DIAGNOSE_WAIT`]): "connection refused by 127.0.0.1:7000", "no
+/// answer from ...", or that an address accepts connections but gave no session.
+pub async fn diagnose(addrs: &[String]) -> String {
+    let probes: Vec<_> = addrs
+        .iter()
+        .map(|addr| {
+            let addr = addr.clone();
+            tokio::spawn(async move {
+                let connect = tokio::net::TcpStream::connect(addr.as_str());
+                match tokio::time::timeout(DIAGNOSE_WAIT, connect).await {
+                    Ok(Ok(_)) => format!(
+                        "{addr} accepts connections but opened no session \
+                         (no leader elected, or not a Pyxis server)"
+                    ),
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                        format!("connection refused by {addr}")
+                    }
+                    Ok(Err(e)) => format!("{addr}: {e}"),
+                    Err(_) => format!("no answer from {addr} within {DIAGNOSE_WAIT:?}"),
+                }
+            })
+        })
+        .collect();
+    let mut reasons = Vec::with_capacity(probes.len());
+    for probe in probes {
+        reasons.push(probe.await.unwrap_or_else(|e| e.to_string()));
+    }
+    reasons.join("; ")
 }
 
 /// Runs one tree command on a fresh session and closes it.
@@ -62,7 +101,7 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
                     &node
                         .children
                         .iter()
-                        .map(|c| format!("{c}\n"))
+                        .map(|c| format!("{}\n", output::escape(c)))
                         .collect::<String>(),
                 )
             }
@@ -70,10 +109,7 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
         Command::Get { path, raw } => {
             let node = read(client, "get", &path, false).await?;
             if raw {
-                let mut stdout = std::io::stdout().lock();
-                stdout.write_all(&node.data)?;
-                stdout.flush()?;
-                Ok(())
+                output::write_stdout(&node.data)
             } else if json {
                 print(&output::json(&NodeView::of(&node)))
             } else {
@@ -85,7 +121,15 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
             data,
             ephemeral,
             hold,
-        } => create(client, json, &path, data.as_deref(), ephemeral, hold).await,
+            parents,
+        } => {
+            let how = CreateHow {
+                ephemeral,
+                hold,
+                parents,
+            };
+            create(client, json, &path, data.as_deref(), how).await
+        }
         Command::Set { path, data } => {
             let data = data_argument(Some(&data))?.unwrap_or_default();
             client
@@ -100,18 +144,17 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
         Command::Watch(args) => watch(client, json, args).await,
         Command::Sessions => sessions(client, json).await,
         Command::Leader => leader::leader(client, json).await,
-        Command::Dev(_) | Command::Bench(_) => Err(CliError::Usage(
-            "dev and bench do not run on a client session".into(),
-        )),
+        Command::Dev(_) | Command::Bench(_) | Command::Completions { .. } | Command::Man => {
+            Err(CliError::Usage(
+                "dev, bench, completions and man do not run on a client session".into(),
+            ))
+        }
     }
 }
 
-/// Writes `text` to stdout.
+/// Writes `text` to stdout (see [`output::write_stdout`]).
 pub(crate) fn print(text: &str) -> Result<(), CliError> {
-    let mut stdout = std::io::stdout().lock();
-    stdout.write_all(text.as_bytes())?;
-    stdout.flush()?;
-    Ok(())
+    output::write_stdout(text.as_bytes())
 }
 
 /// Prints the outcome of a change: `<verb> <path> (<detail>)` or a JSON object.
@@ -123,7 +166,7 @@ fn report(json: bool, verb: &str, path: &str, detail: &str) -> Result<(), CliErr
             "detail": detail,
         })))
     } else {
-        print(&format!("{verb} {path} ({detail})\n"))
+        print(&format!("{verb} {} ({detail})\n", output::escape(path)))
     }
 }
 
@@ -161,40 +204,73 @@ fn data_argument(data: Option<&str>) -> Result<Option<Bytes>, CliError> {
     }
 }
 
+/// The options of `create` besides the path and data.
+#[derive(Debug, Clone, Copy)]
+struct CreateHow {
+    ephemeral: bool,
+    hold: Option<Duration>,
+    parents: bool,
+}
+
 async fn create(
     client: &Client,
     json: bool,
     path: &str,
     data: Option<&str>,
-    ephemeral: bool,
-    hold: Option<Duration>,
+    how: CreateHow,
 ) -> Result<(), CliError> {
+    let CreateHow {
+        ephemeral,
+        hold,
+        parents,
+    } = how;
     let data = data_argument(data)?.unwrap_or_default();
     let mode = if ephemeral {
         CreateMode::Ephemeral
     } else {
         CreateMode::Persistent
     };
-    client
-        .create(path, data, mode)
-        .await
-        .map_err(|e| CliError::request("create", path, e))?;
-    if !ephemeral {
-        return report(json, "created", path, "persistent");
+    let mut made_parents = Vec::new();
+    match client.create(path, data.clone(), mode).await {
+        Ok(()) => {}
+        // The parent is missing: with -p, create the missing ancestors and try again.
+        Err(pyxis_core::Error::NotFound { .. }) if parents => {
+            made_parents = create_parents(client, path).await?;
+            client
+                .create(path, data, mode)
+                .await
+                .map_err(|e| CliError::request("create", path, e))?;
+        }
+        Err(e) => return Err(CliError::request("create", path, e)),
     }
-    let sid = client.sid().unwrap_or(0);
+    if !json {
+        for parent in &made_parents {
+            print(&format!("created {} (parent)\n", output::escape(parent)))?;
+        }
+    }
+    let report = |detail: &str| {
+        if json {
+            print(&output::json(&serde_json::json!({
+                "op": "created",
+                "path": path,
+                "detail": detail,
+                "parents": made_parents,
+            })))
+        } else {
+            print(&format!("created {} ({detail})\n", output::escape(path)))
+        }
+    };
+    if !ephemeral {
+        return report("persistent");
+    }
+    let sid = output::sid(client.sid().unwrap_or(0));
     // Registered before the line below is printed, so an early Ctrl-C is not lost.
     let interrupted = crate::interrupt()?;
     let until = match hold {
-        Some(d) => format!("for {d:?} or until Ctrl-C"),
+        Some(d) => format!("for {} or until Ctrl-C", humantime::format_duration(d)),
         None => "until Ctrl-C".to_owned(),
     };
-    report(
-        json,
-        "created",
-        path,
-        &format!("ephemeral, session {sid}, held {until}"),
-    )?;
+    report(&format!("ephemeral, session {sid}, held {until}"))?;
     let mut events = client.session_events();
     // Until Ctrl-C, or the end of `--hold` if that comes first.
     let held = async {
@@ -212,6 +288,25 @@ async fn create(
         () = held => Ok(()),
         expired = session_lost(&mut events) => Err(CliError::request("create", path, expired)),
     }
+}
+
+/// Creates the missing ancestors of `path` (persistent, no data), from the top down;
+/// returns the ones this call created (an ancestor that exists, or is created meanwhile
+/// by someone else, is left as it is).
+async fn create_parents(client: &Client, path: &str) -> Result<Vec<String>, CliError> {
+    let mut created = Vec::new();
+    for (i, _) in path.match_indices('/').skip(1) {
+        let ancestor = &path[..i];
+        match client
+            .create(ancestor, Bytes::new(), CreateMode::Persistent)
+            .await
+        {
+            Ok(()) => created.push(ancestor.to_owned()),
+            Err(pyxis_core::Error::Exists { .. }) => {}
+            Err(e) => return Err(CliError::request("create", ancestor, e)),
+        }
+    }
+    Ok(created)
 }
 
 /// Completes when the session expires or the client closes (the ephemeral node is gone).
@@ -250,23 +345,26 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
     let interrupted = crate::interrupt()?;
     tokio::pin!(interrupted);
     // Armed on the server: scripts (and the tests) wait for this line on stderr.
-    eprintln!("watching {} for {mask}", args.path);
+    eprintln!("watching {} for {mask}", output::escape(&args.path));
     let mut seen = 0u64;
     while args.count.is_none_or(|n| seen < n) {
         tokio::select! {
             _ = &mut interrupted => break,
             state = session.next() => match state {
                 Some(Ok(SessionEvent::Disconnected)) => eprintln!("disconnected; reconnecting"),
-                Some(Ok(SessionEvent::Connected { sid })) => eprintln!("connected (session {sid})"),
-                Some(Ok(SessionEvent::Expired { old_sid })) => {
-                    eprintln!("session {old_sid} expired; watch re-armed on the new session")
+                Some(Ok(SessionEvent::Connected { sid })) => {
+                    eprintln!("connected (session {})", output::sid(sid))
                 }
+                Some(Ok(SessionEvent::Expired { old_sid })) => eprintln!(
+                    "session {} expired; watch re-armed on the new session",
+                    output::sid(old_sid)
+                ),
                 _ => {}
             },
             event = events.next() => match event {
                 Some(Ok(event)) => {
                     seen += 1;
-                    let view = EventView::of(&event);
+                    let view = EventView::of(&event, SystemTime::now());
                     if json {
                         // One compact JSON document per line (NDJSON).
                         let line = serde_json::to_string(&view).unwrap_or_default();
@@ -323,10 +421,17 @@ async fn sessions(client: &Client, json: bool) -> Result<(), CliError> {
                 other => other.to_string(),
             };
             let this = if v.this { " (this command)" } else { "" };
-            vec![format!("{}{this}", v.sid), info]
+            vec![
+                format!("{}{this}", output::sid(v.sid)),
+                v.sid.to_string(),
+                info,
+            ]
         })
         .collect();
-    print(&output::table(&["SESSION", "INFO"], &rows))
+    print(&output::table(
+        &["SESSION", "/pyxis/session/", "INFO"],
+        &rows,
+    ))
 }
 
 /// A session id as named under `/pyxis/session`: decimal, or hex with `0x`.

@@ -14,7 +14,8 @@ use pyxis_core::Error as PyxisError;
 pub enum ExitStatus {
     /// 0: success.
     Success,
-    /// 1: any other failure (server internal error, protocol violation, local I/O).
+    /// 1: any other failure (server internal error, including a write to a read-only
+    /// `/pyxis` node; protocol violation, local I/O).
     Failure,
     /// 2: the command line was malformed (reported by the argument parser).
     Usage,
@@ -23,7 +24,8 @@ pub enum ExitStatus {
     /// 4: the node already exists.
     Exists,
     /// 5: the request was refused: bad path, data too large, node has children, parent
-    /// ephemeral, write under `/pyxis`.
+    /// ephemeral, create or delete under `/pyxis` (a write to a read-only `/pyxis` node
+    /// is a server internal error: [`ExitStatus::Failure`]).
     InvalidArgument,
     /// 6: the cluster could not be reached or did not answer in time (connection refused
     /// or lost, timeout, no leader, session expired).
@@ -65,14 +67,21 @@ pub enum CliError {
         /// The client's error.
         source: PyxisError,
     },
-    /// No session could be opened with the cluster.
-    #[error("cannot connect to {addrs}: {reason}")]
+    /// No session could be opened with the cluster within `--timeout`.
+    #[error("no session with the cluster at {addrs} within {}: {reason}", humantime::format_duration(*.waited))]
     Connect {
         /// The server list tried.
         addrs: String,
-        /// Why.
+        /// How long the command waited.
+        waited: std::time::Duration,
+        /// Why, as far as the command can tell (e.g. "connection refused by
+        /// 127.0.0.1:7000").
         reason: String,
     },
+    /// Standard output was closed by its reader (`pyxis ls / | head -1`): the command
+    /// ends quietly, with exit code 0.
+    #[error("standard output closed")]
+    StdoutClosed,
     /// The command line was valid but its values are not (e.g. a bad benchmark mix).
     #[error("{0}")]
     Usage(String),
@@ -105,9 +114,20 @@ impl CliError {
         }
     }
 
+    /// What the user may do about this failure, printed after it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            CliError::Connect { .. } => Some(
+                "run pyxis dev for a local cluster, or point PYXIS_ADDRS (or --addrs) at your servers",
+            ),
+            _ => None,
+        }
+    }
+
     /// The exit status this failure is reported with.
     pub fn exit_status(&self) -> ExitStatus {
         match self {
+            CliError::StdoutClosed => ExitStatus::Success,
             CliError::Request { source, .. } => status_of(source),
             CliError::Connect { .. } | CliError::WatchEnded { .. } => ExitStatus::Connection,
             CliError::Usage(_) => ExitStatus::Usage,

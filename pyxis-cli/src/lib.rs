@@ -2,12 +2,15 @@
 //!
 //! Browse and change a Pyxis tree (`ls`, `get`, `create`, `set`, `rm`, `tree`), stream its
 //! events (`watch`), inspect the cluster (`sessions`, `leader`), run a local test cluster
-//! (`dev`) and benchmark the client against a raw-frame floor (`bench`). Install with
-//! `cargo install --path pyxis-cli`; the binary is `pyxis`.
+//! (`dev`) and benchmark the client against a raw-frame floor (`bench`); print shell
+//! completions (`completions`) and its manual page (`man`). Install with
+//! `cargo install pyxis-cli` (or `cargo install --path pyxis-cli` from a checkout); the
+//! binary is `pyxis`.
 //!
 //! The server list comes from `--addrs` or `PYXIS_ADDRS` (default `127.0.0.1:7000`).
-//! Output is a table by default and JSON with `--json`; errors go to stderr with the exit
-//! codes of [`EXIT_CODES_HELP`]:
+//! Output is a table by default and JSON with `--json`; text that comes from the server
+//! (paths, node data, error reasons) is printed with control characters escaped (see
+//! [`output::escape`]). Errors go to stderr with the exit codes of [`EXIT_CODES_HELP`]:
 //!
 //! ```
 //! use pyxis_cli::exit::ExitStatus;
@@ -29,7 +32,9 @@ pub mod walk;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use std::io::Write as _;
+
+use clap::{CommandFactory as _, FromArgMatches as _};
 
 use crate::args::{Cli, Command};
 use crate::exit::{CliError, ExitStatus};
@@ -37,41 +42,90 @@ use crate::exit::{CliError, ExitStatus};
 /// The exit codes, as printed at the end of `pyxis --help`.
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
-  0  success
-  1  other failure (server internal error, protocol violation, local i/o)
+  0  success, also when standard output is closed early (pyxis ls / | head -1)
+  1  other failure: server internal error (also: set on a read-only /pyxis node),
+     protocol violation, local i/o
   2  usage: malformed command line or option values
   3  not found: the node (or a create's parent) does not exist
   4  exists: the node already exists
   5  invalid argument: bad path, data too large, node has children, parent ephemeral,
-     change under /pyxis
-  6  connection: cluster unreachable, timeout, no leader, session lost";
+     create or rm under /pyxis
+  6  connection: cluster unreachable, timeout, no leader, session lost
+
+Ctrl-C (SIGINT) and SIGTERM end a command gracefully: its session is closed, so the
+ephemeral node of create --ephemeral is deleted at once.";
 
 /// Parses the command line, runs the command, reports any error on stderr, and returns
 /// the exit code.
 pub fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match command()
+        .try_get_matches()
+        .and_then(|matches| Cli::from_arg_matches(&matches))
+    {
         Ok(cli) => cli,
         // Help and version go to stdout with code 0; usage errors to stderr with code 2.
         Err(e) => e.exit(),
     };
+    cli.global.fill_from_env();
     match execute(cli) {
         Ok(()) => ExitStatus::Success.into(),
+        // The reader of our output went away (`| head -1`): nothing left to say, as with
+        // other Unix tools; see EXIT_CODES_HELP.
+        Err(CliError::StdoutClosed) => ExitStatus::Success.into(),
         Err(e) => {
-            eprintln!("pyxis: {e}");
+            // The message may carry server-supplied text (reasons, paths): escaped, so
+            // it stays one line and cannot drive the terminal.
+            let mut stderr = std::io::stderr().lock();
+            let _ = writeln!(stderr, "pyxis: {}", output::escape(&e.to_string()));
+            if let Some(hint) = e.hint() {
+                let _ = writeln!(stderr, "hint: {hint}");
+            }
             e.exit_status().into()
         }
     }
 }
 
-/// Starts listening for Ctrl-C (SIGINT) now and returns a future that completes on it.
-/// Registering before a command announces itself means a Ctrl-C sent right after the
-/// announcement ends the command gracefully instead of killing the process.
+/// The global options each subcommand ignores, hidden from its help, completions and
+/// manual page: `dev` serves its own cluster, `completions` and `man` only print.
+const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
+    ("dev", &["addrs", "timeout"]),
+    ("completions", &["addrs", "json", "timeout"]),
+    ("man", &["addrs", "json", "timeout"]),
+];
+
+/// The command line grammar as parsed: [`Cli`], with the global options a subcommand
+/// ignores hidden from that subcommand's help (see `IGNORED_GLOBALS`).
+pub fn command() -> clap::Command {
+    let mut command = Cli::command();
+    for (name, ignored) in IGNORED_GLOBALS {
+        // A subcommand that already has an argument of a global's name does not receive
+        // the global: give it a hidden copy (same parser, default and environment
+        // variable, so the parsed values stay the same).
+        let copies: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|arg| ignored.contains(&arg.get_id().as_str()))
+            .map(|arg| arg.clone().global(false).hide(true))
+            .collect();
+        command = command.mut_subcommand(name, |sub| sub.args(copies));
+    }
+    command
+}
+
+/// Starts listening for Ctrl-C (SIGINT) and SIGTERM now and returns a future that
+/// completes on either. Registering before a command announces itself means a signal sent
+/// right after the announcement ends the command gracefully (closing its session) instead
+/// of killing the process.
 pub fn interrupt() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
         Ok(async move {
-            signal.recv().await;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
         })
     }
     #[cfg(not(unix))]
@@ -86,6 +140,16 @@ pub fn interrupt() -> std::io::Result<impl std::future::Future<Output = ()>> {
 pub fn execute(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Bench(args) => bench::run(&cli.global, &args),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command(), "pyxis", &mut script);
+            output::write_stdout(&script)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command()).render(&mut page)?;
+            output::write_stdout(&page)
+        }
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -1,10 +1,22 @@
 //! How results are shown: aligned tables for people, JSON documents for scripts.
 //!
 //! Owns: the serializable views of nodes, trees, sessions and events, the table layout,
-//! and the rendering of node data (UTF-8 text or hex). Must never talk to the cluster or
-//! choose exit codes: commands hand it finished values.
+//! the rendering of node data (UTF-8 text or hex), session ids and event times, the
+//! escaping of server-supplied text for the terminal, and writing to stdout (a closed
+//! stdout is [`CliError::StdoutClosed`]). Must never talk to the cluster or choose exit
+//! codes: commands hand it finished values.
+//!
+//! Session ids are shown in hex (`0x8bcfe568000001`), as the client library's messages
+//! show them; where the server's proc tree is involved (`sessions`, a node's owner) the
+//! decimal form it uses in `/pyxis/session/<sid>` is shown too. JSON carries them as
+//! numbers.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::SystemTime;
+
+use crate::exit::CliError;
 
 use pyxis_core::{Node, WatchEvent};
 use serde::Serialize;
@@ -72,7 +84,7 @@ impl NodeView {
             vec!["size".to_owned(), format!("{} bytes", self.data_len)],
             vec!["version".to_owned(), self.version.to_string()],
             vec!["flags".to_owned(), format!("{kind} ({})", self.flags)],
-            vec!["owner".to_owned(), self.owner.to_string()],
+            vec!["owner".to_owned(), owner(self.owner)],
             vec!["children".to_owned(), self.children.len().to_string()],
         ];
         table(&[], &rows)
@@ -94,7 +106,7 @@ pub struct TreeView {
 impl TreeView {
     /// The human rendering, one node per line with box-drawing branches.
     pub fn human(&self) -> String {
-        let mut out = format!("{}\n", self.path);
+        let mut out = format!("{}\n", escape(&self.path));
         self.human_children("", &mut out);
         out
     }
@@ -107,8 +119,9 @@ impl TreeView {
             let more = if child.truncated { " …" } else { "" };
             let _ = writeln!(
                 out,
-                "{prefix}{}{name}{more}",
-                if last { "└── " } else { "├── " }
+                "{prefix}{}{}{more}",
+                if last { "└── " } else { "├── " },
+                escape(name)
             );
             let deeper = format!("{prefix}{}", if last { "    " } else { "│   " });
             child.human_children(&deeper, out);
@@ -119,6 +132,9 @@ impl TreeView {
 /// A watch event as printed by `pyxis watch` (one JSON line each with `--json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct EventView {
+    /// When `pyxis` received the event (the server does not time events): RFC 3339, UTC,
+    /// milliseconds.
+    pub time: String,
     /// The node the event is about.
     pub path: String,
     /// `create`, `delete`, `modify`, `children` (or a hex mask).
@@ -128,19 +144,25 @@ pub struct EventView {
 }
 
 impl EventView {
-    /// The view of a watch event.
-    pub fn of(event: &WatchEvent) -> EventView {
+    /// The view of a watch event received at `time`.
+    pub fn of(event: &WatchEvent, time: SystemTime) -> EventView {
         EventView {
+            time: humantime::format_rfc3339_millis(time).to_string(),
             path: event.path.clone(),
             event: event.kind.to_string(),
             inferred: event.inferred,
         }
     }
 
-    /// The human rendering: `<event> <path>`.
+    /// The human rendering: `<time> <event> <path>`.
     pub fn human(&self) -> String {
         let inferred = if self.inferred { " (inferred)" } else { "" };
-        format!("{:<8} {}{inferred}", self.event, self.path)
+        format!(
+            "{}  {:<8} {}{inferred}",
+            self.time,
+            self.event,
+            escape(&self.path)
+        )
     }
 }
 
@@ -164,8 +186,13 @@ pub struct LeaderView {
     pub servers: Vec<String>,
 }
 
-/// Lays out rows in aligned columns (two spaces apart); `header` may be empty.
+/// Lays out rows in aligned columns (two spaces apart); `header` may be empty. Every cell
+/// is [`escape`]d.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|cell| escape(cell).into_owned()).collect())
+        .collect();
     let columns = rows
         .iter()
         .map(Vec::len)
@@ -198,6 +225,55 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// `text` with every control character (C0, DEL, C1) and every bidirectional-override
+/// character escaped Rust-style (`\n`, `\u{1b}`, `\u{202e}`), so that text from the
+/// server (paths, node data, error reasons) stays on its line and cannot move the cursor,
+/// recolour the terminal or reorder what follows. Other characters are kept.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            let _ = write!(out, "{}", c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// A session id as shown to people: hex, as the client library prints it.
+pub fn sid(sid: u64) -> String {
+    format!("{sid:#x}")
+}
+
+/// A node's owner session: hex, and the decimal name of its `/pyxis/session` node.
+pub fn owner(owner: u64) -> String {
+    format!("{} (/pyxis/session/{owner})", sid(owner))
+}
+
+/// Writes `bytes` to stdout and flushes. A reader that went away (`| head -1`) is
+/// [`CliError::StdoutClosed`], which ends the command quietly.
+///
+/// # Errors
+///
+/// [`CliError::StdoutClosed`] when the reader closed the pipe, [`CliError::Io`] for any
+/// other write failure.
+pub fn write_stdout(bytes: &[u8]) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(CliError::StdoutClosed),
+        Err(e) => Err(CliError::Io(e)),
+    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -245,7 +321,10 @@ mod tests {
         let human = text.human();
         assert!(human.contains("data      hello"), "{human}");
         assert!(human.contains("ephemeral (1)"), "{human}");
-        assert!(human.contains("owner     16"), "{human}");
+        assert!(
+            human.contains("owner     0x10 (/pyxis/session/16)"),
+            "{human}"
+        );
         let binary = NodeView::of(&node(&[0xff, 0x00], 0));
         assert_eq!(binary.data, None);
         assert_eq!(binary.data_hex.as_deref(), Some("ff00"));
@@ -284,5 +363,36 @@ mod tests {
             truncated: false,
         };
         assert_eq!(tree.human(), "/\n├── a\n│   └── b\n└── c\n");
+    }
+
+    #[test]
+    fn server_text_is_escaped_in_tables_trees_and_events() {
+        assert_eq!(escape("plain /a/b ü"), "plain /a/b ü");
+        assert_eq!(
+            escape("a\nb\tc\u{1b}[31m\u{7f}\u{85}"),
+            "a\\nb\\tc\\u{1b}[31m\\u{7f}\\u{85}"
+        );
+        assert_eq!(escape("x\u{202e}y"), "x\\u{202e}y");
+        let rows = vec![vec!["k".to_owned(), "line1\nFAKE line".to_owned()]];
+        assert_eq!(table(&[], &rows), "k  line1\\nFAKE line\n");
+        let tree = TreeView {
+            path: "/\u{1b}]0;t".into(),
+            children: vec![TreeView {
+                path: "/x/n\ra".into(),
+                children: vec![],
+                truncated: false,
+            }],
+            truncated: false,
+        };
+        assert_eq!(tree.human(), "/\\u{1b}]0;t\n└── n\\ra\n");
+        let event = WatchEvent {
+            path: "/w\n".into(),
+            kind: pyxis_core::EventType::Create,
+            inferred: false,
+            last: false,
+        };
+        let view = EventView::of(&event, SystemTime::UNIX_EPOCH);
+        assert_eq!(view.time, "1970-01-01T00:00:00.000Z");
+        assert_eq!(view.human(), "1970-01-01T00:00:00.000Z  create   /w\\n");
     }
 }

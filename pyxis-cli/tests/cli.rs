@@ -2,117 +2,13 @@
 //! test (and against a `pyxis dev` child process): output, `--json` documents and exit
 //! codes. Every wait is bounded.
 
-use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+mod support;
+
+use std::process::{Command, Stdio};
 
 use pyxis_testkit::TestCluster;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_pyxis");
-const WAIT: Duration = Duration::from_secs(30);
-
-/// `pyxis` with `PYXIS_ADDRS` pointing at `addrs`.
-fn pyxis_cmd(addrs: &[String], args: &[&str]) -> Command {
-    let mut cmd = Command::new(BIN);
-    cmd.env("PYXIS_ADDRS", addrs.join(","))
-        .args(["--timeout", "10s"])
-        .args(args)
-        .stdin(Stdio::null());
-    cmd
-}
-
-/// Runs `pyxis` to completion (bounded by its own `--timeout`).
-fn pyxis(addrs: &[String], args: &[&str]) -> Output {
-    pyxis_cmd(addrs, args)
-        .output()
-        .expect("the pyxis binary runs")
-}
-
-fn code(out: &Output) -> i32 {
-    out.status.code().unwrap_or(-1)
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn json(out: &Output) -> Value {
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\nstderr: {}",
-            stdout(out),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })
-}
-
-#[track_caller]
-fn ok(out: &Output) {
-    assert_eq!(
-        code(out),
-        0,
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Waits for a child to exit, killing it after [`WAIT`].
-fn wait_child(mut child: Child) -> Output {
-    let start = Instant::now();
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            return child.wait_with_output().expect("child output");
-        }
-        if start.elapsed() > WAIT {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("child output");
-            panic!(
-                "child did not exit in time; stdout: {}\nstderr: {}",
-                stdout(&out),
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Lines of `reader`, delivered through a channel so reads can time out.
-fn lines(reader: impl Read + Send + 'static) -> mpsc::Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(reader).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line containing `needle`; returns it.
-fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) if line.contains(needle) => return line,
-            Ok(_) => {}
-            Err(e) => panic!("no line with {needle:?}: {e}"),
-        }
-    }
-}
-
-fn interrupt(child: &Child) {
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-}
+use support::*;
 
 #[test]
 fn create_get_set_ls_tree_rm_with_json_and_exit_codes() {
@@ -190,11 +86,7 @@ fn create_get_set_ls_tree_rm_with_json_and_exit_codes() {
 fn ephemeral_create_holds_the_session_until_interrupted() {
     let cluster = TestCluster::start(3);
     let addrs = cluster.addrs();
-    let mut child = pyxis_cmd(&addrs, &["create", "--ephemeral", "/lock", "me"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn create");
+    let mut child = spawn(&addrs, &["create", "--ephemeral", "/lock", "me"]);
     let out = lines(child.stdout.take().expect("stdout"));
     wait_line(&out, "created /lock (ephemeral");
     let node = cluster.node("/lock").expect("ephemeral node exists");
@@ -216,11 +108,7 @@ fn ephemeral_create_holds_the_session_until_interrupted() {
 fn watch_streams_events_until_count() {
     let cluster = TestCluster::start(3);
     let addrs = cluster.addrs();
-    let mut child = pyxis_cmd(&addrs, &["--json", "watch", "/w", "--count", "3"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn watch");
+    let mut child = spawn(&addrs, &["--json", "watch", "/w", "--count", "3"]);
     let err = lines(child.stderr.take().expect("stderr"));
     wait_line(&err, "watching /w");
     ok(&pyxis(&addrs, &["create", "/w", "1"]));
@@ -241,11 +129,7 @@ fn watch_streams_events_until_count() {
 fn watch_ends_cleanly_on_ctrl_c() {
     let cluster = TestCluster::start(1);
     let addrs = cluster.addrs();
-    let mut child = pyxis_cmd(&addrs, &["watch", "/quiet"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn watch");
+    let mut child = spawn(&addrs, &["watch", "/quiet"]);
     let err = lines(child.stderr.take().expect("stderr"));
     wait_line(&err, "watching /quiet");
     interrupt(&child);

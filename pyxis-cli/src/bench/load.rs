@@ -187,6 +187,7 @@ pub async fn connect(addrs: &[String]) -> Result<Client, CliError> {
         .await
         .map_err(|e| CliError::Connect {
             addrs: addrs.join(","),
+            waited: Duration::from_secs(10),
             reason: e.to_string(),
         })?;
     Ok(client)

@@ -65,7 +65,7 @@ pub enum BenchMode {
 /// Options of the load run.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Op mix: `read`, `write`, `create-delete`, or weights like `read=8,write=2`.
+    /// Op mix: read, write, create-delete, or weights like read=8,write=2.
     #[arg(long, default_value = "read", value_parser = Mix::parse)]
     pub mix: Mix,
     /// Requests in flight (tasks); several values run one after another.
