@@ -33,6 +33,9 @@ use crate::clock;
 
 /// Bytes read from a connection in one go.
 const READ_CHUNK: usize = 16 * 1024;
+/// How stale the cluster's idea of the time may get while nothing happens: a crash of a
+/// node host, which cannot read the clock, kills the node at most this long before it.
+const CLOCK_RESOLUTION: Duration = Duration::from_millis(50);
 
 /// How a cluster is laid out in the simulation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +69,8 @@ impl ClusterConfig {
 /// the test between `Sim::step`s and from inside simulated hosts and clients.
 ///
 /// A control acts at the current simulated instant when called inside the simulation,
-/// and at the last instant the cluster saw when called between steps.
+/// and at the last instant the cluster saw (at most 50 ms earlier while a node runs)
+/// when called between steps.
 ///
 /// ```
 /// use std::time::Duration;
@@ -300,24 +304,27 @@ impl Shared {
         self.control(|model, now| model.handle_connect(node, conn, now));
     }
 
-    /// Fires the model's timers (commits, session checks, elections) when they are due.
-    /// Every running node runs this; the first to wake does the work.
+    /// Fires the model's timers (commits, session checks, elections) when they are due,
+    /// and keeps [`last_seen`](Self::last_seen) within [`CLOCK_RESOLUTION`] of the
+    /// simulated time. Every running node runs this; the first to wake does the work.
     async fn fire_timers(&self) {
         loop {
             let changed = self.changed.notified();
+            let now = self.now();
             let deadline = self.model.borrow().poll_timeout();
-            let wait = deadline.map(|at| at.saturating_duration_since(clock::now()));
-            match wait {
-                Some(wait) => {
-                    tokio::select! {
-                        biased;
-                        () = changed => {}
-                        () = tokio::time::sleep(wait) => {
-                            self.control(|model, now| model.handle_timeout(now));
-                        }
+            let due = deadline.is_some_and(|at| at <= now + CLOCK_RESOLUTION);
+            let wait = match deadline {
+                Some(at) if due => at.saturating_duration_since(now),
+                _ => CLOCK_RESOLUTION,
+            };
+            tokio::select! {
+                biased;
+                () = changed => {}
+                () = tokio::time::sleep(wait) => {
+                    if due {
+                        self.control(|model, now| model.handle_timeout(now));
                     }
                 }
-                None => changed.await,
             }
         }
     }
@@ -343,7 +350,7 @@ impl NodeUp {
 impl Drop for NodeUp {
     fn drop(&mut self) {
         // No clock can be read while turmoil tears the host down: the node dies at the
-        // last instant the cluster saw.
+        // last instant the cluster saw (at most `CLOCK_RESOLUTION` ago).
         let at = self.shared.last_seen.get();
         let _ = self.shared.model.borrow_mut().kill_node(self.node, at);
         self.shared.deliver();
