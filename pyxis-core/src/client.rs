@@ -14,8 +14,8 @@ use pyxis_proto::FrameDecoder;
 use crate::config::{Config, ConfigError};
 use crate::discovery::Discovery;
 use crate::error::Error;
-use crate::requests::{Purpose, Requests};
-use crate::session::{Phase, Session};
+use crate::requests::Requests;
+use crate::session::{Fault, Phase, Session};
 use crate::types::{
     ConnId, Event, IoAction, Op, RequestId, SessionEvent, SessionState, Transmit, WatchId,
     WatchSpec,
@@ -179,16 +179,19 @@ impl Client {
     }
 
     /// Closes the client: sends Unregister (ending the session and its ephemeral nodes)
-    /// and waits up to `close_timeout` for its answer, then closes the connection. The
-    /// Unregister goes out when a session is up, behind the Register of a session being
-    /// resumed, or, while connecting or backing off with a session alive on the server,
-    /// on a connection opened at once for it (no Register needed: sessions are not tied
-    /// to connections); with no session, the client closes at once. Queued
-    /// operations complete with `Error::Closed` at once, reads in flight when the
-    /// Unregister is answered (or the wait ends) too, and writes in flight then with
-    /// `ConnectionLoss { outcome_unknown: true }` (they may have been applied); every
-    /// watch ends with `WatchEnded { reason: Closed }`; then `SessionEvent::Closed` is
-    /// emitted, once.
+    /// and waits up to `close_timeout` for a definite answer, then closes the connection.
+    /// The Unregister goes out when a session is up, behind the Register of a session
+    /// being resumed, or, while connecting or backing off with a session alive on the
+    /// server, on a connection opened at once for it (no Register needed: sessions are
+    /// not tied to connections); a kNotLeader answer is followed to the leader, and a
+    /// kAgain answer or a lost connection sends it again after a backoff, until the
+    /// server answers ok or kSessionExpired. If `close_timeout` passes first,
+    /// [`SessionEvent::CloseUnconfirmed`] tells the application the session may live on
+    /// until the server expires it. With no session, the client closes at once. Queued
+    /// operations complete with `Error::Closed` at once, reads in flight when the close
+    /// ends too, and writes in flight then with `ConnectionLoss { outcome_unknown: true }`
+    /// (they may have been applied); every watch ends with `WatchEnded { reason: Closed
+    /// }`; then `SessionEvent::Closed` is emitted, once.
     pub fn close(&mut self, now: Instant) {
         if self.phase.is_closing_or_closed() {
             return;
@@ -196,39 +199,7 @@ impl Client {
         for id in self.requests.unsent_ids() {
             self.complete(id, Err(Error::Closed));
         }
-        let deadline = now + self.config.close_timeout;
-        match &self.phase {
-            // Resuming a session (after a reconnect): it still holds its ephemeral nodes,
-            // so the Unregister is pipelined behind the Register. If the session turns out
-            // expired, the Unregister is answered kSessionExpired: closed either way.
-            Phase::Up { conn, .. } | Phase::Registering { conn, .. }
-                if self.session.sid.is_some() =>
-            {
-                self.phase = Phase::Closing {
-                    conn: *conn,
-                    deadline,
-                };
-                self.send_close_unregister();
-            }
-            // Between connections, the session (and its ephemeral nodes) lives on.
-            Phase::Waiting { .. } | Phase::Connecting { .. } if self.session.sid.is_some() => {
-                self.close_via_new_connection(now)
-            }
-            _ => self.finish_close(),
-        }
-    }
-
-    /// Sends the Unregister of `close` on the current connection.
-    pub(crate) fn send_close_unregister(&mut self) {
-        let xid = self.requests.send(Purpose::Close);
-        let req = pyxis_proto::rpc::Request {
-            sid: self.session.sid,
-            xid: Some(xid),
-            unregister: Some(pyxis_proto::rpc::UnRegisterRequest {}),
-            ..Default::default()
-        };
-        self.send_frame(&req);
-        self.stop_pinging();
+        self.begin_close(now);
     }
 
     // ----- inputs -----
@@ -249,10 +220,12 @@ impl Client {
         self.decoder.extend(data);
         loop {
             match self.decoder.next_response() {
-                Ok(Some(mut rsp)) => self.on_response(&mut rsp, now),
+                Ok(Some(mut rsp)) => {
+                    self.on_response(&mut rsp, now);
+                }
                 Ok(None) => break,
                 Err(_) => {
-                    self.connection_lost(now, crate::session::Next::Failure, true);
+                    self.on_fault(Fault::Malformed, now);
                     break;
                 }
             }
@@ -269,7 +242,7 @@ impl Client {
     /// The connection `conn` failed to open or was closed by the peer.
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
         if self.phase.conn() == Some(conn) {
-            self.connection_lost(now, crate::session::Next::Failure, false);
+            self.on_fault(Fault::Closed, now);
         }
     }
 
@@ -393,8 +366,10 @@ impl Client {
         pyxis_proto::encode_frame(req, &mut self.out);
     }
 
-    /// Ends everything: the connection, pending requests, watches; emits `Closed` once.
-    pub(crate) fn finish_close(&mut self) {
+    /// Ends everything: the connection, pending requests, watches; emits
+    /// `CloseUnconfirmed` unless the session is known to be gone (`confirmed`), then
+    /// `Closed`, once.
+    pub(crate) fn finish_close(&mut self, confirmed: bool) {
         if let Some(conn) = self.phase.conn() {
             self.io.push_back(IoAction::Close { conn });
         }
@@ -419,6 +394,10 @@ impl Client {
         let mut ended = Vec::new();
         self.watches.end_all(&Error::Closed, &mut ended);
         self.events.extend(ended);
+        if let Some(sid) = self.session.sid.filter(|_| !confirmed) {
+            self.events
+                .push_back(Event::Session(SessionEvent::CloseUnconfirmed { sid }));
+        }
         self.events.push_back(Event::Session(SessionEvent::Closed));
         self.phase = Phase::Closed;
     }

@@ -65,11 +65,15 @@
 //! - **Waiting for a session**: an operation submitted while connecting, registering or
 //!   reconnecting waits (up to its deadline) and goes out once the session is up.
 //! - **Connection loss**: reads and stats in flight are retried on the next connection;
-//!   create/delete/write/unregister in flight complete with
+//!   create/delete/write/unregister in flight whose answer can no longer arrive (the
+//!   connection closed, broke or went silent) complete with
 //!   `ConnectionLoss { outcome_unknown: true }` and are never retried (they may have
-//!   committed). A kAgain answer likewise completes a write with
-//!   `Again { outcome_unknown: true }`. A kNotLeader answer means the follower applied
-//!   nothing: the operation, write or not, is retried at the leader.
+//!   committed). A kNotLeader answer means the follower applied nothing: the operation,
+//!   write or not, is retried at the leader. A kAgain answer completes a write with
+//!   `Again { outcome_unknown: true }` and retries a read. After a kNotLeader or kAgain
+//!   the connection is kept until every other write in flight on it has its own answer
+//!   (at most `ping_grace`), so each is told what happened to it (see the `session`
+//!   module's fault policy).
 //! - **Read-your-writes**: the server answers reads at once and writes after the Raft
 //!   commit, so a read pipelined behind an unanswered write could miss it (PROTOCOL.md
 //!   §1). A read or exists submitted after a create/delete/write/unregister is held until
@@ -117,20 +121,24 @@
 //! - **Backoff never restarts on a bare Register**: the backoff and the redirect count
 //!   start over only once a ping was answered without error, so a server that accepts
 //!   Register and then fails or redirects every request is retried with growing delays.
-//! - **Close**: [`Client::close`] sends Unregister (waiting at most `close_timeout`; also
-//!   while a session is being resumed, behind its Register, and between connections, on
-//!   a connection opened at once for it, so ephemeral nodes never outlive the client),
-//!   closes the connection, completes every pending operation with `Error::Closed` (a
-//!   write still in flight with `ConnectionLoss { outcome_unknown: true }`), ends
-//!   every watch with `WatchEnded { reason: Closed }` and emits `Session(Closed)` once.
-//!   After that only the immediate `Closed` completions of later commands are emitted.
+//! - **Close**: [`Client::close`] sends Unregister (also while a session is being
+//!   resumed, behind its Register, and between connections, on a connection opened at
+//!   once for it) and follows kNotLeader answers to the leader and retries after kAgain
+//!   or a lost connection (with backoff) until the server answers ok or
+//!   kSessionExpired, at most `close_timeout`; if that passes first,
+//!   `Session(CloseUnconfirmed { sid })` says the session may outlive the client until
+//!   the server expires it. Then it closes the connection, completes every pending
+//!   operation with `Error::Closed` (a write still in flight with
+//!   `ConnectionLoss { outcome_unknown: true }`), ends every watch with
+//!   `WatchEnded { reason: Closed }` and emits `Session(Closed)` once. After that only
+//!   the immediate `Closed` completions of later commands are emitted.
 //! - **Hostile input**: a malformed frame, a bad checksum or an undecodable payload
 //!   closes that connection and reconnects with the sid kept; nothing from the network
 //!   panics, and frames longer than `max_frame_len` are refused before allocation.
 //!
 //! ## Behaviours and their tests
 //!
-//! Each behaviour of the design (issue 3) has its own scripted-exchange test in
+//! Each behaviour of the design has its own scripted-exchange test in
 //! `tests/behaviours.rs` (the whole-client properties are in `tests/properties.rs`), run
 //! against a small in-test server peer (`tests/support`) that decodes what the core
 //! transmits and answers with frames built by pyxis-proto, on a virtual clock:
@@ -180,6 +188,15 @@
 //! | durations too long to add to `now` (over a year) refused by `Client::new` | `durations_too_long_to_add_to_now_are_refused` |
 //! | a pause does not inflate the learned hold (liveness stays T + 2 × grace) | `a_pause_does_not_teach_a_longer_hold` |
 //! | requests after close; close while resuming a session or between connections unregisters it | `requests_after_close_complete_closed_and_nothing_follows`, `close_while_resuming_unregisters_the_session`, `close_between_connections_unregisters_on_a_new_connection` |
+//!
+//! `tests/faults.rs` covers the fault policy (what kNotLeader, kAgain, kSessionExpired
+//! and a stalled connection do to the requests in flight, to `close` and to the ping):
+//!
+//! | what | test |
+//! |---|---|
+//! | every pipelined write answered kNotLeader is retried at the leader; only writes whose answer can no longer arrive are unknown | `pipelined_writes_answered_not_leader_are_all_retried_at_the_leader`, `writes_behind_a_not_leader_answer_keep_their_own_answers`, `a_connection_that_never_answers_the_writes_behind_a_not_leader_is_given_up` |
+//! | writes behind a kAgain answer keep their own answers | `writes_behind_an_again_answer_keep_their_own_answers` |
+//! | close follows kNotLeader, retries kAgain with backoff, says when the deadline won | `close_follows_not_leader_to_the_leader`, `close_during_a_no_leader_window_retries_until_a_leader_answers`, `close_tells_the_application_when_the_unregister_was_not_confirmed` |
 //!
 //! `tests/watch_gaps.rs` covers watched changes no server event reports: between an
 //! event and its re-arm; across a leader change back to the same node (early ping

@@ -16,9 +16,9 @@ use pyxis_proto::rpc;
 
 use crate::client::Client;
 use crate::error::Error;
-use crate::reply::{decode_node, server_error, ServerError};
+use crate::reply::{classify, decode_node, Answer};
 use crate::requests::{OpKind, Pending, Purpose};
-use crate::session::Next;
+use crate::session::Fault;
 use crate::types::{CreateMode, Node, Op, Reply, RequestId, WatchSpec};
 use crate::watches::Arm;
 
@@ -151,31 +151,37 @@ impl Client {
         })
     }
 
+    /// An operation's answer: its local part (complete it, or queue it again), then any
+    /// session-level fault to the fault policy.
     pub(crate) fn on_op_answer(&mut self, id: RequestId, rsp: &rpc::Response, now: Instant) {
         let Some(p) = self.requests.get(id) else {
             return;
         };
-        let (kind, outcome) = (p.kind, server_error(rsp, &p.path));
-        // Retried where it stands: reads on kAgain, everything on kNotLeader.
-        match (&outcome, kind.is_write()) {
-            (Some(ServerError::Again), false) => {
+        let (kind, answer) = (p.kind, classify(rsp, &p.path));
+        let fault = match &answer {
+            Answer::Success | Answer::Final(_) => None,
+            // A follower applied nothing: retried at the leader, writes included.
+            Answer::Fault(fault @ Fault::NotLeader(_)) => {
+                let fault = fault.clone();
                 self.requests.requeue(id);
-                return self.connection_lost(now, Next::Failure, true);
+                return self.on_fault(fault, now);
             }
-            (Some(ServerError::NotLeader(leader)), _) => {
-                let leader = leader.clone();
+            // No leader now: a read is retried; a write may have committed.
+            Answer::Fault(Fault::Again) if !kind.is_write() => {
                 self.requests.requeue(id);
-                return self.connection_lost(now, Next::Redirect(leader), true);
+                return self.on_fault(Fault::Again, now);
             }
-            _ => {}
-        }
+            // Ending a session already gone is no fault: what was asked holds.
+            Answer::Fault(Fault::SessionExpired) if kind == OpKind::Unregister => None,
+            Answer::Fault(fault) => Some(fault.clone()),
+        };
         // Completed: taken out of the table.
         let Some(mut p) = self.requests.complete(id) else {
             return;
         };
         let watch = p.watch;
-        match (outcome, kind) {
-            (None, OpKind::Read { .. } | OpKind::Exists) => {
+        match (answer, kind) {
+            (Answer::Success, OpKind::Read { .. } | OpKind::Exists) => {
                 let path = std::mem::take(&mut p.path);
                 match decode_node(path, rsp.data.as_ref(), false) {
                     Ok(mut node) => {
@@ -200,40 +206,41 @@ impl Client {
                     Err(e) => self.finish(id, watch, Err(e)),
                 }
             }
-            (None, kind) => {
+            (Answer::Success, kind) => {
                 self.finish(id, watch, Ok(Reply::Done));
                 if kind == OpKind::Unregister {
                     self.session_ended(now);
                 }
             }
-            (Some(ServerError::Final(Error::NotFound { .. })), OpKind::Exists) => {
+            (Answer::Final(Error::NotFound { .. }), OpKind::Exists) => {
                 if let Some(w) = watch {
                     self.arm_answered(&p.path, None);
                     self.watches.confirm(w);
                 }
                 self.finish(id, watch, Ok(Reply::Exists { node: None, watch }));
             }
-            (Some(ServerError::Final(e)), _) => self.finish(id, watch, Err(e)),
+            (Answer::Final(e), _) => self.finish(id, watch, Err(e)),
             // Unregister of a session already gone: what was asked (the session and its
             // ephemeral nodes ended) holds, so it succeeds and no new session is made
             // unless something needs one.
-            (Some(ServerError::SessionExpired), OpKind::Unregister) => {
+            (Answer::Fault(Fault::SessionExpired), OpKind::Unregister) => {
                 self.finish(id, watch, Ok(Reply::Done));
                 self.session_ended(now);
             }
-            (Some(ServerError::SessionExpired), _) => {
-                self.finish(id, watch, Err(Error::SessionExpired));
-                self.session_expired(now);
+            (Answer::Fault(Fault::SessionExpired), _) => {
+                self.finish(id, watch, Err(Error::SessionExpired))
             }
-            // Only a write's kAgain gets here (kNotLeader and a read's kAgain were retried
-            // above): it may have committed.
-            (Some(ServerError::Again | ServerError::NotLeader(_)), _) => {
+            // Only a write's kAgain gets here (kNotLeader and a read's kAgain were
+            // queued again above): it may have committed.
+            (Answer::Fault(_), _) => {
                 let unknown = Error::Again {
                     outcome_unknown: true,
                 };
                 self.finish(id, watch, Err(unknown));
-                self.connection_lost(now, Next::Failure, true);
             }
+        }
+        if let Some(fault) = fault {
+            self.on_fault(fault, now);
         }
     }
 
@@ -267,23 +274,21 @@ impl Client {
         self.events.extend(events);
     }
 
+    /// A stat + watch's answer: the registry's baseline (or the end of the path's
+    /// watches on a final error); a fault goes to the fault policy.
     pub(crate) fn on_arm_answer(&mut self, path: &str, rsp: &rpc::Response, now: Instant) {
-        match server_error(rsp, path) {
-            None => match decode_node(path.to_owned(), rsp.data.as_ref(), false) {
+        match classify(rsp, path) {
+            Answer::Success => match decode_node(path.to_owned(), rsp.data.as_ref(), false) {
                 Ok(node) => self.arm_answered(path, Some(&node)),
                 Err(_) => self.watches.armed_unknown(path),
             },
-            Some(ServerError::Final(Error::NotFound { .. })) => self.arm_answered(path, None),
-            Some(ServerError::Final(e)) => {
+            Answer::Final(Error::NotFound { .. }) => self.arm_answered(path, None),
+            Answer::Final(e) => {
                 let mut events = Vec::new();
                 self.watches.arm_failed(path, &e, &mut events);
                 self.events.extend(events);
             }
-            Some(ServerError::SessionExpired) => self.session_expired(now),
-            Some(ServerError::NotLeader(leader)) => {
-                self.connection_lost(now, Next::Redirect(leader), true)
-            }
-            Some(ServerError::Again) => self.connection_lost(now, Next::Failure, true),
+            Answer::Fault(fault) => self.on_fault(fault, now),
         }
     }
 

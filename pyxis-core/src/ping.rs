@@ -70,9 +70,9 @@ use std::time::{Duration, Instant};
 use pyxis_proto::rpc;
 
 use crate::client::Client;
-use crate::reply::{server_error, ServerError};
+use crate::reply::{classify, Answer};
 use crate::requests::Purpose;
-use crate::session::Next;
+use crate::session::Fault;
 
 /// Shortest time between sending a ping and sending the next one, unless the answer
 /// carried an event.
@@ -213,15 +213,11 @@ impl Client {
         if current.is_none() && replaced.is_none() {
             return;
         }
-        let error = server_error(rsp, "");
-        match error {
-            Some(ServerError::SessionExpired) => return self.session_expired(now),
-            Some(ServerError::NotLeader(leader)) => {
-                return self.connection_lost(now, Next::Redirect(leader), true)
-            }
-            Some(ServerError::Again) => return self.connection_lost(now, Next::Failure, true),
-            None | Some(ServerError::Final(_)) => {}
-        }
+        let error = match classify(rsp, "") {
+            Answer::Fault(fault) => return self.on_fault(fault, now),
+            Answer::Success => None,
+            Answer::Final(e) => Some(e),
+        };
         let has_event = error.is_none() && rsp.watch.is_some();
         if let Some(event) = rsp.watch.take().filter(|_| error.is_none()) {
             let watched = rsp.path.take().unwrap_or_else(|| event.path.clone());
@@ -353,7 +349,7 @@ impl Client {
             return;
         }
         if held.probe {
-            return self.connection_lost(now, Next::Failure, true);
+            return self.on_fault(Fault::Timeout, now);
         }
         if let Some((old, _)) = ping.replaced.replace((held.xid, held.sent)) {
             self.requests.forget(old);

@@ -1,8 +1,10 @@
-//! Turning server answers into results: error codes into [`Error`] variants, a stat
-//! answer's `data` into a [`Node`], and a kNotLeader answer's `data` into a leader address.
+//! Turning server answers into results: every answer classified once (success, a final
+//! error for the caller, or a session-level [`Fault`]), a stat answer's `data` into a
+//! [`Node`], and a kNotLeader answer's `data` into a leader address.
 //!
-//! Owns: the decoding of answer payloads. Must never decide what happens next (retry,
-//! reconnect, redirect): callers do that with what this module returns.
+//! Owns: the classification and decoding of answer payloads. Must never decide what
+//! happens next (retry, reconnect, redirect): the session module's fault policy does that
+//! with what this module returns.
 
 use bytes::Bytes;
 use prost::Message;
@@ -10,20 +12,20 @@ use pyxis_proto::{rpc, store, ErrorType};
 
 use crate::config::is_host_port;
 use crate::error::Error;
+use crate::session::Fault;
 use crate::types::Node;
 
-/// A server error answer, classified.
+/// A server answer, classified.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ServerError {
-    /// kNotLeader, with the leader address if `err.data` holds a valid `host:port`.
-    NotLeader(Option<String>),
-    /// kAgain.
-    Again,
-    /// kSessionExpired.
-    SessionExpired,
+pub(crate) enum Answer {
+    /// No error (`err` absent or kNone).
+    Success,
     /// Everything the caller gets as is (not found, exists, invalid argument, internal,
     /// unknown codes).
     Final(Error),
+    /// kNotLeader, kAgain or kSessionExpired: about the connection or the session, not
+    /// the request (see `session::Fault`).
+    Fault(Fault),
 }
 
 fn lossy(data: Option<&Bytes>) -> String {
@@ -31,10 +33,13 @@ fn lossy(data: Option<&Bytes>) -> String {
         .unwrap_or_default()
 }
 
-/// The error in `rsp`, or `None` on success (`err` absent or kNone). `path` is the
-/// requested path, used when a kNotFound/kExist answer names none.
-pub(crate) fn server_error(rsp: &rpc::Response, path: &str) -> Option<ServerError> {
-    let err = rsp.err.as_ref()?;
+/// What `rsp` says. `path` is the requested path, used when a kNotFound/kExist answer
+/// names none.
+#[inline]
+pub(crate) fn classify(rsp: &rpc::Response, path: &str) -> Answer {
+    let Some(err) = rsp.err.as_ref() else {
+        return Answer::Success;
+    };
     let text = || {
         let t = lossy(err.data.as_ref());
         if t.is_empty() {
@@ -43,27 +48,27 @@ pub(crate) fn server_error(rsp: &rpc::Response, path: &str) -> Option<ServerErro
             t
         }
     };
-    Some(match ErrorType::try_from(err.r#type) {
-        Ok(ErrorType::KNone) => return None,
+    match ErrorType::try_from(err.r#type) {
+        Ok(ErrorType::KNone) => Answer::Success,
         Ok(ErrorType::KNotLeader) => {
             let leader = lossy(err.data.as_ref()).trim().to_owned();
-            ServerError::NotLeader(Some(leader).filter(|a| is_host_port(a)))
+            Answer::Fault(Fault::NotLeader(Some(leader).filter(|a| is_host_port(a))))
         }
-        Ok(ErrorType::KAgain) => ServerError::Again,
-        Ok(ErrorType::KSessionExpired) => ServerError::SessionExpired,
-        Ok(ErrorType::KNotFound) => ServerError::Final(Error::NotFound { path: text() }),
-        Ok(ErrorType::KExist) => ServerError::Final(Error::Exists { path: text() }),
-        Ok(ErrorType::KInvalidArgument) => ServerError::Final(Error::InvalidArgument {
+        Ok(ErrorType::KAgain) => Answer::Fault(Fault::Again),
+        Ok(ErrorType::KSessionExpired) => Answer::Fault(Fault::SessionExpired),
+        Ok(ErrorType::KNotFound) => Answer::Final(Error::NotFound { path: text() }),
+        Ok(ErrorType::KExist) => Answer::Final(Error::Exists { path: text() }),
+        Ok(ErrorType::KInvalidArgument) => Answer::Final(Error::InvalidArgument {
             reason: lossy(err.data.as_ref()),
         }),
-        Ok(ErrorType::KInternal) => ServerError::Final(Error::Internal {
+        Ok(ErrorType::KInternal) => Answer::Final(Error::Internal {
             reason: lossy(err.data.as_ref()),
         }),
-        Err(_) => ServerError::Final(Error::Unknown {
+        Err(_) => Answer::Final(Error::Unknown {
             code: err.r#type,
             reason: lossy(err.data.as_ref()),
         }),
-    })
+    }
 }
 
 /// Decodes a stat answer's `data` as the node at `path`, children sorted and, when
@@ -109,54 +114,51 @@ mod tests {
 
     #[test]
     fn error_codes_map_to_variants() {
-        assert_eq!(server_error(&rpc::Response::default(), "/a"), None);
-        assert_eq!(server_error(&err_rsp(0, ""), "/a"), None);
+        assert_eq!(classify(&rpc::Response::default(), "/a"), Answer::Success);
+        assert_eq!(classify(&err_rsp(0, ""), "/a"), Answer::Success);
         assert_eq!(
-            server_error(&err_rsp(1, "h:7000"), "/a"),
-            Some(ServerError::NotLeader(Some("h:7000".into())))
+            classify(&err_rsp(1, "h:7000"), "/a"),
+            Answer::Fault(Fault::NotLeader(Some("h:7000".into())))
         );
         assert_eq!(
-            server_error(&err_rsp(1, "garbage"), "/a"),
-            Some(ServerError::NotLeader(None))
+            classify(&err_rsp(1, "garbage"), "/a"),
+            Answer::Fault(Fault::NotLeader(None))
         );
         assert_eq!(
-            server_error(&err_rsp(2, ""), "/a"),
-            Some(ServerError::Final(Error::NotFound { path: "/a".into() }))
+            classify(&err_rsp(2, ""), "/a"),
+            Answer::Final(Error::NotFound { path: "/a".into() })
         );
         assert_eq!(
-            server_error(&err_rsp(2, "/p"), "/p/c"),
-            Some(ServerError::Final(Error::NotFound { path: "/p".into() }))
+            classify(&err_rsp(2, "/p"), "/p/c"),
+            Answer::Final(Error::NotFound { path: "/p".into() })
         );
         assert_eq!(
-            server_error(&err_rsp(8, ""), "/a"),
-            Some(ServerError::Final(Error::Exists { path: "/a".into() }))
+            classify(&err_rsp(8, ""), "/a"),
+            Answer::Final(Error::Exists { path: "/a".into() })
         );
         assert_eq!(
-            server_error(&err_rsp(5, "too big"), "/a"),
-            Some(ServerError::Final(Error::InvalidArgument {
+            classify(&err_rsp(5, "too big"), "/a"),
+            Answer::Final(Error::InvalidArgument {
                 reason: "too big".into()
-            }))
+            })
         );
         assert_eq!(
-            server_error(&err_rsp(7, "disk"), "/a"),
-            Some(ServerError::Final(Error::Internal {
+            classify(&err_rsp(7, "disk"), "/a"),
+            Answer::Final(Error::Internal {
                 reason: "disk".into()
-            }))
+            })
         );
         assert_eq!(
-            server_error(&err_rsp(3, "x"), "/a"),
-            Some(ServerError::Final(Error::Unknown {
+            classify(&err_rsp(3, "x"), "/a"),
+            Answer::Final(Error::Unknown {
                 code: 3,
                 reason: "x".into()
-            }))
+            })
         );
+        assert_eq!(classify(&err_rsp(6, ""), "/a"), Answer::Fault(Fault::Again));
         assert_eq!(
-            server_error(&err_rsp(6, ""), "/a"),
-            Some(ServerError::Again)
-        );
-        assert_eq!(
-            server_error(&err_rsp(4, ""), "/a"),
-            Some(ServerError::SessionExpired)
+            classify(&err_rsp(4, ""), "/a"),
+            Answer::Fault(Fault::SessionExpired)
         );
     }
 

@@ -330,6 +330,20 @@ impl Requests {
         self.internal.remove(&xid);
     }
 
+    /// Forgets every request of the core's own in flight (the connection they went out
+    /// on is being given up).
+    pub(crate) fn forget_internal(&mut self) {
+        self.internal.clear();
+    }
+
+    /// Whether a write (create/delete/write/unregister) is in flight: sent, unanswered.
+    pub(crate) fn writes_in_flight(&self) -> bool {
+        self.writes
+            .0
+            .iter()
+            .any(|id| self.pending.get(id).is_some_and(|p| p.xid.is_some()))
+    }
+
     /// Forgets every watch arm in flight (their paths are being re-armed).
     pub(crate) fn forget_arms(&mut self) {
         self.internal.retain(|_, p| !matches!(p, Purpose::Arm(_)));

@@ -1,14 +1,34 @@
 //! The session: finding the leader, registering, the ping long poll and liveness, and
-//! what happens when a connection or the session is lost.
+//! the one fault policy: what a session-level fault does to the connection, the session
+//! and the requests in flight.
 //!
 //! Owns: the connection [`Phase`] (waiting out a backoff, connecting, registering, up,
-//! idle, closing, closed), the session id and the one outstanding ping with its
-//! liveness deadline (session timeout + grace), Register and its answers (kNotLeader ⇒
-//! redirect, kSessionExpired ⇒ register anew on the same connection, anything else ⇒
-//! next address), the `Connected`/`Disconnected`/`Expired` events, and dispatching each
-//! answer by xid. Must never read a clock or pick addresses itself (that is
-//! `discovery`), and never complete application operations except through the request
-//! rules of PROTOCOL.md §4 (reads retried, writes in flight told their outcome is unknown).
+//! draining a connection that stopped serving, idle, closing, closed), the session id,
+//! Register and its answers, the `Connected`/`Disconnected`/`Expired` events,
+//! dispatching each answer by xid, and [`Client::on_fault`], the only place that
+//! decides what a [`Fault`] does. The handlers of Register, ping, operation, arm and
+//! Unregister answers do only their local part (an operation refused by a follower is
+//! queued again, a write answered kAgain is told its outcome is unknown, ...) and hand the
+//! fault on. The policy:
+//!
+//! | fault | while registering | while up | while closing |
+//! |---|---|---|---|
+//! | kNotLeader | next: the named leader | drain, then the named leader | Unregister at the named leader |
+//! | kAgain | next address, backoff | drain, then next address, backoff | Unregister again after a backoff |
+//! | kSessionExpired | register anew (same connection) | register anew (same connection) | closed (the session is gone) |
+//! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
+//!
+//! Draining: a server that answers kNotLeader or kAgain to one request still answers
+//! the others in flight on that connection (a follower applied none of them, a leader
+//! that lost leadership answers each), so the connection is kept until every write in
+//! flight has its own answer, at most `ping_grace`; nothing new is sent on it meanwhile.
+//! Writes whose answer can no longer arrive (the connection closed or the wait ended)
+//! complete with an unknown outcome; reads go back to the queue.
+//!
+//! Must never read a clock or pick addresses itself (that is `discovery`), and never
+//! complete application operations except through the request rules of PROTOCOL.md §4
+//! (reads retried, writes refused by a follower retried, writes in flight told their
+//! outcome is unknown only when their answer can no longer arrive).
 
 use std::time::Instant;
 
@@ -18,9 +38,29 @@ use crate::client::Client;
 use crate::discovery::Attempt;
 use crate::error::Error;
 use crate::ping::Pinger;
-use crate::reply::{server_error, ServerError};
+use crate::reply::{classify, Answer};
 use crate::requests::Purpose;
 use crate::types::{ConnId, Event, IoAction, SessionEvent, SessionState};
+
+/// A session-level fault: something about the connection or the session rather than
+/// one request. [`Client::on_fault`] decides what each does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// kNotLeader: the node does not lead (and applied nothing); the leader address if
+    /// the answer named a valid one.
+    NotLeader(Option<String>),
+    /// kAgain: no leader now, or leadership changed with the request in flight.
+    Again,
+    /// kSessionExpired: the server does not know the session.
+    SessionExpired,
+    /// The bytes broke the protocol (a bad frame, checksum or payload, a Register
+    /// answer without a session id): the connection is given up.
+    Malformed,
+    /// The adapter reported the connection closed (or its connect failed).
+    Closed,
+    /// A deadline of the connection passed (connect, register, ping liveness, drain).
+    Timeout,
+}
 
 /// Where the connection to the leader stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +81,37 @@ pub(crate) enum Phase {
     },
     /// A session is up on `conn`.
     Up { conn: ConnId, addr: String },
+    /// `conn` answered kNotLeader or kAgain: nothing new is sent on it, and once every
+    /// write in flight has its answer (or at `deadline`) it is dropped and `next` tried.
+    Draining {
+        conn: ConnId,
+        addr: String,
+        next: Next,
+        deadline: Instant,
+    },
     /// No connection and no session wanted (after `Op::Unregister`).
     Idle,
-    /// `close` sent Unregister; closing at the answer or at `deadline`.
-    Closing { conn: ConnId, deadline: Instant },
-    /// `close` came while no connection was up but a session lives on the server: `conn`
-    /// is being opened only to send it an Unregister (sessions are not tied to
-    /// connections, PROTOCOL.md §3); closing at `deadline` at the latest.
-    ClosingConnect { conn: ConnId, deadline: Instant },
+    /// `close` sent Unregister on `conn`; closing at its answer or at `deadline`.
+    Closing {
+        conn: ConnId,
+        addr: String,
+        deadline: Instant,
+    },
+    /// `close` needs a connection to send the session its Unregister (sessions are not
+    /// tied to connections, PROTOCOL.md §3): `conn` is being opened; closing at
+    /// `deadline` at the latest.
+    ClosingConnect {
+        conn: ConnId,
+        addr: String,
+        deadline: Instant,
+    },
+    /// `close` is waiting until `at` (a backoff or redirect delay) to connect to `addr`
+    /// for the Unregister; closing at `deadline` at the latest.
+    ClosingWait {
+        at: Instant,
+        addr: String,
+        deadline: Instant,
+    },
     /// Closed for good.
     Closed,
 }
@@ -58,9 +121,11 @@ impl Phase {
         match self {
             Phase::Waiting { .. } | Phase::Connecting { .. } => SessionState::Connecting,
             Phase::Registering { .. } => SessionState::Registering,
-            Phase::Up { .. } => SessionState::Connected,
+            Phase::Up { .. } | Phase::Draining { .. } => SessionState::Connected,
             Phase::Idle => SessionState::Idle,
-            Phase::Closing { .. } | Phase::ClosingConnect { .. } => SessionState::Closing,
+            Phase::Closing { .. } | Phase::ClosingConnect { .. } | Phase::ClosingWait { .. } => {
+                SessionState::Closing
+            }
             Phase::Closed => SessionState::Closed,
         }
     }
@@ -71,6 +136,7 @@ impl Phase {
             Phase::Connecting { conn, .. }
             | Phase::Registering { conn, .. }
             | Phase::Up { conn, .. }
+            | Phase::Draining { conn, .. }
             | Phase::Closing { conn, .. }
             | Phase::ClosingConnect { conn, .. } => Some(*conn),
             _ => None,
@@ -82,6 +148,7 @@ impl Phase {
         match self {
             Phase::Registering { conn, .. }
             | Phase::Up { conn, .. }
+            | Phase::Draining { conn, .. }
             | Phase::Closing { conn, .. } => Some(*conn),
             _ => None,
         }
@@ -97,22 +164,31 @@ impl Phase {
             Phase::Waiting { addr, .. }
             | Phase::Connecting { addr, .. }
             | Phase::Registering { addr, .. }
-            | Phase::Up { addr, .. } => addr,
-            _ => "",
+            | Phase::Up { addr, .. }
+            | Phase::Draining { addr, .. }
+            | Phase::Closing { addr, .. }
+            | Phase::ClosingConnect { addr, .. }
+            | Phase::ClosingWait { addr, .. } => addr,
+            Phase::Idle | Phase::Closed => "",
         }
     }
 
     pub(crate) fn deadline(&self) -> Option<Instant> {
         match self {
             Phase::Waiting { at, .. } => Some(*at),
+            Phase::ClosingWait { at, deadline, .. } => Some((*at).min(*deadline)),
             Phase::Connecting { deadline, .. }
             | Phase::Registering { deadline, .. }
+            | Phase::Draining { deadline, .. }
             | Phase::Closing { deadline, .. }
             | Phase::ClosingConnect { deadline, .. } => Some(*deadline),
-            _ => None,
+            Phase::Up { .. } | Phase::Idle | Phase::Closed => None,
         }
     }
 
+    /// A session is up and serving on the connection: operations, pings and arms may
+    /// be sent.
+    #[inline]
     pub(crate) fn is_up(&self) -> bool {
         matches!(self, Phase::Up { .. })
     }
@@ -120,7 +196,18 @@ impl Phase {
     pub(crate) fn is_closing_or_closed(&self) -> bool {
         matches!(
             self,
-            Phase::Closing { .. } | Phase::ClosingConnect { .. } | Phase::Closed
+            Phase::Closing { .. }
+                | Phase::ClosingConnect { .. }
+                | Phase::ClosingWait { .. }
+                | Phase::Closed
+        )
+    }
+
+    /// `close` is under way (an Unregister sent or to be sent).
+    fn is_closing(&self) -> bool {
+        matches!(
+            self,
+            Phase::Closing { .. } | Phase::ClosingConnect { .. } | Phase::ClosingWait { .. }
         )
     }
 }
@@ -172,115 +259,134 @@ pub(crate) enum Next {
     Redirect(Option<String>),
 }
 
+impl Next {
+    /// What to do after `fault` (kNotLeader: follow it; anything else: a failure).
+    fn after(fault: Fault) -> Next {
+        match fault {
+            Fault::NotLeader(leader) => Next::Redirect(leader),
+            _ => Next::Failure,
+        }
+    }
+}
+
 impl Client {
-    /// Connects now or after the attempt's delay.
-    pub(crate) fn start_attempt(&mut self, attempt: Attempt, now: Instant) {
-        if attempt.delay.is_zero() {
-            self.connect_now(attempt.addr, now);
-        } else {
-            self.phase = Phase::Waiting {
-                at: now + attempt.delay,
-                addr: attempt.addr,
-            };
+    // ----- the fault policy -----
+
+    /// The one place that decides what a session-level fault does to the connection,
+    /// the session and the requests in flight (see the module docs for the table).
+    /// Answer handlers call it after their local part.
+    pub(crate) fn on_fault(&mut self, fault: Fault, now: Instant) {
+        if self.phase.is_closing() {
+            return self.close_fault(fault, now);
         }
-    }
-
-    fn connect_now(&mut self, addr: String, now: Instant) {
-        self.next_conn += 1;
-        let conn = ConnId(self.next_conn);
-        self.io.push_back(IoAction::Connect {
-            conn,
-            addr: addr.clone(),
-        });
-        self.decoder.reset();
-        self.out.clear();
-        self.phase = Phase::Connecting {
-            conn,
-            addr,
-            deadline: now + self.config.connect_timeout,
-        };
-    }
-
-    /// Something needs a session (an operation or a watch): leave `Idle`.
-    pub(crate) fn want_session(&mut self, now: Instant) {
-        if self.phase == Phase::Idle && (!self.requests.is_empty() || self.watches.len() > 0) {
-            let attempt = self.discovery.first();
-            self.start_attempt(attempt, now);
-        }
-    }
-
-    /// `close` while connecting or backing off with a live session: open a connection
-    /// (the pending one, or a new one at once, skipping the backoff) just to send the
-    /// session its Unregister, within `close_timeout`.
-    pub(crate) fn close_via_new_connection(&mut self, now: Instant) {
-        let deadline = now + self.config.close_timeout;
-        let conn = match &self.phase {
-            Phase::Connecting { conn, .. } => *conn,
-            Phase::Waiting { addr, .. } => {
-                let addr = addr.clone();
-                self.connect_now(addr, now);
-                match self.phase.conn() {
-                    Some(conn) => conn,
-                    None => return self.finish_close(),
-                }
-            }
-            _ => return self.finish_close(),
-        };
-        self.phase = Phase::ClosingConnect { conn, deadline };
-    }
-
-    pub(crate) fn on_connected(&mut self, conn: ConnId, _now: Instant) {
-        if let Phase::ClosingConnect { conn: c, deadline } = self.phase {
-            if c == conn {
-                self.phase = Phase::Closing { conn, deadline };
-                self.send_close_unregister();
-            }
-            return;
-        }
-        if let Phase::Connecting {
-            conn: c,
-            addr,
-            deadline,
-        } = &self.phase
-        {
-            if *c == conn {
-                self.phase = Phase::Registering {
-                    conn,
-                    addr: addr.clone(),
-                    deadline: *deadline,
-                };
+        let close_it = fault != Fault::Closed;
+        match &self.phase {
+            Phase::Idle | Phase::Closed | Phase::Waiting { .. } => {}
+            // Registering anew needs the connection; a session is made on it.
+            Phase::Up { .. } if fault == Fault::SessionExpired => self.session_expired(now),
+            Phase::Registering { .. }
+                if fault == Fault::SessionExpired && self.session.sid.is_some() =>
+            {
+                self.session.expire();
                 self.send_register();
             }
+            // Answers are still due on a connection that refused or lost one request.
+            Phase::Up { conn, addr } if matches!(fault, Fault::NotLeader(_) | Fault::Again) => {
+                if self.requests.writes_in_flight() {
+                    self.phase = Phase::Draining {
+                        conn: *conn,
+                        addr: addr.clone(),
+                        next: Next::after(fault),
+                        deadline: now + self.config.ping_grace,
+                    };
+                    self.stop_pinging();
+                } else {
+                    self.drop_connection(now, Next::after(fault), true);
+                }
+            }
+            Phase::Draining { next, .. } => match fault {
+                // Expected from the others in flight; a lost session is found by the
+                // reconnect's Register.
+                Fault::NotLeader(_) | Fault::Again | Fault::SessionExpired => {}
+                Fault::Malformed | Fault::Closed | Fault::Timeout => {
+                    let next = next.clone();
+                    self.drop_connection(now, next, close_it);
+                }
+            },
+            _ => self.drop_connection(now, Next::after(fault), close_it),
         }
     }
 
-    fn send_register(&mut self) {
-        let xid = self.requests.send(Purpose::Register);
-        self.send_frame(&rpc::Request {
-            sid: self.session.sid,
-            xid: Some(xid),
-            register: Some(rpc::RegisterRequest {
-                timeout: Some(self.config.session_timeout_ms()),
-            }),
-            ..Default::default()
-        });
+    /// After each answer: a draining connection whose writes are all answered is
+    /// dropped, and its next attempt started.
+    #[inline]
+    pub(crate) fn after_answer(&mut self, now: Instant) {
+        if let Phase::Draining { next, .. } = &self.phase {
+            if !self.requests.writes_in_flight() {
+                let next = next.clone();
+                self.drop_connection(now, next, true);
+            }
+        }
     }
 
-    /// The current connection is lost (or given up): close it unless the adapter said
-    /// it is closed, settle what was in flight, and schedule the next attempt.
-    pub(crate) fn connection_lost(&mut self, now: Instant, next: Next, close_it: bool) {
-        let Some(conn) = self.phase.conn() else {
-            return;
+    /// A fault while `close` is under way: a definite answer (kSessionExpired: the
+    /// session is gone) closes; anything else sends the Unregister again, to the named
+    /// leader or after a backoff, until `close_timeout`.
+    fn close_fault(&mut self, fault: Fault, now: Instant) {
+        if fault == Fault::SessionExpired {
+            return self.finish_close(true);
+        }
+        let (current, deadline) = match &self.phase {
+            Phase::Closing { addr, deadline, .. }
+            | Phase::ClosingConnect { addr, deadline, .. } => (addr.clone(), *deadline),
+            // Waiting already: nothing is open to fault.
+            _ => return,
         };
+        if fault != Fault::Closed {
+            if let Some(conn) = self.phase.conn() {
+                self.io.push_back(IoAction::Close { conn });
+            }
+        }
+        self.out.clear();
+        self.decoder.reset();
+        self.requests.forget_internal();
+        let attempt = self.next_attempt(&current, Next::after(fault));
+        self.phase = Phase::ClosingWait {
+            at: now + attempt.delay,
+            addr: attempt.addr,
+            deadline,
+        };
+        if attempt.delay.is_zero() {
+            self.on_phase_timeout(now);
+        }
+    }
+
+    fn next_attempt(&mut self, current: &str, next: Next) -> Attempt {
+        match next {
+            Next::Failure => self.discovery.after_failure(&mut self.rng),
+            Next::Redirect(leader) => {
+                self.discovery
+                    .after_redirect(current, leader.as_deref(), &mut self.rng)
+            }
+        }
+    }
+
+    /// Gives the connection up (closing it unless `close_it` is false: the adapter said
+    /// it is closed) and moves on to `next`. Called only by the fault policy (and when a
+    /// drain ends).
+    fn drop_connection(&mut self, now: Instant, next: Next, close_it: bool) {
         if close_it {
-            self.io.push_back(IoAction::Close { conn });
+            if let Some(conn) = self.phase.conn() {
+                self.io.push_back(IoAction::Close { conn });
+            }
         }
-        if let Phase::Closing { .. } | Phase::ClosingConnect { .. } = self.phase {
-            self.phase = Phase::Idle;
-            self.finish_close();
-            return;
-        }
-        let was_up = self.phase.is_up();
+        self.connection_lost(now, next);
+    }
+
+    /// The current connection is gone (its `Close`, if due, already queued): settle
+    /// what was in flight and schedule the next attempt. Only `drop_connection` calls it.
+    fn connection_lost(&mut self, now: Instant, next: Next) {
+        let was_up = matches!(self.phase, Phase::Up { .. } | Phase::Draining { .. });
         let current = self.phase.addr().to_owned();
         self.out.clear();
         self.decoder.reset();
@@ -297,30 +403,166 @@ impl Client {
             self.events
                 .push_back(Event::Session(SessionEvent::Disconnected));
         }
-        let attempt = match next {
-            Next::Failure => self.discovery.after_failure(&mut self.rng),
-            Next::Redirect(leader) => {
-                self.discovery
-                    .after_redirect(&current, leader.as_deref(), &mut self.rng)
-            }
-        };
+        let attempt = self.next_attempt(&current, next);
         self.start_attempt(attempt, now);
     }
 
-    /// Dispatches one answer by its xid; answers to unknown xids are ignored.
+    // ----- connecting and registering -----
+
+    /// Connects now or after the attempt's delay.
+    pub(crate) fn start_attempt(&mut self, attempt: Attempt, now: Instant) {
+        if attempt.delay.is_zero() {
+            self.connect_now(attempt.addr, now);
+        } else {
+            self.phase = Phase::Waiting {
+                at: now + attempt.delay,
+                addr: attempt.addr,
+            };
+        }
+    }
+
+    /// Asks the adapter for a new connection to `addr` and returns its id.
+    fn open(&mut self, addr: &str) -> ConnId {
+        self.next_conn += 1;
+        let conn = ConnId(self.next_conn);
+        self.io.push_back(IoAction::Connect {
+            conn,
+            addr: addr.to_owned(),
+        });
+        self.decoder.reset();
+        self.out.clear();
+        conn
+    }
+
+    fn connect_now(&mut self, addr: String, now: Instant) {
+        let conn = self.open(&addr);
+        self.phase = Phase::Connecting {
+            conn,
+            addr,
+            deadline: now + self.config.connect_timeout,
+        };
+    }
+
+    /// Something needs a session (an operation or a watch): leave `Idle`.
+    pub(crate) fn want_session(&mut self, now: Instant) {
+        if self.phase == Phase::Idle && (!self.requests.is_empty() || self.watches.len() > 0) {
+            let attempt = self.discovery.first();
+            self.start_attempt(attempt, now);
+        }
+    }
+
+    /// `close` with a live session: send it the Unregister on the connection the session
+    /// is up (or being resumed, or drained) on, behind anything already sent, or on a
+    /// connection opened at once for it (skipping any backoff). Closes at once when no
+    /// session lives on the server.
+    pub(crate) fn begin_close(&mut self, now: Instant) {
+        let deadline = now + self.config.close_timeout;
+        if self.session.sid.is_none() {
+            return self.finish_close(true);
+        }
+        match &self.phase {
+            Phase::Up { conn, addr }
+            | Phase::Draining { conn, addr, .. }
+            | Phase::Registering { conn, addr, .. } => {
+                self.phase = Phase::Closing {
+                    conn: *conn,
+                    addr: addr.clone(),
+                    deadline,
+                };
+                self.send_close_unregister();
+            }
+            Phase::Connecting { conn, addr, .. } => {
+                self.phase = Phase::ClosingConnect {
+                    conn: *conn,
+                    addr: addr.clone(),
+                    deadline,
+                };
+            }
+            Phase::Waiting { addr, .. } => {
+                let addr = addr.clone();
+                self.phase = Phase::ClosingWait {
+                    at: now,
+                    addr,
+                    deadline,
+                };
+                self.on_phase_timeout(now);
+            }
+            _ => self.finish_close(true),
+        }
+    }
+
+    /// Sends the Unregister of `close` on the current connection.
+    fn send_close_unregister(&mut self) {
+        self.stop_pinging();
+        let xid = self.requests.send(Purpose::Close);
+        self.send_frame(&rpc::Request {
+            sid: self.session.sid,
+            xid: Some(xid),
+            unregister: Some(rpc::UnRegisterRequest {}),
+            ..Default::default()
+        });
+    }
+
+    pub(crate) fn on_connected(&mut self, conn: ConnId, _now: Instant) {
+        match &self.phase {
+            Phase::ClosingConnect {
+                conn: c,
+                addr,
+                deadline,
+            } if *c == conn => {
+                self.phase = Phase::Closing {
+                    conn,
+                    addr: addr.clone(),
+                    deadline: *deadline,
+                };
+                self.send_close_unregister();
+            }
+            Phase::Connecting {
+                conn: c,
+                addr,
+                deadline,
+            } if *c == conn => {
+                self.phase = Phase::Registering {
+                    conn,
+                    addr: addr.clone(),
+                    deadline: *deadline,
+                };
+                self.send_register();
+            }
+            _ => {}
+        }
+    }
+
+    fn send_register(&mut self) {
+        let xid = self.requests.send(Purpose::Register);
+        self.send_frame(&rpc::Request {
+            sid: self.session.sid,
+            xid: Some(xid),
+            register: Some(rpc::RegisterRequest {
+                timeout: Some(self.config.session_timeout_ms()),
+            }),
+            ..Default::default()
+        });
+    }
+
+    /// Dispatches one answer by its xid; answers to unknown xids are ignored. Returns
+    /// whether the answer was to a request in flight.
     /// Takes the answer by reference: it is large, and moving it costs a copy per answer.
-    pub(crate) fn on_response(&mut self, rsp: &mut rpc::Response, now: Instant) {
+    #[inline]
+    pub(crate) fn on_response(&mut self, rsp: &mut rpc::Response, now: Instant) -> bool {
         // An answer without xid is xid 0 (PROTOCOL.md §1), which the core never uses.
         let Some(purpose) = rsp.xid.and_then(|xid| self.requests.answered(xid)) else {
-            return;
+            return false;
         };
         match purpose {
             Purpose::Register => self.on_register_answer(rsp, now),
             Purpose::Ping => self.on_ping_answer(rsp, now),
-            Purpose::Close => self.finish_close(),
+            Purpose::Close => self.on_close_answer(rsp, now),
             Purpose::Op(id) => self.on_op_answer(id, rsp, now),
             Purpose::Arm(path) => self.on_arm_answer(&path, rsp, now),
         }
+        self.after_answer(now);
+        true
     }
 
     fn on_register_answer(&mut self, rsp: &rpc::Response, now: Instant) {
@@ -328,20 +570,25 @@ impl Client {
             return;
         };
         let (conn, addr) = (*conn, addr.clone());
-        match server_error(rsp, "") {
+        match classify(rsp, "") {
             // A resumed session may be confirmed without its sid repeated.
-            None => match rsp.sid.filter(|s| *s != 0).or(self.session.sid) {
+            Answer::Success => match rsp.sid.filter(|s| *s != 0).or(self.session.sid) {
                 Some(sid) => self.session_up(conn, addr, sid, now),
-                None => self.connection_lost(now, Next::Failure, true),
+                None => self.on_fault(Fault::Malformed, now),
             },
-            Some(ServerError::SessionExpired) if self.session.sid.is_some() => {
-                self.session.expire();
-                self.send_register();
-            }
-            Some(ServerError::NotLeader(leader)) => {
-                self.connection_lost(now, Next::Redirect(leader), true)
-            }
-            Some(_) => self.connection_lost(now, Next::Failure, true),
+            Answer::Fault(fault) => self.on_fault(fault, now),
+            // A Register refused for good: another server may take it.
+            Answer::Final(_) => self.on_fault(Fault::Again, now),
+        }
+    }
+
+    /// The Unregister of `close` was answered: success closes; a refusal is a fault
+    /// (retried until `close_timeout`).
+    fn on_close_answer(&mut self, rsp: &rpc::Response, now: Instant) {
+        match classify(rsp, "") {
+            Answer::Success => self.finish_close(true),
+            Answer::Fault(fault) => self.on_fault(fault, now),
+            Answer::Final(_) => self.on_fault(Fault::Again, now),
         }
     }
 
@@ -358,7 +605,7 @@ impl Client {
 
     /// A request (not Register) was answered kSessionExpired while the session was up:
     /// register anew on the same connection; `Expired` follows the next `Connected`.
-    pub(crate) fn session_expired(&mut self, now: Instant) {
+    fn session_expired(&mut self, now: Instant) {
         let Phase::Up { conn, addr } = &self.phase else {
             return;
         };
@@ -405,15 +652,28 @@ impl Client {
                 let addr = addr.clone();
                 self.connect_now(addr, now);
             }
-            Phase::Connecting { deadline, .. } | Phase::Registering { deadline, .. }
+            Phase::Connecting { deadline, .. }
+            | Phase::Registering { deadline, .. }
+            | Phase::Draining { deadline, .. }
                 if *deadline <= now =>
             {
-                self.connection_lost(now, Next::Failure, true);
+                self.on_fault(Fault::Timeout, now);
             }
-            Phase::Closing { deadline, .. } | Phase::ClosingConnect { deadline, .. }
+            Phase::Closing { deadline, .. }
+            | Phase::ClosingConnect { deadline, .. }
+            | Phase::ClosingWait { deadline, .. }
                 if *deadline <= now =>
             {
-                self.finish_close()
+                self.finish_close(false)
+            }
+            Phase::ClosingWait { at, addr, deadline } if *at <= now => {
+                let (addr, deadline) = (addr.clone(), *deadline);
+                let conn = self.open(&addr);
+                self.phase = Phase::ClosingConnect {
+                    conn,
+                    addr,
+                    deadline,
+                };
             }
             Phase::Up { .. } => self.on_ping_timeout(now),
             _ => {}

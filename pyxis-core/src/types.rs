@@ -193,6 +193,14 @@ pub enum SessionEvent {
         /// The session that expired.
         old_sid: u64,
     },
+    /// `close` could not confirm that the session ended: no server answered its
+    /// Unregister with ok or kSessionExpired within `close_timeout`. The session and its
+    /// ephemeral nodes may live on until the server expires it (at most the session
+    /// timeout). Emitted just before `Closed`.
+    CloseUnconfirmed {
+        /// The session that may still be alive.
+        sid: u64,
+    },
     /// The client is closed; nothing follows.
     Closed,
 }
@@ -419,6 +427,12 @@ impl fmt::Display for SessionEvent {
             SessionEvent::Connected { sid } => write!(f, "connected (session {sid:#x})"),
             SessionEvent::Disconnected => f.write_str("disconnected"),
             SessionEvent::Expired { old_sid } => write!(f, "session {old_sid:#x} expired"),
+            SessionEvent::CloseUnconfirmed { sid } => {
+                write!(
+                    f,
+                    "close not confirmed: session {sid:#x} may live until it expires"
+                )
+            }
             SessionEvent::Closed => f.write_str("closed"),
         }
     }

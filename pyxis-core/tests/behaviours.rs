@@ -775,7 +775,13 @@ fn b09_close_unregisters_and_ends_everything() {
         })),
         "a write sent but never answered may have been applied"
     );
-    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+    assert_eq!(
+        p.session_events(),
+        vec![
+            SessionEvent::CloseUnconfirmed { sid: 5 },
+            SessionEvent::Closed
+        ]
+    );
 }
 
 // ----- 10. malformed frames -----

@@ -355,12 +355,19 @@ fn close_between_connections_unregisters_on_a_new_connection() {
     assert!(p.client.is_closed());
     assert_eq!(p.closes.last(), Some(&conn));
 
-    // The connect fails: closed at once. The connect hangs: closed at close_timeout.
+    // The connect fails: tried again after a backoff. The connect hangs: closed at
+    // close_timeout, unconfirmed.
     let (mut p, conn, _ping) = up();
     p.close_conn(conn);
     p.client.close(p.now);
     p.drain();
     p.refuse();
+    assert!(!p.client.is_closed());
+    p.advance(ms(10));
+    let conn = p.accept();
+    let unreg = p.take();
+    assert!(unreg.req.unregister.is_some());
+    p.answer(conn, ok(unreg.req.xid));
     assert!(p.client.is_closed());
     let (mut p, conn, _ping) = up();
     p.close_conn(conn);
@@ -370,10 +377,14 @@ fn close_between_connections_unregisters_on_a_new_connection() {
     assert!(!p.client.is_closed());
     p.advance(ms(1));
     assert!(p.client.is_closed());
-    assert!(matches!(
-        p.take_events().last(),
-        Some(Event::Session(SessionEvent::Closed))
-    ));
+    assert_eq!(
+        p.session_events(),
+        vec![
+            SessionEvent::Disconnected,
+            SessionEvent::CloseUnconfirmed { sid: SID },
+            SessionEvent::Closed
+        ]
+    );
 }
 
 // ----- configuration -----

@@ -1,0 +1,245 @@
+//! Session-level faults (kNotLeader, kAgain, kSessionExpired, a stalled or broken
+//! connection) and what each does to the requests in flight, to `close` and to the ping.
+
+mod support;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use pyxis_core::{Error, Event, Op, Reply, SessionEvent, SessionState};
+use pyxis_proto::ErrorType;
+use support::*;
+
+fn write(path: &str, data: &'static [u8]) -> Op {
+    Op::Write {
+        path: path.into(),
+        data: Bytes::from_static(data),
+    }
+}
+
+/// Every write completion among the queued events that says its outcome is unknown.
+fn unknown_outcomes(p: &Peer) -> usize {
+    p.events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                Event::Completed {
+                    result: Err(Error::ConnectionLoss {
+                        outcome_unknown: true
+                    } | Error::Again {
+                        outcome_unknown: true
+                    } | Error::Timeout {
+                        outcome_unknown: true
+                    }),
+                    ..
+                }
+            )
+        })
+        .count()
+}
+
+// ----- kNotLeader on pipelined writes -----
+
+#[test]
+fn pipelined_writes_answered_not_leader_are_all_retried_at_the_leader() {
+    let (mut p, conn, _ping) = up();
+    let ids: Vec<_> = (0..20)
+        .map(|i| {
+            let data: &'static [u8] = if i % 2 == 0 { b"even" } else { b"odd" };
+            p.client.submit(write("/w", data), p.now)
+        })
+        .collect();
+    p.drain();
+    let sent: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    assert_eq!(sent.len(), 20, "the writes pipeline");
+    // The node lost leadership: it applied none of them and answers each kNotLeader.
+    for s in &sent {
+        p.answer(conn, err(s.req.xid, ErrorType::KNotLeader, "leader:1"));
+    }
+    assert_eq!(unknown_outcomes(&p), 0, "{:?}", p.events);
+    p.advance(ms(10));
+    assert_eq!(p.connects.last().unwrap().1, "leader:1");
+    let conn = p.connect_with_sid(SID);
+    let retried: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    assert_eq!(retried.len(), 20, "every write goes to the leader");
+    for s in &retried {
+        p.answer(conn, ok(s.req.xid));
+    }
+    for id in ids {
+        assert_eq!(p.completion(id), Some(Ok(Reply::Done)));
+    }
+}
+
+#[test]
+fn writes_behind_a_not_leader_answer_keep_their_own_answers() {
+    // A node loses leadership with three writes in flight: the first committed (ok), the
+    // second was refused (kNotLeader) and the third's answer is lost with the connection.
+    let mut p = Peer::new(config(&["a:1", "b:1"]));
+    let conn = p.connect_with_sid(SID);
+    p.take_events();
+    let ids: Vec<_> = (0..3)
+        .map(|_| p.client.submit(write("/w", b"v"), p.now))
+        .collect();
+    p.drain();
+    let sent: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    p.answer(conn, err(sent[1].req.xid, ErrorType::KNotLeader, "b:1"));
+    assert!(
+        p.closes.is_empty(),
+        "answers are still due on the connection"
+    );
+    assert_eq!(p.client.state(), SessionState::Connected);
+    p.answer(conn, ok(sent[0].req.xid));
+    assert_eq!(p.completion(ids[0]), Some(Ok(Reply::Done)));
+    p.close_conn(conn);
+    assert_eq!(
+        p.completion(ids[2]),
+        Some(Err(Error::ConnectionLoss {
+            outcome_unknown: true
+        })),
+        "its answer can no longer arrive"
+    );
+    assert_eq!(p.completion(ids[1]), None, "retried at the leader");
+    p.advance(ms(20));
+    let conn = p.connect_with_sid(SID);
+    let retried = p.take_non_ping();
+    assert!(retried.req.write.is_some());
+    p.answer(conn, ok(retried.req.xid));
+    assert_eq!(p.completion(ids[1]), Some(Ok(Reply::Done)));
+}
+
+#[test]
+fn a_connection_that_never_answers_the_writes_behind_a_not_leader_is_given_up() {
+    let (mut p, conn, _ping) = up();
+    let a = p.client.submit(write("/w", b"1"), p.now);
+    let b = p.client.submit(write("/w", b"2"), p.now);
+    p.drain();
+    let sent: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    p.answer(conn, err(sent[0].req.xid, ErrorType::KNotLeader, ""));
+    // The second answer never comes: the wait is bounded by the ping grace.
+    p.advance(Duration::from_secs(2));
+    assert_eq!(p.closes, vec![conn]);
+    assert_eq!(p.completion(a), None, "refused: retried");
+    assert_eq!(
+        p.completion(b),
+        Some(Err(Error::ConnectionLoss {
+            outcome_unknown: true
+        }))
+    );
+}
+
+#[test]
+fn writes_behind_an_again_answer_keep_their_own_answers() {
+    let (mut p, conn, _ping) = up();
+    let a = p.client.submit(write("/w", b"1"), p.now);
+    let b = p.client.submit(write("/w", b"2"), p.now);
+    p.drain();
+    let sent: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    p.answer(conn, err(sent[0].req.xid, ErrorType::KAgain, ""));
+    assert_eq!(
+        p.completion(a),
+        Some(Err(Error::Again {
+            outcome_unknown: true
+        }))
+    );
+    assert!(p.closes.is_empty());
+    p.answer(conn, ok(sent[1].req.xid));
+    assert_eq!(p.completion(b), Some(Ok(Reply::Done)));
+    assert_eq!(p.closes, vec![conn], "then the connection is given up");
+}
+
+// ----- close during leader moves and no-leader windows -----
+
+/// Answers every request on `conn` with `code` (`data` as the error's text).
+fn refuse_all(p: &mut Peer, conn: pyxis_core::ConnId, code: ErrorType, data: &str) {
+    let sent: Vec<Sent> = p.sent.drain(..).filter(|s| s.conn == conn).collect();
+    for s in sent {
+        p.answer(conn, err(s.req.xid, code, data));
+    }
+}
+
+#[test]
+fn close_follows_not_leader_to_the_leader() {
+    let (mut p, conn, _ping) = up();
+    p.client.close(p.now);
+    p.drain();
+    let unreg = p.take_non_ping();
+    assert!(unreg.req.unregister.is_some());
+    // Leadership moved: the node refuses the Unregister and names the leader.
+    p.answer(conn, err(unreg.req.xid, ErrorType::KNotLeader, "b:1"));
+    assert!(
+        !p.client.is_closed(),
+        "the session still lives at the leader"
+    );
+    p.advance(ms(10));
+    assert_eq!(p.connects.last().unwrap().1, "b:1");
+    let conn = p.accept();
+    let again = p.take();
+    assert_eq!(again.conn, conn);
+    assert!(again.req.unregister.is_some() && again.req.register.is_none());
+    assert_eq!(again.req.sid, Some(SID));
+    p.answer(conn, ok(again.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+}
+
+#[test]
+fn close_during_a_no_leader_window_retries_until_a_leader_answers() {
+    let mut p = Peer::new(config(&["a:1", "b:1"]));
+    let conn = p.connect_with_sid(SID);
+    p.take_events();
+    p.client.close(p.now);
+    p.drain();
+    refuse_all(&mut p, conn, ErrorType::KAgain, "");
+    assert!(!p.client.is_closed());
+    // No leader for 600 ms: every attempt is answered kAgain, with a backoff between.
+    let start = p.now;
+    let mut attempts = 1;
+    loop {
+        p.advance(ms(5));
+        while !p.connecting.is_empty() {
+            let conn = p.accept();
+            attempts += 1;
+            if p.now - start < ms(600) {
+                refuse_all(&mut p, conn, ErrorType::KAgain, "");
+            } else {
+                let unreg = p.take();
+                assert!(unreg.req.unregister.is_some());
+                p.answer(conn, ok(unreg.req.xid));
+            }
+        }
+        if p.client.is_closed() {
+            break;
+        }
+        assert!(p.now - start < ms(2000), "closed within close_timeout");
+    }
+    assert!(
+        (3..40).contains(&attempts),
+        "backoff between attempts: {attempts}"
+    );
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+}
+
+#[test]
+fn close_tells_the_application_when_the_unregister_was_not_confirmed() {
+    let (mut p, conn, _ping) = up();
+    p.client.close(p.now);
+    p.drain();
+    refuse_all(&mut p, conn, ErrorType::KAgain, "");
+    let start = p.now;
+    while !p.client.is_closed() {
+        p.advance(ms(5));
+        while !p.connecting.is_empty() {
+            let conn = p.accept();
+            refuse_all(&mut p, conn, ErrorType::KAgain, "");
+        }
+    }
+    assert_eq!(p.now - start, Duration::from_secs(2), "close_timeout");
+    assert_eq!(
+        p.session_events(),
+        vec![
+            SessionEvent::CloseUnconfirmed { sid: SID },
+            SessionEvent::Closed
+        ]
+    );
+}
