@@ -216,12 +216,15 @@ impl Client {
             return;
         }
         self.begin_input(now);
-        self.session.ping.last_rx = Some(now);
         self.decoder.extend(data);
         loop {
             match self.decoder.next_response() {
+                // Liveness counts answers to requests in flight, not bytes: a peer
+                // trickling a frame it never finishes proves nothing.
                 Ok(Some(mut rsp)) => {
-                    self.on_response(&mut rsp, now);
+                    if self.on_response(&mut rsp, now) {
+                        self.session.ping.last_rx = Some(now);
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => {

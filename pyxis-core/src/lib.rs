@@ -117,7 +117,7 @@
 //!   passes, a probe ping replaces the held one (the server answers a replaced ping at
 //!   once, which proves the connection alive and gives the probe up to 120 s), and only
 //!   a probe unanswered within `ping_grace` declares the connection dead (after
-//!   T + 2 × `ping_grace` on a silent connection). See the `ping` module.
+//!   T + 2 × `ping_grace` without a complete answer). See the `ping` module.
 //! - **Backoff never restarts on a bare Register**: the backoff and the redirect count
 //!   start over only once a ping was answered without error, so a server that accepts
 //!   Register and then fails or redirects every request is retried with growing delays.
@@ -196,6 +196,7 @@
 //! |---|---|
 //! | every pipelined write answered kNotLeader is retried at the leader; only writes whose answer can no longer arrive are unknown | `pipelined_writes_answered_not_leader_are_all_retried_at_the_leader`, `writes_behind_a_not_leader_answer_keep_their_own_answers`, `a_connection_that_never_answers_the_writes_behind_a_not_leader_is_given_up` |
 //! | writes behind a kAgain answer keep their own answers | `writes_behind_an_again_answer_keep_their_own_answers` |
+//! | liveness counts answers, not bytes: a peer trickling a frame it never finishes is given up after T + 2 × `ping_grace` and the next server tried | `a_peer_trickling_an_unfinished_frame_is_abandoned_and_the_next_server_tried` |
 //! | close follows kNotLeader, retries kAgain with backoff, says when the deadline won | `close_follows_not_leader_to_the_leader`, `close_during_a_no_leader_window_retries_until_a_leader_answers`, `close_tells_the_application_when_the_unregister_was_not_confirmed` |
 //!
 //! `tests/watch_gaps.rs` covers watched changes no server event reports: between an

@@ -16,15 +16,16 @@
 //!
 //! - the requested T (at most [`MAX_HOLD`], the server's largest) or the longest hold
 //!   seen for an empty answer, whichever is larger, plus `ping_grace`,
-//! - counted from the ping's sending or from the last bytes received, whichever is later
-//!   (answers to other requests prove the connection alive).
+//! - counted from the ping's sending or from the last answer received, whichever is later
+//!   (answers to other requests prove the connection alive; bytes of a frame that is
+//!   never finished prove nothing).
 //!
 //! When it passes, the connection is not given up at once: a second ping is sent as a
 //! probe. A new ping replaces the held one, which the server answers at once, empty:
 //! that answer proves the connection alive (the held time is learned, and the probe is
 //! given up to [`MAX_HOLD`]; its own answer teaches the real hold). If nothing comes
 //! back within another `ping_grace`, the connection is dead. A silent connection is thus
-//! given up T + 2 × `ping_grace` after the last bytes received (9 s by default); the
+//! given up T + 2 × `ping_grace` after the last answer received (9 s by default); the
 //! idle round trip of T − 1 s stays well inside the first bound.
 //!
 //! ## Early empty answers
@@ -118,7 +119,7 @@ pub(crate) struct Pinger {
     pub due: Option<Instant>,
     /// Longest hold seen for an empty answer (at most [`MAX_HOLD`]).
     pub hold: Duration,
-    /// When bytes last arrived on the connection.
+    /// When the last answer to a request in flight was read (a complete frame).
     pub last_rx: Option<Instant>,
     /// When requests were last handed out to be written (each refreshes the session).
     pub last_tx: Option<Instant>,
@@ -328,7 +329,7 @@ impl Client {
     /// Acts on the ping's deadlines while the session is up: a paced ping falls due, or
     /// the held ping's liveness bound passed. Bytes received since the ping was sent
     /// prove the connection alive (a busy session's ping may be held for as long as
-    /// requests keep refreshing it): the bound then runs from the last bytes. Otherwise a
+    /// requests keep refreshing it): the bound then runs from the last answer. Otherwise a
     /// probe replaces the ping, and a probe's bound passing means the connection is dead.
     pub(crate) fn on_ping_timeout(&mut self, now: Instant) {
         if self.session.ping.due.is_some_and(|d| d <= now) {

@@ -243,3 +243,37 @@ fn close_tells_the_application_when_the_unregister_was_not_confirmed() {
         ]
     );
 }
+
+// ----- liveness counts answers, not bytes -----
+
+#[test]
+fn a_peer_trickling_an_unfinished_frame_is_abandoned_and_the_next_server_tried() {
+    let mut p = Peer::new(config(&["a:1", "b:1"]));
+    let conn = p.connect_with_sid(SID);
+    let ping = p.take_ping();
+    p.take_events();
+    let first = p.connects[0].1.clone();
+    // The answer to the ping, of which the peer sends one byte a second and never the
+    // last one.
+    let long = format!("/{}", "x".repeat(200));
+    let frame = pyxis_proto::encode_response(&event(ping.req.xid, &long, &long, 1));
+    let start = p.now;
+    let mut sent = 0;
+    while p.closes.is_empty() && p.now - start < Duration::from_secs(60) {
+        p.advance(Duration::from_secs(1));
+        if sent + 1 < frame.len() && p.open.contains_key(&conn) {
+            p.deliver(conn, &frame[sent..sent + 1]);
+            sent += 1;
+        }
+    }
+    assert_eq!(p.closes, vec![conn], "given up");
+    // T + 2 × ping_grace after the last complete answer (the Register's).
+    assert!(
+        p.now - start <= Duration::from_secs(9),
+        "{:?}",
+        p.now - start
+    );
+    p.advance(ms(20));
+    let next = &p.connects.last().unwrap().1;
+    assert_ne!(*next, first, "the next server is tried");
+}
