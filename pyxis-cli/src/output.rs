@@ -58,7 +58,7 @@ impl NodeView {
             data_hex,
             data_len: node.data.len(),
             version: node.version,
-            // PROTOCOL.md §2: the ephemeral flag is tested as `flags & 1`.
+            // protocol §2: the ephemeral flag is tested as `flags & 1`.
             ephemeral: node.flags & 1 != 0,
             flags: node.flags,
             owner: node.owner,

@@ -3,7 +3,7 @@
 //! Owns: reading `name<TAB>direction<TAB>hex<TAB>description` lines. Must never be used on
 //! untrusted input (it panics on a malformed vector file, which is a test-data bug).
 
-/// The golden frames file shipped with `pyxis-proto` (PROTOCOL.md vectors).
+/// The golden frames file shipped with `pyxis-proto` (the original Go client's golden frames).
 pub const GOLDEN_FRAMES: &str = include_str!("../../pyxis-proto/tests/data/golden_frames.txt");
 
 /// One golden vector.

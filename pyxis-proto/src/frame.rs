@@ -1,4 +1,4 @@
-//! The frame codec (PROTOCOL.md §1).
+//! The frame codec ([protocol](crate::protocol) §1).
 //!
 //! Owns: `len | "pyxi" | payload | adler32(tag + payload)` framing in both directions and
 //! the incremental [`FrameDecoder`]. Must never interpret payloads beyond handing them to

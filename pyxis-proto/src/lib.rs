@@ -1,9 +1,9 @@
 //! # pyxis-proto: the Pyxis wire layer
 //!
 //! This crate owns everything that is byte-exact about the Pyxis client protocol
-//! (`PROTOCOL.md` §1, §2, §8): the protobuf messages of `pyxis.rpc` and `pyxis.store`,
-//! the frame codec (`len | "pyxi" | payload | adler32`), the proto2 `required` checks
-//! prost does not do by itself, the watch-event and node-flag values, and the path rules
+//! ([protocol] §1, §2, §8): the protobuf messages of `pyxis.rpc` and
+//! `pyxis.store`, the frame codec (`len | "pyxi" | payload | adler32`), the proto2 `required`
+//! checks prost does not do by itself, the watch-event and node-flag values, and the path rules
 //! and limits the server enforces.
 //!
 //! It must never do I/O, touch a clock, spawn, or panic on any input: bytes from the
@@ -13,8 +13,8 @@
 //! ```
 //! use pyxis_proto::{encode_request, FrameDecoder, rpc::{Request, PingRequest}};
 //!
-//! let ping = Request { sid: Some(7), xid: Some(1), ping: Some(PingRequest {}), ..Default::default() };
-//! let bytes = encode_request(&ping);
+//! let ping = Request { sid: Some(7), xid: Some(1), ping: Some(PingRequest {}),
+//! ..Default::default() }; let bytes = encode_request(&ping);
 //! let mut decoder = FrameDecoder::new();
 //! decoder.extend(&bytes);
 //! assert_eq!(decoder.next_request().unwrap(), Some(ping));
@@ -24,6 +24,10 @@
 mod frame;
 pub mod limits;
 mod messages;
+// The protocol description, shipped with the crate (PROTOCOL.md) and cited by section
+// (§1–§9) throughout the workspace's docs.
+#[doc = include_str!("../PROTOCOL.md")]
+pub mod protocol {}
 mod required;
 
 pub use frame::{

@@ -1,4 +1,4 @@
-//! Limits and path rules the server enforces (PROTOCOL.md §8, §9).
+//! Limits and path rules the server enforces ([protocol](crate::protocol) §8, §9).
 //!
 //! Owns: the numeric limits and the path syntax check shared by every crate that must
 //! agree with the server. Must never decide what a client or server *does* with a bad
@@ -46,7 +46,7 @@ pub enum PathError {
     TrailingSlash,
 }
 
-/// Checks a path against the server's rules (PROTOCOL.md §8).
+/// Checks a path against the server's rules ([protocol](crate::protocol) §8).
 ///
 /// ```
 /// use pyxis_proto::limits::{check_path, PathError};

@@ -30,7 +30,7 @@ pub(crate) mod wire {
 
 pub use rpc::ErrorType;
 
-/// Watch event type bits (`WatchEvent.type`, `WatchRequest.watch`), PROTOCOL.md §2.
+/// Watch event type bits (`WatchEvent.type`, `WatchRequest.watch`), [protocol](crate::protocol) §2.
 pub mod event_type {
     /// The watched node was created.
     pub const CREATE: u32 = 0x01;
@@ -52,7 +52,7 @@ pub mod event_type {
     pub const NODE_EVENTS: u32 = CREATE | DELETE | MODIFY | CHILDREN;
 }
 
-/// Node flags (`CreateRequest.flags`, `Node.flags`), PROTOCOL.md §2.
+/// Node flags (`CreateRequest.flags`, `Node.flags`), [protocol](crate::protocol) §2.
 pub mod node_flags {
     /// A persistent node: lives until deleted.
     pub const PERSISTENT: i32 = 0;

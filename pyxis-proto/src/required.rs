@@ -1,4 +1,4 @@
-//! proto2 `required` enforcement for decoded messages (PROTOCOL.md §2).
+//! proto2 `required` enforcement for decoded messages ([protocol](crate::protocol) §2).
 //!
 //! Owns: decoding `Request` / `Response` payloads through a mirror in which required
 //! fields are optional, then refusing any message that lacks one, naming the field.

@@ -1,5 +1,5 @@
 //! Model tests of cluster semantics: followers, no-leader windows, leadership moves,
-//! kill and restart (PROTOCOL.md §3, §4, §5, §6, §9).
+//! kill and restart ([protocol](pyxis_proto::protocol) §3, §4, §5, §6, §9).
 
 mod common;
 

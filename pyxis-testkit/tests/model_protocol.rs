@@ -1,4 +1,5 @@
-//! Model tests of framing, dispatch and error answers (PROTOCOL.md §1, §3, §4).
+//! Model tests of framing, dispatch and error answers ([protocol](pyxis_proto::protocol) §1, §3,
+//! §4).
 
 mod common;
 

@@ -1,6 +1,6 @@
 //! Whatever a client sends, the model never panics, answers only well-formed frames and
-//! closes the connection on bad framing (PROTOCOL.md §1); plus the thread-safety the
-//! runners promise.
+//! closes the connection on bad framing ([protocol](pyxis_proto::protocol) §1); plus the
+//! thread-safety the runners promise.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Model tests of sessions and the held ping (PROTOCOL.md §5).
+//! Model tests of sessions and the held ping ([protocol](pyxis_proto::protocol) §5).
 
 mod common;
 

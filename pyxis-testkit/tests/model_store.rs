@@ -1,4 +1,5 @@
-//! Model tests of the store rules and the `/pyxis` proc tree (PROTOCOL.md §2, §8).
+//! Model tests of the store rules and the `/pyxis` proc tree ([protocol](pyxis_proto::protocol) §2,
+//! §8).
 
 mod common;
 

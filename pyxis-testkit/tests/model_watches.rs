@@ -1,4 +1,4 @@
-//! Model tests of watches (PROTOCOL.md §6).
+//! Model tests of watches ([protocol](pyxis_proto::protocol) §6).
 
 mod common;
 

@@ -1,5 +1,5 @@
 //! Runner tests: TestServer and TestCluster over real loopback sockets, with hand-built
-//! frames (PROTOCOL.md §1, §3–§5 end to end, and the runner's controls).
+//! frames ([protocol](pyxis_proto::protocol) §1, §3–§5 end to end, and the runner's controls).
 
 mod common;
 

@@ -2,8 +2,8 @@
 //!
 //! Owns: the knobs of [`ModelConfig`] (session bounds, check interval, commit delay,
 //! election gap, session id base, advertised node addresses) and the two presets, the real
-//! server's defaults (PROTOCOL.md §9) and fast ones for tests. Must never read a clock or
-//! the environment: every value is explicit.
+//! server's defaults ([protocol](pyxis_proto::protocol) §9) and fast ones for tests. Must never
+//! read a clock or the environment: every value is explicit.
 
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use pyxis_proto::DEFAULT_MAX_FRAME_LEN;
 
 /// What happens to writes (create/delete/write/register/unregister) that are still waiting
 /// for their commit when the leader loses leadership. Either way the client is answered
-/// `kAgain`: the real outcome is unknown to it (PROTOCOL.md §4).
+/// `kAgain`: the real outcome is unknown to it ([protocol](pyxis_proto::protocol) §4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InFlightOnMove {
@@ -70,8 +70,8 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// The real server's defaults (PROTOCOL.md §9): sessions 5 s..120 s, checked every
-    /// second, a 2 s election gap, a 64 MiB frame cap, and a 1 ms commit delay.
+    /// The real server's defaults ([protocol](pyxis_proto::protocol) §9): sessions 5 s..120 s,
+    /// checked every second, a 2 s election gap, a 64 MiB frame cap, and a 1 ms commit delay.
     pub fn real_defaults() -> Self {
         Self {
             min_session_timeout: Duration::from_millis(u64::from(MIN_SESSION_TIMEOUT_MS)),

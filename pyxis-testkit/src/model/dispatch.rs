@@ -1,4 +1,5 @@
-//! Request dispatch, commits, session ends and event delivery (PROTOCOL.md §3–§6).
+//! Request dispatch, commits, session ends and event delivery ([protocol](pyxis_proto::protocol)
+//! §3–§6).
 //!
 //! Owns: which request does what and in which order (register, then the session check,
 //! then unregister/create/delete/write through the commit queue, then ping, read, stat,

@@ -1,4 +1,5 @@
-//! Leadership: moves, no-leader windows, killed and restarted nodes (PROTOCOL.md §4–§6).
+//! Leadership: moves, no-leader windows, killed and restarted nodes
+//! ([protocol](pyxis_proto::protocol) §4–§6).
 //!
 //! Owns: who leads, pending elections and what a leadership change does to the shared
 //! state (uncommitted writes answered kAgain, watches dropped, held pings answered empty,

@@ -1,5 +1,6 @@
 //! The Pyxis server model: sans-IO, deterministic, every client-visible rule of
-//! PROTOCOL.md §1 and §3–§9 for a cluster of N nodes sharing one replicated state.
+//! [protocol](pyxis_proto::protocol) §1 and §3–§9 for a cluster of N nodes sharing one replicated
+//! state.
 //!
 //! Owns: sessions, the node tree, watches, held pings, the commit queue, leadership and
 //! the connections' frame decoders. Must never read a clock, sleep, spawn, touch a socket
@@ -37,8 +38,8 @@
 //! let t0 = Instant::now();
 //! let mut model = ClusterModel::new(ModelConfig::fast(), 1, t0);
 //! model.handle_connect(0, ConnId(1), t0);
-//! let register = Request { xid: Some(1), register: Some(RegisterRequest { timeout: Some(1000) }), ..Default::default() };
-//! model.handle_data(ConnId(1), &encode_request(&register), t0);
+//! let register = Request { xid: Some(1), register: Some(RegisterRequest { timeout: Some(1000) }),
+//! ..Default::default() }; model.handle_data(ConnId(1), &encode_request(&register), t0);
 //! assert!(model.poll_output().is_none()); // a register waits for its commit
 //! let commit = model.poll_timeout().unwrap();
 //! model.handle_timeout(commit);

@@ -1,4 +1,4 @@
-//! The read-only `/pyxis` proc tree (PROTOCOL.md §8).
+//! The read-only `/pyxis` proc tree ([protocol](pyxis_proto::protocol) §8).
 //!
 //! Owns: rendering `/pyxis`, `/pyxis/cluster/{leader,addrlist}`, `/pyxis/session`,
 //! `/pyxis/session/<sid>` and `/pyxis/db` from the model's state at the time of the read.

@@ -1,5 +1,5 @@
 //! Sessions: timeouts, expiry buckets, the held ping and pending watch events
-//! (PROTOCOL.md §5).
+//! ([protocol](pyxis_proto::protocol) §5).
 //!
 //! Owns: the per-session state and the arithmetic that maps a refresh time to the check
 //! tick at which the session expires. Must never send anything or touch the node tree.

@@ -1,4 +1,4 @@
-//! The replicated node tree and its rules (PROTOCOL.md §2, §8).
+//! The replicated node tree and its rules ([protocol](pyxis_proto::protocol) §2, §8).
 //!
 //! Owns: stored nodes (data, children, flags, version, creator sid), path checks, the
 //! create/delete/write rules and their errors (same types and `err.data` texts as the

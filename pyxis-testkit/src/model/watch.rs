@@ -1,4 +1,4 @@
-//! The watch registry (PROTOCOL.md §6).
+//! The watch registry ([protocol](pyxis_proto::protocol) §6).
 //!
 //! Owns: one-shot watches keyed by (path, session), registration as a no-op when one is
 //! set, and matching an event on a node to watches on the node, then to recursive

@@ -67,7 +67,8 @@ impl RunnerConfig {
         Self::with_model(ModelConfig::fast())
     }
 
-    /// [`ModelConfig::real_defaults`] (PROTOCOL.md §9) with the same I/O limits.
+    /// [`ModelConfig::real_defaults`] ([protocol](pyxis_proto::protocol) §9) with the same I/O
+    /// limits.
     pub fn real_defaults() -> Self {
         Self::with_model(ModelConfig::real_defaults())
     }
@@ -97,8 +98,8 @@ impl RunnerConfig {
 ///
 /// // A follower redirects to the leader's address.
 /// let mut follower = TcpStream::connect(&addrs[1]).unwrap();
-/// let register = Request { xid: Some(1), register: Some(RegisterRequest { timeout: Some(5000) }), ..Default::default() };
-/// follower.write_all(&encode_request(&register)).unwrap();
+/// let register = Request { xid: Some(1), register: Some(RegisterRequest { timeout: Some(5000) }),
+/// ..Default::default() }; follower.write_all(&encode_request(&register)).unwrap();
 /// let mut decoder = FrameDecoder::new();
 /// let answer = loop {
 ///     if let Some(answer) = decoder.next_response().unwrap() { break answer; }
