@@ -162,6 +162,22 @@ impl Cluster {
         &self.hosts
     }
 
+    /// Cuts `host` off from every node of the cluster (turmoil's `Sim::partition` with
+    /// each node's host): what it writes to them, and they to it, is lost until
+    /// [`repair`](Self::repair).
+    pub fn partition(&self, sim: &Sim<'_>, host: &str) {
+        for node in self.hosts.iter() {
+            sim.partition(host, node.as_str());
+        }
+    }
+
+    /// Ends [`partition`](Self::partition): `host` reaches every node again.
+    pub fn repair(&self, sim: &Sim<'_>, host: &str) {
+        for node in self.hosts.iter() {
+            sim.repair(host, node.as_str());
+        }
+    }
+
     /// The current leader, if any.
     pub fn leader(&self) -> Option<usize> {
         self.shared.model.borrow().leader()

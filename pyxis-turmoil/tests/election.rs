@@ -265,9 +265,7 @@ fn scenario(seed: u64, lease: Option<Duration>, ledger: &Ledger) -> Result<(), S
         let target = match fault {
             Fault::PartitionLeader => {
                 let name = ledger.current().unwrap_or_else(|| NAMES[0].to_owned());
-                for node in &nodes {
-                    sim.partition(name.as_str(), node.as_str());
-                }
+                cluster.partition(sim, &name);
                 partitioned = Some(name.clone());
                 name
             }
@@ -287,9 +285,7 @@ fn scenario(seed: u64, lease: Option<Duration>, ledger: &Ledger) -> Result<(), S
         match fault {
             Fault::PartitionLeader => {
                 if let Some(name) = partitioned.take() {
-                    for node in &nodes {
-                        sim.repair(name.as_str(), node.as_str());
-                    }
+                    cluster.repair(sim, &name);
                 }
             }
             Fault::CrashInstance(_) | Fault::CrashNode(_) => sim.bounce(target.as_str()),

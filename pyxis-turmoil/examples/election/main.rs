@@ -112,13 +112,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     run_until(&mut sim, 10)?;
     let leader = log.check()?.ok_or("nobody leads after 10 s")?;
     println!("--- partition {leader} from the Pyxis cluster for 15 s");
-    for node in cluster.hosts() {
-        sim.partition(leader.as_str(), node.as_str());
-    }
+    cluster.partition(&sim, &leader);
     run_until(&mut sim, 25)?;
-    for node in cluster.hosts() {
-        sim.repair(leader.as_str(), node.as_str());
-    }
+    cluster.repair(&sim, &leader);
     let victim = log.check()?.ok_or("nobody leads after the partition")?;
     println!("--- crash {victim}, and Pyxis node 0");
     log.crashed(&victim, sim.elapsed());
