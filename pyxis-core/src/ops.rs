@@ -4,10 +4,10 @@
 //! the path's watch registration riding along when it arms a watch), the mapping of each
 //! answer to a completion per PROTOCOL.md §4 (kNotLeader ⇒ retried at the leader, writes
 //! included, since a follower applied nothing; kAgain ⇒ reads retried, writes `Again`
-//! with an unknown outcome; kSessionExpired ⇒ `SessionExpired`), and the stat + watch
-//! arms of the watch registry. Must never decide when a connection is opened or which
-//! address to use (that is `session`/`discovery`) and never reorder operations (that is
-//! the request table's read-your-writes rule).
+//! with an unknown outcome; kSessionExpired ⇒ `SessionExpired`). The watch registry's
+//! own arms are sent and settled by `arms`. Must never decide when a connection is opened
+//! or which address to use (that is `session`/`discovery`) and never reorder operations
+//! (that is the request table's read-your-writes rule).
 
 use std::time::Instant;
 
@@ -19,8 +19,7 @@ use crate::error::Error;
 use crate::reply::{classify, decode_node, Answer};
 use crate::requests::{OpKind, Pending, Purpose};
 use crate::session::Fault;
-use crate::types::{CreateMode, Node, Op, Reply, RequestId, WatchSpec};
-use crate::watches::Arm;
+use crate::types::{CreateMode, Op, Reply, RequestId, WatchSpec};
 
 /// Turns an operation into its pending form, moving its strings and data rather than
 /// copying them. Also returns the watch spec it arms, put on the operation's path.
@@ -241,66 +240,6 @@ impl Client {
         }
         if let Some(fault) = fault {
             self.on_fault(fault, now);
-        }
-    }
-
-    /// Registers the server watch on `path` if it has watches and none is set or coming.
-    pub(crate) fn arm_if_needed(&mut self, path: &str) {
-        if let Some(arm) = self.watches.needs_arm(path) {
-            self.send_arm(arm);
-        }
-    }
-
-    /// Sends a stat + watch registering `arm`.
-    pub(crate) fn send_arm(&mut self, (path, mask, recursive): Arm) {
-        let xid = self.requests.send(Purpose::Arm(path.clone()));
-        self.watches.arming(&path);
-        self.send_frame(&rpc::Request {
-            sid: self.session.sid,
-            xid: Some(xid),
-            stat: Some(rpc::StatRequest { path: path.clone() }),
-            watch: Some(rpc::WatchRequest {
-                path: Some(path),
-                watch: Some(mask),
-                recursive: Some(recursive),
-            }),
-            ..Default::default()
-        });
-    }
-
-    fn arm_answered(&mut self, path: &str, node: Option<&Node>) {
-        let mut events = Vec::new();
-        self.watches.armed(path, node, &mut events);
-        self.events.extend(events);
-    }
-
-    /// A stat + watch's answer: the registry's baseline (or the end of the path's
-    /// watches on a final error); a fault goes to the fault policy.
-    pub(crate) fn on_arm_answer(&mut self, path: &str, rsp: &rpc::Response, now: Instant) {
-        match classify(rsp, path) {
-            Answer::Success => match decode_node(path.to_owned(), rsp.data.as_ref(), false) {
-                Ok(node) => self.arm_answered(path, Some(&node)),
-                Err(_) => self.watches.armed_unknown(path),
-            },
-            Answer::Final(Error::NotFound { .. }) => self.arm_answered(path, None),
-            Answer::Final(e) => {
-                let mut events = Vec::new();
-                self.watches.arm_failed(path, &e, &mut events);
-                self.events.extend(events);
-            }
-            Answer::Fault(fault) => self.on_fault(fault, now),
-        }
-    }
-
-    /// A ping answer carried an event for the registration on `watched`.
-    pub(crate) fn on_watch_fired(&mut self, watched: &str, node: &str, bits: u32) {
-        let mut events = Vec::new();
-        let rearm = self.watches.fire(watched, node, bits, &mut events);
-        self.events.extend(events);
-        if let Some(arm) = rearm {
-            if self.phase.is_up() {
-                self.send_arm(arm);
-            }
         }
     }
 }

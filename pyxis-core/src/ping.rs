@@ -294,10 +294,7 @@ impl Client {
     /// else. Registering a watch that is still set is a no-op, so re-register them all and
     /// compare each fresh stat with the baseline, as after a reconnect.
     fn rearm_after_early_release(&mut self) {
-        self.requests.forget_arms();
-        for arm in self.watches.rearm_all() {
-            self.send_arm(arm);
-        }
+        self.rearm_every_watch();
     }
 
     /// Called before each input: whether `now` is more than [`LATE_WAKE`] (at most

@@ -1,8 +1,8 @@
 //! The request table: every application operation from `submit` to its one completion.
 //!
 //! Owns: request ids and xids (an operation's xid is twice its request id; the core's own
-//! requests — Register, ping, watch arms, the closing Unregister — use odd xids kept in a
-//! small map), the queue of operations not yet sent, what is in flight on the current
+//! requests — Register, ping, the closing Unregister — use odd xids kept in a small map;
+//! the watch registry's arms and re-checks get odd xids it keeps itself), the queue of operations not yet sent, what is in flight on the current
 //! connection, per-request deadlines, and the read-your-writes rule (a read or stat is
 //! not sent while a create/delete/write/unregister submitted before it is unanswered;
 //! writes pipeline among themselves). Must never
@@ -54,8 +54,6 @@ pub(crate) enum Purpose {
     Close,
     /// An application operation.
     Op(RequestId),
-    /// A stat + watch registering the server watch on a path.
-    Arm(String),
 }
 
 /// An incomplete application operation.
@@ -304,10 +302,18 @@ impl Requests {
             }
             return xid;
         }
-        self.next_internal += 1;
-        let xid = self.next_internal.wrapping_mul(2) | 1;
+        let xid = self.internal_xid();
         self.internal.insert(xid, purpose);
         xid
+    }
+
+    /// A fresh odd xid recorded nowhere: for the watch registry's arms and re-checks,
+    /// which it keeps by xid itself (an answer this table does not know is offered to
+    /// it).
+    #[inline]
+    pub(crate) fn internal_xid(&mut self) -> u64 {
+        self.next_internal += 1;
+        self.next_internal.wrapping_mul(2) | 1
     }
 
     /// What `xid` was sent for, forgetting it (`None`: unknown or already forgotten).
@@ -342,11 +348,6 @@ impl Requests {
             .0
             .iter()
             .any(|id| self.pending.get(id).is_some_and(|p| p.xid.is_some()))
-    }
-
-    /// Forgets every watch arm in flight (their paths are being re-armed).
-    pub(crate) fn forget_arms(&mut self) {
-        self.internal.retain(|_, p| !matches!(p, Purpose::Arm(_)));
     }
 
     /// Removes `id` for its completion.

@@ -551,15 +551,23 @@ impl Client {
     #[inline]
     pub(crate) fn on_response(&mut self, rsp: &mut rpc::Response, now: Instant) -> bool {
         // An answer without xid is xid 0 (PROTOCOL.md §1), which the core never uses.
-        let Some(purpose) = rsp.xid.and_then(|xid| self.requests.answered(xid)) else {
+        let Some(xid) = rsp.xid else {
             return false;
+        };
+        let Some(purpose) = self.requests.answered(xid) else {
+            // Not the table's: an arm or re-check of the watch registry, or unknown.
+            let Some(flight) = self.watches.answered(xid) else {
+                return false;
+            };
+            self.on_watch_answer(flight, rsp, now);
+            self.after_answer(now);
+            return true;
         };
         match purpose {
             Purpose::Register => self.on_register_answer(rsp, now),
             Purpose::Ping => self.on_ping_answer(rsp, now),
             Purpose::Close => self.on_close_answer(rsp, now),
             Purpose::Op(id) => self.on_op_answer(id, rsp, now),
-            Purpose::Arm(path) => self.on_arm_answer(&path, rsp, now),
         }
         self.after_answer(now);
         true
@@ -597,10 +605,7 @@ impl Client {
         self.events.extend(events.into_iter().map(Event::Session));
         self.phase = Phase::Up { conn, addr };
         self.send_ping(now);
-        self.requests.forget_arms();
-        for arm in self.watches.rearm_all() {
-            self.send_arm(arm);
-        }
+        self.rearm_every_watch();
     }
 
     /// A request (not Register) was answered kSessionExpired while the session was up:

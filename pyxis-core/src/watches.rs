@@ -1,13 +1,18 @@
-//! The watch registry: application watches, the one server registration per path, and
-//! the last state seen on each watched path.
+//! The watch registry: application watches, the one server registration per path, the
+//! last state seen on each watched path (and below a recursive one), and every request
+//! of its own in flight.
 //!
-//! Owns: application watches by id and by path; per path the registration to send (the
-//! masks OR-ed with every node event type, recursive if any watch is), whether the server registration is believed set, and the
-//! baseline (existence, version, children) last seen; fan-out of a server event to
-//! exactly the watches it matches (one-shot ones are spent); and the gap check that turns
-//! a difference between the baseline and a fresh stat into `inferred` events. Must never
-//! build frames or talk to the connection: the client glue sends the stat + watch arms
-//! this registry asks for.
+//! Owns, as the one owner of each watch: application watches by id and by path; per path
+//! the registration to send (the masks OR-ed with every node event type, recursive if
+//! any watch is), whether the server registration is believed set, the arm in flight
+//! (by xid: the request table only hands out xids, it keeps no record of arms), the
+//! baseline (existence, version, children, owner, data digest) last seen, and under a
+//! recursive registration the baselines of the descendants seen and those due for a
+//! re-check; the one re-arm-everything rule (`rearm_all`); the one one-shot
+//! rule (in the delivery: a one-shot watch gets at most one event, marked `last`); and
+//! the gap check that turns a difference between a baseline and a fresh stat into
+//! `inferred` events. Must never build frames or talk to the connection: the client glue
+//! (`arms`) sends the arm batches this registry asks for and hands their answers back.
 //!
 //! The server keeps at most one watch per (session, path) and does not merge masks
 //! (PROTOCOL.md §6), so the registration always includes every node event type: a watch
@@ -21,14 +26,31 @@
 //! another owner, a lower version, or the same version with other data (outside the proc
 //! tree) was deleted and created again; a deletion, reported or found, is told to
 //! watches not listening for Delete as the Modify / Children change it is for them (data
-//! and children gone); and a child's Create/Delete spending a recursive registration
-//! stands for the Children event the server raises on the parent right after (which
-//! finds no registration).
+//! and children gone); and a descendant's Create/Delete spending a recursive
+//! registration stands for the Children event the server raises on its parent right
+//! after (which finds no registration).
+//!
+//! Recursive registrations are one-shot like the others, so changes in the subtree
+//! between an event and the re-arm raise nothing. The cost of finding them is bounded by
+//! what the watch has seen: the re-arm batch first re-checks (plain stats) the node the
+//! event named and, for a Create/Delete, its parent; each is compared with its own
+//! baseline like the watched node (writes, children, deletion, re-creation), and a look at
+//! a node's children tells the children not known before as created (re-checked in the
+//! next batch) and the ones known and now missing as deleted. After a reconnect every
+//! descendant seen is re-checked.
 //!
 //! What stays unknowable: a node created and deleted again between two looks (while
 //! disconnected, or between an event and its re-arm); a re-creation by the same session
-//! with the same data, ending at the same version as last seen; how many writes or child
-//! changes a gap held (one inferred event stands for them).
+//! with the same data, ending at the version last seen; how many writes or child changes
+//! a gap held (one inferred event stands for them); below a recursive watch, a change
+//! between an event and its re-arm on a node that is neither the one the event named nor
+//! its parent is learned only at the next look at that node (its next event, a re-check
+//! of its parent finding it created or gone, or a reconnect), and never for a node the
+//! watch holds no baseline of (no event named it and no look at its parent listed it
+//! since the watch began); a write found by a re-check of a child that a look at its
+//! parent discovered waits for the next re-arm batch; and a change landing between the
+//! server's handling of a re-check and of the re-arm that follows it in the same batch is
+//! learned only at the next look at that node.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -249,8 +271,30 @@ struct PathState {
     baseline: Baseline,
     /// The server registration believed set: (mask, recursive).
     armed: Option<(u32, bool)>,
-    /// A stat + watch is in flight for this path.
+    /// A stat + watch is in flight for this path (its xid is in `Watches::flights`).
     arming: bool,
+    /// Under a recursive registration: what was last seen of each descendant an event
+    /// named (and of its parent, and of the children a look at a parent found). A node
+    /// seen gone is dropped once a look at its parent no longer lists it, so this holds
+    /// the nodes the watch has seen live, and the few just deleted.
+    below: BTreeMap<String, Baseline>,
+    /// Descendants to re-check (stat) in the next arm batch: each one an event named
+    /// since the last arm, its parent, and children a re-check found.
+    recheck: BTreeSet<String>,
+}
+
+/// A request of the registry in flight, by xid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Flight {
+    /// The stat + watch (re)registering the path's server watch.
+    Arm(String),
+    /// A plain stat of `node`, a descendant of the recursive registration on `watched`.
+    Check {
+        /// The watched path.
+        watched: String,
+        /// The descendant looked at.
+        node: String,
+    },
 }
 
 /// The watch registry.
@@ -258,11 +302,29 @@ struct PathState {
 pub(crate) struct Watches {
     by_id: BTreeMap<WatchId, AppWatch>,
     by_path: BTreeMap<String, PathState>,
+    /// Every request of the registry in flight: the one owner of arms and re-checks (the
+    /// request table only hands out their xids).
+    flights: BTreeMap<u64, Flight>,
     next_id: u64,
 }
 
-/// A path's server registration to send: (path, mask, recursive).
-pub(crate) type Arm = (String, u32, bool);
+/// One arm batch for a path: re-check stats of `checks` (descendants, under a recursive
+/// registration), then the stat + watch registering (`path`, `mask`, `recursive`).
+///
+/// The re-checks go first: the registration is not set while they are handled, so no
+/// event of the subtree can cross their answers (an event raised after the re-arm is
+/// one the re-checks did not see).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Arm {
+    /// The watched path.
+    pub path: String,
+    /// The registration's mask.
+    pub mask: u32,
+    /// Whether the registration is recursive.
+    pub recursive: bool,
+    /// Descendants to stat first.
+    pub checks: Vec<String>,
+}
 
 impl Watches {
     /// Adds a watch; `live` is false when it waits for the answer of the read arming it.
@@ -317,27 +379,56 @@ impl Watches {
         Some((mask, recursive))
     }
 
-    /// Records that a stat + watch for `path` is in flight.
-    pub(crate) fn arming(&mut self, path: &str) {
-        if let Some(ps) = self.by_path.get_mut(path) {
-            ps.arming = true;
+    /// The arm batch for `path` (the re-checks it has due, or with `all_below` every
+    /// descendant it knows), if it has watches.
+    fn batch(&mut self, path: &str, all_below: bool) -> Option<Arm> {
+        let (mask, recursive) = self.union(path)?;
+        let ps = self.by_path.get_mut(path)?;
+        let mut due = std::mem::take(&mut ps.recheck);
+        if !recursive {
+            ps.below.clear();
+            due.clear();
+        } else if all_below {
+            due.extend(ps.below.keys().cloned());
         }
+        Some(Arm {
+            path: path.to_owned(),
+            mask,
+            recursive,
+            checks: due.into_iter().collect(),
+        })
+    }
+
+    /// Records a request of the registry sent with `xid`.
+    pub(crate) fn sent(&mut self, xid: u64, flight: Flight) {
+        if let Flight::Arm(path) = &flight {
+            if let Some(ps) = self.by_path.get_mut(path) {
+                ps.arming = true;
+            }
+        }
+        self.flights.insert(xid, flight);
+    }
+
+    /// What the answer with `xid` is for, forgetting it (`None`: not the registry's, or
+    /// sent before the last re-arm of everything).
+    pub(crate) fn answered(&mut self, xid: u64) -> Option<Flight> {
+        self.flights.remove(&xid)
     }
 
     /// The connection (or the session) changed: no registration is known to be set and
-    /// no arm is in flight. Returns every path to re-register, in path order.
+    /// nothing of the registry is in flight. Returns every path's arm batch, in path
+    /// order; under a recursive registration every descendant seen is re-checked.
     pub(crate) fn rearm_all(&mut self) -> Vec<Arm> {
-        let mut out = Vec::with_capacity(self.by_path.len());
+        self.flights.clear();
         for ps in self.by_path.values_mut() {
             ps.armed = None;
             ps.arming = false;
         }
-        for path in self.by_path.keys() {
-            if let Some((mask, rec)) = self.union(path) {
-                out.push((path.clone(), mask, rec));
-            }
-        }
-        out
+        let paths: Vec<String> = self.by_path.keys().cloned().collect();
+        paths
+            .iter()
+            .filter_map(|path| self.batch(path, true))
+            .collect()
     }
 
     /// The answer to a stat + watch on `path`: `node` is the fresh stat
@@ -354,35 +445,131 @@ impl Watches {
         }
         let fresh = Baseline::of(path, node);
         let old = std::mem::replace(&mut ps.baseline, fresh.clone());
-        let gap = Gap::between(&old, &fresh);
-        self.deliver_with(path, path, events, |mask| {
-            gap.kinds(&old, &fresh, mask)
+        self.compared(path, path, &old, &fresh, events);
+    }
+
+    /// The answer to a re-check of `node` below the recursive registration on
+    /// `watched` (`None`: the node does not exist): compared with what was last seen of
+    /// it like an arm's stat.
+    pub(crate) fn checked(
+        &mut self,
+        watched: &str,
+        node: &str,
+        fresh: Option<&Node>,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(ps) = self.by_path.get_mut(watched) else {
+            return;
+        };
+        let fresh = Baseline::of(node, fresh);
+        let old = ps
+            .below
+            .insert(node.to_owned(), fresh.clone())
+            .unwrap_or_default();
+        self.compared(watched, node, &old, &fresh, events);
+    }
+
+    /// A stat (of the watched node or of a descendant) was answered with an undecodable
+    /// node or a final error: nothing is known of it any more.
+    pub(crate) fn unknown(&mut self, flight: &Flight) {
+        match flight {
+            Flight::Arm(path) => {
+                let union = self.union(path);
+                if let Some(ps) = self.by_path.get_mut(path) {
+                    ps.arming = false;
+                    ps.armed = ps.armed.or(union);
+                    ps.baseline = Baseline::default();
+                }
+            }
+            Flight::Check { watched, node } => {
+                if let Some(ps) = self.by_path.get_mut(watched) {
+                    ps.below.remove(node);
+                }
+            }
+        }
+    }
+
+    /// Tells the watches on `watched` what a fresh look at `node` (the watched node or,
+    /// under a recursive registration, a descendant) shows happened since `old`. Under a
+    /// recursive registration, children found that were not known are told as created
+    /// (and re-checked in the next batch, for their writes and children), and children
+    /// known to exist and now missing as deleted.
+    fn compared(
+        &mut self,
+        watched: &str,
+        node: &str,
+        old: &Baseline,
+        fresh: &Baseline,
+        events: &mut Vec<Event>,
+    ) {
+        let gap = Gap::between(old, fresh);
+        self.deliver_with(watched, node, events, |mask| {
+            gap.kinds(old, fresh, mask)
                 .into_iter()
                 .map(|k| (k, true))
                 .collect()
         });
-    }
-
-    /// A stat + watch for `path` was answered with an undecodable node: the registration
-    /// is set, but nothing is known about the node.
-    pub(crate) fn armed_unknown(&mut self, path: &str) {
-        let union = self.union(path);
-        if let Some(ps) = self.by_path.get_mut(path) {
-            ps.arming = false;
-            ps.armed = ps.armed.or(union);
-            ps.baseline = Baseline::default();
+        let recursive = self.union(watched).is_some_and(|(_, r)| r);
+        let (Some(was), Some(now)) = (&old.children, &fresh.children) else {
+            return;
+        };
+        if !recursive || gap == Gap::Recreated {
+            return;
+        }
+        let child = |name: &String| match node {
+            "/" => format!("/{name}"),
+            _ => format!("{node}/{name}"),
+        };
+        let Some(ps) = self.by_path.get_mut(watched) else {
+            return;
+        };
+        // A name listed now that was not, or that was seen deleted, is a creation not
+        // seen.
+        let mut created = Vec::new();
+        for name in now {
+            let path = child(name);
+            let new = match ps.below.get(&path).and_then(|b| b.exists) {
+                Some(exists) => !exists,
+                None => !was.contains(name),
+            };
+            if !new {
+                continue;
+            }
+            let mut b = Baseline::default();
+            b.advance(EventType::Create);
+            ps.below.insert(path.clone(), b);
+            ps.recheck.insert(path.clone());
+            created.push(path);
+        }
+        // A name gone from the list is forgotten (the list now speaks for it); told as
+        // deleted unless that was seen already.
+        let mut deleted = Vec::new();
+        for path in was.iter().filter(|n| !now.contains(n)).map(child) {
+            match ps.below.remove(&path) {
+                Some(b) if b.exists == Some(false) => {}
+                b => deleted.push((path, b.unwrap_or_default())),
+            }
+        }
+        for path in created {
+            self.deliver(watched, &path, EventType::Create, true, events);
+        }
+        for (path, old) in deleted {
+            self.deliver_with(watched, &path, events, |mask| {
+                let mut kinds = Vec::new();
+                deletion_kinds(&old, mask, &mut kinds);
+                kinds.into_iter().map(|k| (k, true)).collect()
+            });
         }
     }
 
-    /// The registration to send for `path` if it has watches, none is set and none is
+    /// The arm batch for `path` if it has watches, no registration is set and none is
     /// in flight.
     pub(crate) fn needs_arm(&mut self, path: &str) -> Option<Arm> {
         let ps = self.by_path.get(path)?;
         if ps.arming || ps.armed.is_some() {
             return None;
         }
-        let (mask, rec) = self.union(path)?;
-        Some((path.to_owned(), mask, rec))
+        self.batch(path, false)
     }
 
     /// A stat + watch for `path` failed with a final error: its watches end with it.
@@ -404,7 +591,14 @@ impl Watches {
 
     /// A server event arrived for the registration on `watched` about `node`: delivers it
     /// to the matching live watches, spends one-shot ones and the server registration, and
-    /// returns the re-arm to send if watches remain on `watched`.
+    /// returns the arm batch to send if watches remain on `watched` and no arm is in
+    /// flight.
+    ///
+    /// The registration covers every node event type, so it fires on the first change
+    /// in its reach after the last look: the baseline of the node named advances by
+    /// exactly that change, so a later stat still reveals any change after it. A child's
+    /// Create or Delete that spends a recursive registration stands for the Children
+    /// event the server raises on its parent right after (which finds no registration).
     pub(crate) fn fire(
         &mut self,
         watched: &str,
@@ -415,46 +609,50 @@ impl Watches {
         let kind = EventType::from_bits(bits);
         let ps = self.by_path.get_mut(watched)?;
         ps.armed = None;
-        if node == watched {
-            // The registration covers every node event type, so it fires on the first
-            // change after the baseline was taken.
-            let old = ps.baseline.clone();
-            ps.baseline.advance(kind);
-            if kind == EventType::Delete {
-                // Told to watches not listening for Delete as what the deletion is for
-                // them (their data or children gone), as for a deletion found by a stat.
-                self.deliver_with(watched, watched, events, |mask| {
-                    if mask.intersects(EventType::Delete.mask()) {
-                        return vec![(EventType::Delete, false)];
-                    }
-                    let mut kinds = Vec::new();
-                    deletion_kinds(&old, mask, &mut kinds);
-                    kinds.into_iter().map(|k| (k, true)).collect()
-                });
-            } else {
-                self.deliver(watched, node, kind, false, events);
-            }
+        let below = node != watched;
+        let seen = if below {
+            // A descendant, through a recursive registration: it and its parent are
+            // re-checked in the next batch.
+            ps.recheck.insert(node.to_owned());
+            ps.below.entry(node.to_owned()).or_default()
+        } else {
+            &mut ps.baseline
+        };
+        let old = seen.clone();
+        seen.advance(kind);
+        if kind == EventType::Delete {
+            // Told to watches not listening for Delete as what the deletion is for
+            // them (their data or children gone), as for a deletion found by a stat.
+            self.deliver_with(watched, node, events, |mask| {
+                if mask.intersects(EventType::Delete.mask()) {
+                    return vec![(EventType::Delete, false)];
+                }
+                let mut kinds = Vec::new();
+                deletion_kinds(&old, mask, &mut kinds);
+                kinds.into_iter().map(|k| (k, true)).collect()
+            });
         } else {
             self.deliver(watched, node, kind, false, events);
         }
-        // A recursive registration spent by a child's creation or deletion cannot also
-        // deliver the Children event the server raises on `watched` right after: the
-        // child's event stands for it (one change of the children).
-        let child_changed = node != watched
-            && pyxis_proto::limits::parent(node) == Some(watched)
-            && matches!(kind, EventType::Create | EventType::Delete);
-        if child_changed {
+        let parent = pyxis_proto::limits::parent(node).filter(|_| below);
+        if let (Some(parent), EventType::Create | EventType::Delete) = (parent, kind) {
             if let Some(ps) = self.by_path.get_mut(watched) {
-                ps.baseline.child_changed();
+                if parent == watched {
+                    ps.baseline.child_changed();
+                } else {
+                    ps.recheck.insert(parent.to_owned());
+                    ps.below
+                        .entry(parent.to_owned())
+                        .or_default()
+                        .child_changed();
+                }
             }
-            self.deliver(watched, watched, EventType::Children, true, events);
+            self.deliver(watched, parent, EventType::Children, true, events);
         }
-        let ps = self.by_path.get(watched)?;
-        if ps.arming || ps.watches.is_empty() {
+        if self.by_path.get(watched)?.arming {
             return None;
         }
-        let (mask, rec) = self.union(watched)?;
-        Some((watched.to_owned(), mask, rec))
+        self.batch(watched, false)
     }
 
     fn deliver(
@@ -522,6 +720,7 @@ impl Watches {
     /// Ends every watch (client closed): live ones get `WatchEnded`.
     pub(crate) fn end_all(&mut self, reason: &Error, events: &mut Vec<Event>) {
         self.by_path.clear();
+        self.flights.clear();
         for (id, w) in std::mem::take(&mut self.by_id) {
             if w.live {
                 events.push(Event::WatchEnded {
@@ -595,12 +794,37 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![a, c]);
-        assert_eq!(rearm, Some(("/a".into(), 0xFF, true)));
+        assert_eq!(
+            rearm,
+            Some(Arm {
+                path: "/a".into(),
+                mask: 0xFF,
+                recursive: true,
+                checks: Vec::new(),
+            })
+        );
         ev.clear();
-        // A descendant's event reaches only the recursive watch.
-        w.fire("/a", "/a/x/y", 1, &mut ev);
-        assert_eq!(ev.len(), 1);
-        assert!(matches!(ev[0], Event::Watch { id, .. } if id == c));
+        // A descendant's event reaches only the recursive watch, with the Children
+        // event of its parent it stands for; both are re-checked before the re-arm.
+        let rearm = w.fire("/a", "/a/x/y", 1, &mut ev);
+        let got: Vec<_> = ev
+            .iter()
+            .map(|e| match e {
+                Event::Watch { id, event } => (*id, event.path.as_str(), event.kind),
+                _ => (WatchId(0), "", EventType::Other(0)),
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (c, "/a/x/y", EventType::Create),
+                (c, "/a/x", EventType::Children)
+            ]
+        );
+        assert_eq!(
+            rearm.map(|a| a.checks),
+            Some(vec!["/a/x".to_string(), "/a/x/y".to_string()])
+        );
         assert!(w.remove(b));
         assert_eq!(w.len(), 1);
     }

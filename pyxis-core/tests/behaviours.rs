@@ -522,14 +522,36 @@ fn b07_watch_fan_out_and_rearm() {
     );
     // A descendant's event reaches only the recursive watch; the spent one-shot is gone.
     let ping = p.take_ping();
-    // (A grandchild: a child's Create would also stand for the Children event on /a.)
+    // A grandchild's Create stands for the Children event on its parent /a/x too (it
+    // spent the registration the server's Children event would have fired).
     p.answer(conn, event(ping.req.xid, "/a", "/a/x/y", 1));
-    let got = p.take_events();
-    assert!(
-        matches!(&got[..], [Event::Watch { id, event }] if *id == all && event.path == "/a/x/y")
+    let got: Vec<_> = p
+        .take_events()
+        .into_iter()
+        .map(|e| match e {
+            Event::Watch { id, event } => (id, event.path, event.kind, event.inferred),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (all, "/a/x/y".into(), EventType::Create, false),
+            (all, "/a/x".into(), EventType::Children, true)
+        ]
     );
+    // The re-arm batch re-checks both first; they show nothing more.
+    let check_parent = p.take_non_ping();
+    let check_node = p.take_non_ping();
     let rearm = p.take_non_ping();
+    assert_eq!(check_parent.req.stat.as_ref().unwrap().path, "/a/x");
+    assert!(check_parent.req.watch.is_none());
+    assert_eq!(check_node.req.stat.as_ref().unwrap().path, "/a/x/y");
+    assert!(rearm.req.watch.is_some());
+    p.answer(conn, stat(check_parent.req.xid, 0, &["y"], b""));
+    p.answer(conn, stat(check_node.req.xid, 0, &[], b""));
     p.answer(conn, stat(rearm.req.xid, 2, &[], b""));
+    assert!(p.take_events().is_empty());
     // Delete: the one-shot delete watch fires; `all` does not listen for deletes, but
     // the data it saw is gone: it is told an inferred Modify.
     let ping = p.take_ping();

@@ -364,8 +364,16 @@ fn a_child_event_on_a_recursive_registration_stands_for_the_parents_children_eve
         })
         .collect();
     assert_eq!(told, vec![(EventType::Children, true)]);
-    // The re-arm's stat shows exactly that one child: nothing more is inferred.
+    // The re-check of /a/b and the re-arm's stat show exactly that one child as it was
+    // created: nothing more is inferred.
+    let check = p.take_non_ping();
+    assert_eq!(
+        check.req.stat.as_ref().map(|s| s.path.as_str()),
+        Some("/a/b")
+    );
+    p.answer(conn, stat(check.req.xid, 0, &[], b""));
     let rearm = p.take_non_ping();
+    assert!(rearm.req.watch.is_some());
     p.answer(conn, stat(rearm.req.xid, 0, &["b"], b""));
     assert!(watch_events(p.take_events()).is_empty());
 }
