@@ -215,7 +215,7 @@
 //! | a creation missed brings its writes and children; a re-creation is found by owner, lower version or other data at the same version | `a_creation_missed_with_later_writes_and_children_infers_them_all`, `a_node_recreated_while_disconnected_is_inferred_even_at_the_same_version` |
 //! | a one-shot watch gets at most one event, marked `last` | `a_one_shot_watch_gets_at_most_one_event_marked_last` |
 //! | a descendant's Create/Delete on a recursive registration stands for its parent's Children event, at any depth | `a_child_event_on_a_recursive_registration_stands_for_the_parents_children_event`, `a_recursive_watch_reports_every_event_of_the_subtree_one_step_at_a_time` |
-//! | changes below a recursive watch between an event and its re-arm are found by re-checks in the re-arm batch | `changes_below_a_recursive_watch_between_an_event_and_its_rearm_are_inferred` |
+//! | changes below a recursive watch between an event and its re-arm are found by re-checks in the re-arm batch (children found are told created, children gone deleted); a reconnect re-checks every descendant seen | `changes_below_a_recursive_watch_between_an_event_and_its_rearm_are_inferred`, `a_recursive_watch_rechecks_what_it_has_seen_below_and_after_a_reconnect` |
 //!
 //! The simulator (`pyxis-sim`) checks the same against many clients and faults, and
 //! keeps seeds that once broke a watch as regressions (`watch_regression_seeds_hold_every_oracle`).

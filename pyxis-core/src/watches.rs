@@ -462,11 +462,12 @@ impl Watches {
             return;
         };
         let fresh = Baseline::of(node, fresh);
-        let old = ps
-            .below
-            .insert(node.to_owned(), fresh.clone())
-            .unwrap_or_default();
-        self.compared(watched, node, &old, &fresh, events);
+        // A node never seen and not there is nothing to remember.
+        let old = ps.below.remove(node);
+        if old.is_some() || fresh.exists == Some(true) {
+            ps.below.insert(node.to_owned(), fresh.clone());
+        }
+        self.compared(watched, node, &old.unwrap_or_default(), &fresh, events);
     }
 
     /// A stat (of the watched node or of a descendant) was answered with an undecodable
@@ -509,13 +510,27 @@ impl Watches {
                 .map(|k| (k, true))
                 .collect()
         });
-        let recursive = self.union(watched).is_some_and(|(_, r)| r);
-        let (Some(was), Some(now)) = (&old.children, &fresh.children) else {
-            return;
-        };
-        if !recursive || gap == Gap::Recreated {
+        if !self.union(watched).is_some_and(|(_, r)| r) {
             return;
         }
+        let empty = Vec::new();
+        let was = old.children.as_ref();
+        let now = fresh.children.as_ref().unwrap_or(&empty);
+        // Which names of the old list are gone, and which of the new list are new. A
+        // deleted node had no children left (the server refuses to delete a parent), so
+        // across a deletion every old child is gone and every new one new.
+        let (gone, new): (Vec<&String>, Vec<&String>) = match (gap, was) {
+            (Gap::Created, _) => (Vec::new(), now.iter().collect()),
+            (Gap::Deleted | Gap::Recreated, Some(was)) => {
+                (was.iter().collect(), now.iter().collect())
+            }
+            (Gap::Changed { .. } | Gap::None, Some(was)) if fresh.children.is_some() => (
+                was.iter().filter(|n| !now.contains(n)).collect(),
+                now.iter().collect(),
+            ),
+            _ => return,
+        };
+        let across_deletion = matches!(gap, Gap::Deleted | Gap::Recreated);
         let child = |name: &String| match node {
             "/" => format!("/{name}"),
             _ => format!("{node}/{name}"),
@@ -523,16 +538,30 @@ impl Watches {
         let Some(ps) = self.by_path.get_mut(watched) else {
             return;
         };
-        // A name listed now that was not, or that was seen deleted, is a creation not
-        // seen.
+        // A name gone from the list is forgotten (the list now speaks for it), told as
+        // deleted unless that was seen already.
+        let mut deleted = Vec::new();
+        for path in gone.into_iter().map(child) {
+            match ps.below.remove(&path) {
+                Some(b) if b.exists == Some(false) => {}
+                b => deleted.push((path, b.unwrap_or_default())),
+            }
+        }
+        // A name listed now that was not (or across a deletion), or that was seen
+        // deleted, is a creation not seen: told, and re-checked in the next batch for
+        // the writes and children since.
         let mut created = Vec::new();
-        for name in now {
+        for name in new {
             let path = child(name);
-            let new = match ps.below.get(&path).and_then(|b| b.exists) {
+            let is_new = match ps.below.get(&path).and_then(|b| b.exists) {
                 Some(exists) => !exists,
-                None => !was.contains(name),
+                None => {
+                    across_deletion
+                        || matches!(gap, Gap::Created)
+                        || !was.is_some_and(|w| w.contains(name))
+                }
             };
-            if !new {
+            if !is_new {
                 continue;
             }
             let mut b = Baseline::default();
@@ -541,24 +570,15 @@ impl Watches {
             ps.recheck.insert(path.clone());
             created.push(path);
         }
-        // A name gone from the list is forgotten (the list now speaks for it); told as
-        // deleted unless that was seen already.
-        let mut deleted = Vec::new();
-        for path in was.iter().filter(|n| !now.contains(n)).map(child) {
-            match ps.below.remove(&path) {
-                Some(b) if b.exists == Some(false) => {}
-                b => deleted.push((path, b.unwrap_or_default())),
-            }
-        }
-        for path in created {
-            self.deliver(watched, &path, EventType::Create, true, events);
-        }
         for (path, old) in deleted {
             self.deliver_with(watched, &path, events, |mask| {
                 let mut kinds = Vec::new();
                 deletion_kinds(&old, mask, &mut kinds);
                 kinds.into_iter().map(|k| (k, true)).collect()
             });
+        }
+        for path in created {
+            self.deliver(watched, &path, EventType::Create, true, events);
         }
     }
 

@@ -563,3 +563,88 @@ fn a_node_recreated_while_disconnected_is_inferred_even_at_the_same_version() {
         assert_eq!(got, want, "{version} {data:?} {owner}");
     }
 }
+
+/// Every watch event as (path, kind, inferred).
+fn by_path(p: &mut Peer) -> Vec<(String, EventType, bool)> {
+    p.take_events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Watch { event, .. } => Some((event.path, event.kind, event.inferred)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn stat_path(s: &Sent) -> &str {
+    s.req.stat.as_ref().map_or("", |s| s.path.as_str())
+}
+
+#[test]
+fn a_recursive_watch_rechecks_what_it_has_seen_below_and_after_a_reconnect() {
+    let (mut p, conn, ping) = up();
+    p.client
+        .watch(persistent_on("/a", EventMask::ALL, true), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 0, &[], b""));
+    // /a/b is created: the event spends the registration.
+    p.answer(conn, event(ping.req.xid, "/a", "/a/b", event_type::CREATE));
+    let got = by_path(&mut p);
+    assert_eq!(
+        got,
+        vec![
+            ("/a/b".into(), EventType::Create, false),
+            ("/a".into(), EventType::Children, true)
+        ]
+    );
+    // The re-arm batch re-checks /a/b first: written once and given a child meanwhile.
+    let check = p.take_non_ping();
+    let rearm = p.take_non_ping();
+    assert_eq!(
+        (stat_path(&check), check.req.watch.is_none()),
+        ("/a/b", true)
+    );
+    assert_eq!((stat_path(&rearm), rearm.req.watch.is_some()), ("/a", true));
+    p.answer(conn, stat(check.req.xid, 1, &["c"], b""));
+    p.answer(conn, stat(rearm.req.xid, 0, &["b"], b""));
+    assert_eq!(
+        by_path(&mut p),
+        vec![
+            ("/a/b".into(), EventType::Modify, true),
+            ("/a/b".into(), EventType::Children, true),
+            ("/a/b/c".into(), EventType::Create, true)
+        ]
+    );
+    // While disconnected, /a/b/c and /a/b are deleted. The reconnect re-checks every
+    // descendant seen, then re-arms /a.
+    p.close_conn(conn);
+    p.advance(ms(2_000));
+    let conn = p.connect_with_sid(SID);
+    p.take_events();
+    let sent: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.ping.is_none()).collect();
+    let paths: Vec<(&str, bool)> = sent
+        .iter()
+        .map(|s| (stat_path(s), s.req.watch.is_some()))
+        .collect();
+    assert_eq!(
+        paths,
+        vec![("/a/b", false), ("/a/b/c", false), ("/a", true)]
+    );
+    p.answer(
+        conn,
+        err(sent[0].req.xid, pyxis_proto::ErrorType::KNotFound, "/a/b"),
+    );
+    p.answer(
+        conn,
+        err(sent[1].req.xid, pyxis_proto::ErrorType::KNotFound, "/a/b/c"),
+    );
+    p.answer(conn, stat(sent[2].req.xid, 0, &[], b""));
+    assert_eq!(
+        by_path(&mut p),
+        vec![
+            ("/a/b".into(), EventType::Delete, true),
+            ("/a/b/c".into(), EventType::Delete, true),
+            ("/a".into(), EventType::Children, true)
+        ]
+    );
+}
