@@ -329,11 +329,17 @@ fn help_texts_have_no_backticks_and_dev_lists_only_its_options() {
 
 #[test]
 fn hold_without_ephemeral_is_a_usage_error_that_does_not_ask_for_addrs() {
-    let out = pyxis_alone(&["create", "/x", "--hold", "1s"]);
-    assert_eq!(code(&out), 2);
-    let err = stderr(&out);
-    assert!(err.contains("--ephemeral"), "{err}");
-    assert!(!err.contains("--addrs"), "{err}");
+    // With the server list in the environment, as users set it after pyxis dev.
+    let servers = vec!["127.0.0.1:7000".to_owned()];
+    for args in [&["create", "/x", "--hold", "1s"][..], &["get"]] {
+        let out = pyxis_cmd(&servers, args).output().expect("runs");
+        assert_eq!(code(&out), 2, "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains("Usage: pyxis"), "{err}");
+        assert!(!err.contains("--addrs"), "{args:?}: {err}");
+    }
+    let hold = stderr(&pyxis_alone(&["create", "/x", "--hold", "1s"]));
+    assert!(hold.contains("--ephemeral"), "{hold}");
 }
 
 #[test]
