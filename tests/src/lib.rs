@@ -28,8 +28,10 @@
 //! deadline + 50 ms, truthful session reports) and at the end over the server's history
 //! (acknowledged writes applied exactly once, definite failures never applied, outcome-
 //! unknown writes at most once, reads linearizable, ephemerals bound to their session,
-//! no session expiring without a fault near its client within 12 s, no watched change
-//! missed, no watch event invented).
+//! no session expiring without a fault near its client within 12 s, no change of a
+//! watched node missed (for a recursive watch, of the watched node itself), no watch
+//! event invented, a one-shot watch's one event marked last and a persistent watch's
+//! never).
 //!
 //! ## Known gaps
 //!

@@ -32,7 +32,9 @@ pub enum Oracle {
     /// Session reports (`Connected`/`Expired`) are true, and a session never expires
     /// without a fault near its client.
     Session,
-    /// Every watched change is reported (directly or inferred) and no event is invented.
+    /// Every change of a watched node is reported (directly or inferred; for a recursive
+    /// watch, of the watched node itself), no event is invented, and exactly one-shot
+    /// watches' events are marked last (so one-shot ones get one).
     Watch,
     /// Once faults stop, every client is connected to the leader in bounded time.
     Reconnect,
