@@ -14,11 +14,12 @@ use pyxis_proto::FrameDecoder;
 use crate::config::{Config, ConfigError};
 use crate::discovery::Discovery;
 use crate::error::Error;
+use crate::ping::Pinger;
 use crate::requests::Requests;
 use crate::session::{Fault, Phase, Session};
 use crate::types::{
-    ConnId, Event, IoAction, Op, RequestId, SessionEvent, SessionState, Transmit, WatchId,
-    WatchSpec,
+    ConnId, Event, IoAction, Op, RequestId, SessionEvent, SessionState, TimerReason, Transmit,
+    WatchId, WatchSpec,
 };
 use crate::watches::Watches;
 
@@ -56,6 +57,8 @@ pub struct Client {
     pub(crate) io: VecDeque<IoAction>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) next_conn: u64,
+    /// The latest `now` given (debug builds assert it never goes backwards).
+    last_now: Instant,
 }
 
 impl Client {
@@ -68,7 +71,10 @@ impl Client {
         let mut discovery = Discovery::new(config.addrs.clone(), config.backoff.clone(), &mut rng);
         let first = discovery.first();
         let mut client = Client {
-            session: Session::new(config.resume_sid),
+            session: Session::new(
+                config.resume_sid,
+                Pinger::new(config.session_timeout, config.ping_grace),
+            ),
             decoder: FrameDecoder::with_max_frame_len(config.max_frame_len),
             config,
             rng,
@@ -80,6 +86,7 @@ impl Client {
             io: VecDeque::new(),
             events: VecDeque::new(),
             next_conn: 0,
+            last_now: now,
         };
         client.start_attempt(first, now);
         Ok(client)
@@ -116,6 +123,7 @@ impl Client {
     /// round trip. Otherwise the operation waits for a session (up to
     /// `request_timeout`), and reads wait for earlier writes (read-your-writes).
     pub fn submit(&mut self, op: Op, now: Instant) -> RequestId {
+        self.clock(now);
         let id = self.requests.next_id();
         if let Err(e) = self.check_op(&op) {
             self.complete(id, Err(e));
@@ -148,6 +156,7 @@ impl Client {
     /// reconnect, and reports changes it missed as `inferred` events. A bad path or a
     /// closed client ends it at once with [`Event::WatchEnded`].
     pub fn watch(&mut self, spec: WatchSpec, now: Instant) -> WatchId {
+        self.clock(now);
         let bad_path = pyxis_proto::limits::check_path(&spec.path).err();
         let path = spec.path.clone();
         let id = self.watches.add(spec, true);
@@ -193,6 +202,7 @@ impl Client {
     /// (they may have been applied); every watch ends with `WatchEnded { reason: Closed
     /// }`; then `SessionEvent::Closed` is emitted, once.
     pub fn close(&mut self, now: Instant) {
+        self.clock(now);
         if self.phase.is_closing_or_closed() {
             return;
         }
@@ -206,6 +216,7 @@ impl Client {
 
     /// The connection `conn` (from an `IoAction::Connect`) is open.
     pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
+        self.clock(now);
         self.on_connected(conn, now);
         self.note_sent(now);
     }
@@ -223,7 +234,7 @@ impl Client {
                 // trickling a frame it never finishes proves nothing.
                 Ok(Some(mut rsp)) => {
                     if self.on_response(&mut rsp, now) {
-                        self.session.ping.last_rx = Some(now);
+                        self.session.ping.note_rx(now);
                     }
                 }
                 Ok(None) => break,
@@ -244,6 +255,7 @@ impl Client {
 
     /// The connection `conn` failed to open or was closed by the peer.
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        self.clock(now);
         if self.phase.conn() == Some(conn) {
             self.on_fault(Fault::Closed, now);
         }
@@ -255,10 +267,7 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.begin_input(now);
         for id in self.requests.expired(now) {
-            let sent_write = self
-                .requests
-                .get(id)
-                .is_some_and(|p| p.xid.is_some() && p.kind.is_write());
+            let sent_write = self.requests.get(id).is_some_and(|p| p.is_sent_write());
             self.complete(
                 id,
                 Err(Error::Timeout {
@@ -275,11 +284,13 @@ impl Client {
     // ----- outputs -----
 
     /// The next connection instruction for the adapter.
+    #[must_use]
     pub fn poll_io(&mut self) -> Option<IoAction> {
         self.io.pop_front()
     }
 
     /// Every frame ready for the current connection, as one buffer to write in one go.
+    #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         if self.out.is_empty() {
             return None;
@@ -292,29 +303,51 @@ impl Client {
     }
 
     /// The next event for the application.
+    #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When `handle_timeout` must be called next (`None`: only inputs can change
     /// anything).
+    #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
+        self.poll_timeout_reason().map(|(at, _)| at)
+    }
+
+    /// When `handle_timeout` must be called next, and why (the earliest of the named
+    /// deadlines; `None`: only inputs can change anything).
+    #[must_use]
+    pub fn poll_timeout_reason(&self) -> Option<(Instant, TimerReason)> {
         if self.is_closed() {
             return None;
         }
-        let requests = self.requests.next_deadline();
+        let requests = self
+            .requests
+            .next_deadline()
+            .map(|at| (at, TimerReason::RequestDeadline));
         let phase = self.phase.deadline();
         let ping = self.session.ping.deadline();
-        [requests, phase, ping].into_iter().flatten().min()
+        [requests, phase, ping]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
     }
 
     // ----- glue -----
+
+    /// Every input and command's `now`: it must never go backwards.
+    #[inline]
+    pub(crate) fn clock(&mut self, now: Instant) {
+        debug_assert!(now >= self.last_now, "`now` went backwards");
+        self.last_now = now;
+    }
 
     /// Records that requests went out at `now` if any are waiting to be written: each
     /// refreshes the session at the server, which pushes an idle ping's hold out.
     fn note_sent(&mut self, now: Instant) {
         if !self.out.is_empty() {
-            self.session.ping.last_tx = Some(now);
+            self.session.ping.note_tx(now);
         }
     }
 
@@ -381,10 +414,7 @@ impl Client {
         for id in self.requests.ids() {
             // A write that went out may have been applied: say so instead of hiding it
             // behind `Closed`.
-            let sent_write = self
-                .requests
-                .get(id)
-                .is_some_and(|p| p.xid.is_some() && p.kind.is_write());
+            let sent_write = self.requests.get(id).is_some_and(|p| p.is_sent_write());
             let err = if sent_write {
                 Error::ConnectionLoss {
                     outcome_unknown: true,

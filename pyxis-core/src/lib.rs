@@ -32,9 +32,11 @@
 //!    a slow consumer: that would starve the ping and expire the session);
 //! 4. `poll_timeout`: arm one timer for that instant and call `handle_timeout` when it
 //!    passes (a `None` means only inputs can change anything).
+//!    [`poll_timeout_reason`](Client::poll_timeout_reason) also names the deadline
+//!    ([`TimerReason`]), for logs.
 //!
 //! The `now` passed in must never go backwards (request deadlines are kept in
-//! submission order on that assumption).
+//! submission order on that assumption; debug builds assert it).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -113,8 +115,12 @@
 //!   event or after a held ping released early, and at most every 500 ms after any
 //!   other empty or failed one, so a server that does not hold pings cannot cause a
 //!   tight loop). A held ping released early (a leader change, perhaps back to this
-//!   node, which drops every watch) and an input handled more than half a second (at most `ping_grace`) past the
-//!   deadline asked for (a paused process) re-register every watch, with the gap check. Liveness: the server may raise T (its
+//!   node, which drops every watch) and an input handled more than half a second (at
+//!   most `ping_grace`) past the deadline asked for (a paused process) re-register every
+//!   watch, with the gap check. A server that holds pings shorter than asked (session
+//!   bounds below T) is told from releases by its repeating hold, which is learned: it
+//!   costs one re-registration of every watch, then one per real leader change.
+//!   Liveness: the server may raise T (its
 //!   bounds are [5 s, 120 s] by default) and then holds each ping longer than asked, so a
 //!   ping's bound is the larger of T and the longest hold seen, plus `ping_grace`; when it
 //!   passes, a probe ping replaces the held one (the server answers a replaced ping at
@@ -200,6 +206,11 @@
 //! | every pipelined write answered kNotLeader is retried at the leader; only writes whose answer can no longer arrive are unknown | `pipelined_writes_answered_not_leader_are_all_retried_at_the_leader`, `writes_behind_a_not_leader_answer_keep_their_own_answers`, `a_connection_that_never_answers_the_writes_behind_a_not_leader_is_given_up` |
 //! | writes behind a kAgain answer keep their own answers | `writes_behind_an_again_answer_keep_their_own_answers` |
 //! | liveness counts answers, not bytes: a peer trickling a frame it never finishes is given up after T + 2 × `ping_grace` and the next server tried | `a_peer_trickling_an_unfinished_frame_is_abandoned_and_the_next_server_tried` |
+//! | a server holding pings shorter than asked (bounds [1 s, 3 s]): 200 idle watches cost at most 2 × 200 registrations in 20 s | `a_server_holding_pings_shorter_than_asked_costs_at_most_one_rearm` |
+//!
+//! The ping's decisions are unit-tested on its state machine, `Pinger`, directly (the
+//! `ping::tests` module: held and early answers, a learned short hold, pacing, probe and
+//! dead, a renewed bound, a replaced ping's answer, late wake-ups).
 //! | close follows kNotLeader, retries kAgain with backoff, says when the deadline won | `close_follows_not_leader_to_the_leader`, `close_during_a_no_leader_window_retries_until_a_leader_answers`, `close_tells_the_application_when_the_unregister_was_not_confirmed` |
 //!
 //! `tests/watch_gaps.rs` (scripted exchanges) and `tests/recursive_watches.rs` (the core

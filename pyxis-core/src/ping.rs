@@ -2,9 +2,14 @@
 //! events dispatched, and the liveness check that tells a dead connection from a server
 //! that simply holds the ping longer than we asked.
 //!
-//! Owns: [`Pinger`] (the outstanding ping, a ping replaced by a liveness probe, the pacing
-//! of the next ping, and the longest hold seen), sending pings and settling their
-//! answers. Must never read a clock, pick addresses or complete application operations.
+//! Owns: [`Pinger`], the ping as a sub-state machine (the outstanding ping, a ping
+//! replaced by a liveness probe, the pacing of the next ping, the longest hold seen, the
+//! server's own shorter hold once learned, late wake-ups). Its fields are private; its
+//! methods take the inputs (a ping sent, an answer and what it carried, a request sent,
+//! an answer read, a timer, an input's instant) and return a [`Verdict`] (re-ping now,
+//! pace until, probe, dead, and whether to re-register every watch) that `Client` only
+//! applies: it sends the ping or the arms, or hands `Dead` to the fault policy. Must
+//! never read a clock, pick addresses, send anything or complete application operations.
 //!
 //! ## Liveness
 //!
@@ -41,6 +46,19 @@
 //! [`MIN_PING_INTERVAL`]) only shows a server that does not hold pings: it is paced and
 //! re-registers nothing.
 //!
+//! ## A server that holds pings shorter than asked
+//!
+//! A server whose session bounds are below the T asked for (bounds [1 s, 3 s], say)
+//! answers every idle ping "early". A release by a leader change happens once, at no
+//! particular moment; a server's own hold repeats: so a second early answer in a row held
+//! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
+//! plus slack) is the server's hold, not a release. It re-registers nothing, and from then
+//! on an answer counts as early only if it comes back [`HOLD_TOLERANCE`] sooner than
+//! that learned hold. An answer held well past the learned hold
+//! (by more than [`EARLY_MARGIN`]) shows the guess wrong, and it is forgotten. Such a
+//! server thus costs one re-registration of every watch (the first early answer, taken
+//! for a release), and afterwards one per real leader change.
+//!
 //! ## Late wake-ups
 //!
 //! An input handled more than [`LATE_WAKE`] (half a second, at most `ping_grace`) past
@@ -74,6 +92,7 @@ use crate::client::Client;
 use crate::reply::{classify, Answer};
 use crate::requests::Purpose;
 use crate::session::Fault;
+use crate::types::TimerReason;
 
 /// Shortest time between sending a ping and sending the next one, unless the answer
 /// carried an event.
@@ -92,77 +111,369 @@ pub(crate) const LATE_WAKE: Duration = Duration::from_millis(500);
 /// core suspects it slept through a release (a paused process reads it only then).
 pub(crate) const LATE_SLACK: Duration = Duration::from_secs(1);
 
+/// How far apart the holds of two early answers in a row may be for the second to show
+/// the server's own hold rather than another release: the server rounds expiry to its
+/// check interval (1 s), plus network slack.
+pub(crate) const HOLD_TOLERANCE: Duration = Duration::from_millis(1100);
+
 /// The longest a server holds a ping: its largest session timeout (PROTOCOL.md §9).
 pub(crate) const MAX_HOLD: Duration =
     Duration::from_millis(pyxis_proto::limits::MAX_SESSION_TIMEOUT_MS as u64);
 
 /// The ping the server holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Ping {
-    pub xid: u64,
-    pub sent: Instant,
+struct Ping {
+    xid: u64,
+    sent: Instant,
     /// No answer by then: probe (or, for a probe, give the connection up).
-    pub deadline: Instant,
+    deadline: Instant,
     /// Sent to replace a ping whose liveness bound passed.
-    pub probe: bool,
+    probe: bool,
 }
 
-/// The ping long poll's state.
-#[derive(Debug, Clone, Default)]
+/// What a ping's answer carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PingAnswer {
+    /// No event, no error: the server released the ping (its hold ended, or it let go of
+    /// every held ping).
+    Empty,
+    /// A watch event (already dispatched by the caller).
+    Event,
+    /// A final error (not a fault: those go to the fault policy instead).
+    Failed,
+}
+
+/// What the client does about the ping next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    /// Nothing now.
+    Wait,
+    /// Send the next ping now.
+    PingNow,
+    /// The next ping is paced: due at this instant (kept by the pinger; its deadline).
+    PaceUntil(Instant),
+    /// Send a probe now, replacing the held ping.
+    Probe,
+    /// The connection is dead.
+    Dead,
+}
+
+/// A [`Pinger`] decision.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Verdict {
+    /// Re-register every watch and compare the fresh stats with the baselines: the
+    /// server may have dropped them all (a leader change, perhaps back to this node).
+    pub rearm_all: bool,
+    /// The answer proved the session healthy (backoff and redirects start over).
+    pub healthy: bool,
+    /// What to do about the next ping.
+    pub action: Action,
+}
+
+impl Verdict {
+    const WAIT: Verdict = Verdict {
+        rearm_all: false,
+        healthy: false,
+        action: Action::Wait,
+    };
+
+    fn act(action: Action) -> Verdict {
+        Verdict {
+            action,
+            ..Verdict::WAIT
+        }
+    }
+}
+
+/// The ping long poll's state (see the module docs).
+#[derive(Debug, Clone)]
 pub(crate) struct Pinger {
+    /// The session timeout asked for, at most [`MAX_HOLD`].
+    asked: Duration,
+    /// `Config::ping_grace`.
+    grace: Duration,
     /// The ping held by the server.
-    pub current: Option<Ping>,
+    current: Option<Ping>,
     /// A ping replaced by a probe, (xid, sent); its (empty) answer proves the
     /// connection alive.
-    pub replaced: Option<(u64, Instant)>,
+    replaced: Option<(u64, Instant)>,
     /// When the next ping is due (pacing), while none is outstanding.
-    pub due: Option<Instant>,
+    due: Option<Instant>,
     /// Longest hold seen for an empty answer (at most [`MAX_HOLD`]).
-    pub hold: Duration,
+    hold: Duration,
     /// When the last answer to a request in flight was read (a complete frame).
-    pub last_rx: Option<Instant>,
+    last_rx: Option<Instant>,
     /// When requests were last handed out to be written (each refreshes the session).
-    pub last_tx: Option<Instant>,
-    /// The last empty answer came back early, so the server is not holding pings: a
-    /// further early answer that was not held either is paced, not acted on.
-    pub unheld: bool,
+    last_tx: Option<Instant>,
+    /// How long the last empty answer was held (from the last refresh), if it was early.
+    last_early: Option<Duration>,
+    /// The server's own hold, shorter than asked, once two early answers in a row agreed.
+    short_hold: Option<Duration>,
     /// The input being handled came far past the deadline the core asked for: every
     /// watch is re-registered once it is handled.
-    pub late_wake: bool,
+    late_wake: bool,
     /// When the last late wake-up was handled: pings sent before it teach no hold.
-    pub woke_late_at: Option<Instant>,
+    woke_late_at: Option<Instant>,
 }
 
 impl Pinger {
-    /// The next instant the ping needs attention.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        match (self.current.map(|p| p.deadline), self.due) {
-            (Some(a), Some(b)) => Some(a.min(b)),
+    /// A pinger for a session asking for `asked` (clamped to [`MAX_HOLD`]) with `grace`.
+    pub(crate) fn new(asked: Duration, grace: Duration) -> Pinger {
+        Pinger {
+            asked: asked.min(MAX_HOLD),
+            grace,
+            current: None,
+            replaced: None,
+            due: None,
+            hold: Duration::ZERO,
+            last_rx: None,
+            last_tx: None,
+            last_early: None,
+            short_hold: None,
+            late_wake: false,
+            woke_late_at: None,
+        }
+    }
+
+    /// The next instant the ping needs attention, and why.
+    #[inline]
+    pub(crate) fn deadline(&self) -> Option<(Instant, TimerReason)> {
+        let held = self.current.map(|p| {
+            let reason = if p.probe {
+                TimerReason::PingProbe
+            } else {
+                TimerReason::PingLiveness
+            };
+            (p.deadline, reason)
+        });
+        let due = self.due.map(|d| (d, TimerReason::PingDue));
+        match (held, due) {
+            (Some(a), Some(b)) => Some(if b.0 < a.0 { b } else { a }),
             (a, b) => a.or(b),
+        }
+    }
+
+    /// Whether `xid` is the held ping or one a probe replaced.
+    pub(crate) fn owns(&self, xid: u64) -> bool {
+        self.current.is_some_and(|p| p.xid == xid) || self.replaced.is_some_and(|r| r.0 == xid)
+    }
+
+    /// How long a ping may go unanswered on a quiet connection: the requested session
+    /// timeout or the longest hold seen, whichever is larger, plus the grace.
+    fn bound(&self) -> Duration {
+        self.asked.max(self.hold) + self.grace
+    }
+
+    /// An empty answer held (from the last refresh) less than this is early. The server
+    /// answers an idle ping when the session's expiry bucket comes up, about
+    /// T − interval after the last refresh (PROTOCOL.md §5, interval 1 s, expiry rounded
+    /// to it), so a held ping comes back no sooner than about T − 1.5 s after it. The
+    /// bound is T − 2 s, never under T / 2; or, once the server's shorter hold is known,
+    /// that hold less [`HOLD_TOLERANCE`].
+    fn early_bound(&self) -> Duration {
+        match self.short_hold {
+            Some(hold) => hold.saturating_sub(HOLD_TOLERANCE),
+            None => (self.asked / 2).max(self.asked.saturating_sub(EARLY_MARGIN)),
         }
     }
 
     /// Whether the answer to a ping sent at `sent` tells how long the server holds
     /// pings (not if the process was paused meanwhile).
-    pub(crate) fn learns_from(&self, sent: Instant) -> bool {
+    fn learns_from(&self, sent: Instant) -> bool {
         self.woke_late_at.is_none_or(|at| sent >= at)
+    }
+
+    /// A ping (`xid`) was sent at `now`.
+    pub(crate) fn sent(&mut self, xid: u64, now: Instant) {
+        self.due = None;
+        self.current = Some(Ping {
+            xid,
+            sent: now,
+            deadline: now + self.bound(),
+            probe: false,
+        });
+    }
+
+    /// A probe (`xid`) was sent at `now` to replace the held ping; returns the xid of an
+    /// older replaced ping to forget.
+    pub(crate) fn probe_sent(&mut self, xid: u64, now: Instant) -> Option<u64> {
+        let old = self.current.take().and_then(|held| {
+            self.replaced
+                .replace((held.xid, held.sent))
+                .map(|(old, _)| old)
+        });
+        self.due = None;
+        self.current = Some(Ping {
+            xid,
+            sent: now,
+            deadline: now + self.grace,
+            probe: true,
+        });
+        old
+    }
+
+    /// Requests were handed out to be written at `now` (each refreshes the session).
+    #[inline]
+    pub(crate) fn note_tx(&mut self, now: Instant) {
+        self.last_tx = Some(now);
+    }
+
+    /// An answer to a request in flight was read at `now`.
+    #[inline]
+    pub(crate) fn note_rx(&mut self, now: Instant) {
+        self.last_rx = Some(now);
     }
 
     /// Stops the long poll; returns the xids still in flight (their answers are to be
     /// ignored).
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
-        self.unheld = false;
+        self.last_early = None;
         [
             self.current.take().map(|p| p.xid),
             self.replaced.take().map(|(xid, _)| xid),
         ]
     }
+
+    /// The ping `xid` was answered at `now` with `answer` (faults were handed to the
+    /// fault policy instead).
+    pub(crate) fn answered(&mut self, xid: u64, answer: PingAnswer, now: Instant) -> Verdict {
+        let empty = answer == PingAnswer::Empty;
+        if let Some((_, sent)) = self.replaced.filter(|r| r.0 == xid) {
+            // The connection is alive and the server held the ping longer than the bound:
+            // the probe may be held up to the server's largest timeout; its answer tells.
+            self.replaced = None;
+            // A ping sent before a late wake-up was "held" through the pause too.
+            if empty && self.learns_from(sent) {
+                self.hold = self.hold.max((now - sent).min(MAX_HOLD));
+            }
+            if let Some(p) = self.current.as_mut().filter(|p| p.probe) {
+                p.deadline = p.sent + MAX_HOLD + self.grace;
+                p.probe = false;
+            }
+            return Verdict::WAIT;
+        }
+        let Some(answered) = self.current.filter(|p| p.xid == xid) else {
+            return Verdict::WAIT;
+        };
+        self.current = None;
+        // The server holds an idle ping from the session's last refresh: the latest
+        // request sent is a lower bound for it.
+        let refreshed = self
+            .last_tx
+            .map_or(answered.sent, |tx| tx.max(answered.sent));
+        let since_refresh = now.saturating_duration_since(refreshed);
+        // An empty answer read well after any hold known (before this one teaches a
+        // longer one): the process may have slept through a release.
+        let overdue = empty && since_refresh > self.asked.max(self.hold) + LATE_SLACK;
+        if empty && self.learns_from(answered.sent) {
+            self.hold = self.hold.max((now - answered.sent).min(MAX_HOLD));
+        }
+        let mut verdict = Verdict {
+            healthy: answer != PingAnswer::Failed,
+            ..Verdict::WAIT
+        };
+        let mut at_once = answer == PingAnswer::Event;
+        if answer == PingAnswer::Event {
+            // Answers in a row are compared between events only.
+            self.last_early = None;
+        } else if empty {
+            if self
+                .short_hold
+                .is_some_and(|h| since_refresh > h + EARLY_MARGIN)
+            {
+                // Held well past the hold taken for the server's: that was a guess.
+                self.short_hold = None;
+            }
+            let early = since_refresh < self.early_bound();
+            // A second early answer held about as long as the one before is the server's
+            // own hold; anything else early is a release.
+            let repeated = early
+                && self
+                    .last_early
+                    .is_some_and(|prev| prev.abs_diff(since_refresh) <= HOLD_TOLERANCE);
+            if repeated {
+                // A server answering at once holds nothing to learn: it stays early.
+                let prev = self.last_early.unwrap_or(since_refresh);
+                self.short_hold = Some(prev.min(since_refresh)).filter(|h| *h >= MIN_PING_INTERVAL);
+            }
+            let released = early && !repeated;
+            self.last_early = early.then_some(since_refresh);
+            verdict.rearm_all = (released || overdue) && !self.late_wake;
+            // Find out at once whether this node still leads.
+            at_once |= released;
+        }
+        let due = answered.sent + MIN_PING_INTERVAL;
+        verdict.action = if at_once || due <= now {
+            Action::PingNow
+        } else {
+            self.due = Some(due);
+            Action::PaceUntil(due)
+        };
+        verdict
+    }
+
+    /// The ping's deadline may have passed at `now`: a paced ping falls due, or the held
+    /// ping's liveness bound passed. An answer read since the ping was sent proves the
+    /// connection alive (a busy session's ping may be held for as long as requests keep
+    /// refreshing it): the bound then runs from that answer. Otherwise a probe replaces
+    /// the ping, and a probe's bound passing means the connection is dead.
+    pub(crate) fn timeout(&mut self, now: Instant) -> Verdict {
+        if self.due.is_some_and(|d| d <= now) {
+            return Verdict::act(Action::PingNow);
+        }
+        let bound = self.bound();
+        let Some(held) = self.current.filter(|p| p.deadline <= now) else {
+            return Verdict::WAIT;
+        };
+        let renewed = self
+            .last_rx
+            .filter(|rx| *rx > held.sent)
+            .map(|rx| rx + bound);
+        if let (Some(deadline), Some(p)) = (renewed.filter(|d| *d > now), self.current.as_mut()) {
+            p.deadline = deadline;
+            p.probe = false;
+            return Verdict::WAIT;
+        }
+        Verdict::act(if held.probe {
+            Action::Dead
+        } else {
+            Action::Probe
+        })
+    }
+
+    /// Called before each input at `now`, with the deadline the core had asked for and
+    /// whether a session is up: whether `now` is more than [`LATE_WAKE`] (at most
+    /// `ping_grace`) past it. The process was paused or starved meanwhile, so
+    /// leadership may have left this node and come back, silently dropping every watch,
+    /// with the early ping answer that told of it read only now (or never sent).
+    pub(crate) fn begin_input(&mut self, now: Instant, asked: Option<Instant>, up: bool) {
+        let tolerance = LATE_WAKE.min(self.grace);
+        let late =
+            up && asked.is_some_and(|asked| now.saturating_duration_since(asked) > tolerance);
+        self.late_wake = late;
+        if late {
+            self.woke_late_at = Some(now);
+        }
+    }
+
+    /// Called after each input: whether it was a late wake-up, after which every watch
+    /// is re-registered (as after an early ping answer).
+    #[must_use]
+    pub(crate) fn end_input(&mut self) -> bool {
+        std::mem::take(&mut self.late_wake)
+    }
 }
 
 impl Client {
-    /// Sends a ping now, with its liveness deadline.
+    /// Sends a ping now.
     pub(crate) fn send_ping(&mut self, now: Instant) {
+        let xid = self.send_ping_frame();
+        self.session.ping.sent(xid, now);
+    }
+
+    fn send_ping_frame(&mut self) -> u64 {
         let xid = self.requests.send(Purpose::Ping);
         self.send_frame(&rpc::Request {
             sid: self.session.sid,
@@ -170,33 +481,7 @@ impl Client {
             ping: Some(rpc::PingRequest {}),
             ..Default::default()
         });
-        let deadline = now + self.ping_bound();
-        self.session.ping.due = None;
-        self.session.ping.current = Some(Ping {
-            xid,
-            sent: now,
-            deadline,
-            probe: false,
-        });
-    }
-
-    /// How long a ping may go unanswered on a quiet connection: the requested session
-    /// timeout (at most the server's largest) or the longest hold seen, whichever is
-    /// larger, plus the grace.
-    fn ping_bound(&self) -> Duration {
-        let asked = self.config.session_timeout.min(MAX_HOLD);
-        asked.max(self.session.ping.hold) + self.config.ping_grace
-    }
-
-    /// An empty answer sooner than this after its ping was sent is early: the server
-    /// answers an idle ping when the session's expiry bucket comes up, about
-    /// T − interval after the last refresh (PROTOCOL.md §5, interval 1 s, expiry rounded
-    /// to it), and the last refresh is no earlier than the last request sent; so a held
-    /// ping comes back no sooner than about T − 1.5 s after that. The bound is T − 2 s, and
-    /// never under T / 2.
-    fn early_bound(&self) -> Duration {
-        let t = self.config.session_timeout.min(MAX_HOLD);
-        (t / 2).max(t.saturating_sub(EARLY_MARGIN))
+        xid
     }
 
     /// Ends the long poll (connection or session gone, closing); late answers are ignored.
@@ -206,156 +491,240 @@ impl Client {
         }
     }
 
-    /// An answer to the held ping or to one a probe replaced.
-    pub(crate) fn on_ping_answer(&mut self, rsp: &mut rpc::Response, now: Instant) {
-        let ping = &mut self.session.ping;
-        let current = ping.current.filter(|p| Some(p.xid) == rsp.xid);
-        let replaced = ping.replaced.filter(|(xid, _)| Some(*xid) == rsp.xid);
-        if current.is_none() && replaced.is_none() {
-            return;
-        }
-        let error = match classify(rsp, "") {
-            Answer::Fault(fault) => return self.on_fault(fault, now),
-            Answer::Success => None,
-            Answer::Final(e) => Some(e),
-        };
-        let has_event = error.is_none() && rsp.watch.is_some();
-        if let Some(event) = rsp.watch.take().filter(|_| error.is_none()) {
-            let watched = rsp.path.take().unwrap_or_else(|| event.path.clone());
-            self.on_watch_fired(&watched, &event.path, event.r#type);
-        }
-        let ping = &mut self.session.ping;
-        if let Some((_, sent)) = replaced {
-            // The connection is alive and the server held the ping longer than the bound:
-            // the probe may be held up to the server's largest timeout; its answer tells.
-            ping.replaced = None;
-            // A ping sent before a late wake-up was "held" through the pause too.
-            if error.is_none() && !has_event && ping.learns_from(sent) {
-                ping.hold = ping.hold.max((now - sent).min(MAX_HOLD));
-            }
-            if let Some(p) = ping.current.as_mut().filter(|p| p.probe) {
-                p.deadline = p.sent + MAX_HOLD + self.config.ping_grace;
-                p.probe = false;
-            }
-            return;
-        }
-        let Some(answered) = current else { return };
-        ping.current = None;
-        // The server holds an idle ping from the session's last refresh: the latest
-        // request sent is a lower bound for it.
-        let refreshed = ping
-            .last_tx
-            .map_or(answered.sent, |tx| tx.max(answered.sent));
-        let since_refresh = now.saturating_duration_since(refreshed);
-        // An empty answer read well after any hold known (before this one teaches a
-        // longer one): the process may have slept through a release.
-        let expected = self.config.session_timeout.min(MAX_HOLD).max(ping.hold);
-        let overdue = error.is_none() && !has_event && since_refresh > expected + LATE_SLACK;
-        if error.is_none() {
-            if !has_event && ping.learns_from(answered.sent) {
-                ping.hold = ping.hold.max((now - answered.sent).min(MAX_HOLD));
-            }
+    /// Applies a verdict of the pinger while the session is up.
+    fn apply_ping_verdict(&mut self, verdict: Verdict, now: Instant) {
+        if verdict.healthy {
             self.discovery.on_healthy();
         }
         if !self.phase.is_up() {
             return;
         }
-        let held_for = now - answered.sent;
-        let mut at_once = has_event;
-        if has_event {
-            // Answers in a row are counted between events only.
-            self.session.ping.unheld = false;
-        } else if error.is_none() {
-            let early = since_refresh < self.early_bound();
-            let ping = &mut self.session.ping;
-            // A ping held for a while (or the first early answer after held ones) was
-            // released: act on it. One answered at once after an early answer only
-            // shows a server that does not hold pings: pace, do not re-register again.
-            let released = early && (!ping.unheld || held_for >= MIN_PING_INTERVAL);
-            ping.unheld = early;
-            if (released || overdue) && !ping.late_wake {
-                self.rearm_after_early_release();
+        if verdict.rearm_all {
+            self.rearm_every_watch();
+        }
+        match verdict.action {
+            Action::Wait | Action::PaceUntil(_) => {}
+            Action::PingNow => self.send_ping(now),
+            Action::Probe => {
+                let xid = self.send_ping_frame();
+                if let Some(old) = self.session.ping.probe_sent(xid, now) {
+                    self.requests.forget(old);
+                }
             }
-            // Find out at once whether this node still leads.
-            at_once |= released;
-        }
-        let due = answered.sent + MIN_PING_INTERVAL;
-        if at_once || due <= now {
-            self.send_ping(now);
-        } else {
-            self.session.ping.due = Some(due);
+            Action::Dead => self.on_fault(Fault::Timeout, now),
         }
     }
 
-    /// An idle ping is held about T − 1 s; an empty answer long before that means the
-    /// server let go of every held ping, as it does when it loses leadership (PROTOCOL.md
-    /// §5). Leadership may have come back to this very node before our next request, and
-    /// a leader change drops every watch (§6) without the connection noticing anything
-    /// else. Registering a watch that is still set is a no-op, so re-register them all and
-    /// compare each fresh stat with the baseline, as after a reconnect.
-    fn rearm_after_early_release(&mut self) {
-        self.rearm_every_watch();
+    /// An answer to the held ping or to one a probe replaced: its event is dispatched,
+    /// a fault goes to the fault policy, and the pinger decides the rest.
+    pub(crate) fn on_ping_answer(&mut self, rsp: &mut rpc::Response, now: Instant) {
+        let Some(xid) = rsp.xid.filter(|x| self.session.ping.owns(*x)) else {
+            return;
+        };
+        let answer = match classify(rsp, "") {
+            Answer::Fault(fault) => return self.on_fault(fault, now),
+            Answer::Final(_) => PingAnswer::Failed,
+            Answer::Success => match rsp.watch.take() {
+                Some(event) => {
+                    let watched = rsp.path.take().unwrap_or_else(|| event.path.clone());
+                    self.on_watch_fired(&watched, &event.path, event.r#type);
+                    PingAnswer::Event
+                }
+                None => PingAnswer::Empty,
+            },
+        };
+        let verdict = self.session.ping.answered(xid, answer, now);
+        self.apply_ping_verdict(verdict, now);
     }
 
-    /// Called before each input: whether `now` is more than [`LATE_WAKE`] (at most
-    /// `ping_grace`) past the
-    /// deadline the core asked for. The process was paused or starved meanwhile, so
-    /// leadership may have left this node and come back, silently dropping every watch,
-    /// with the early ping answer that told of it read only now (or never sent).
+    /// Called before each input (see [`Pinger::begin_input`]).
     pub(crate) fn begin_input(&mut self, now: Instant) {
-        let tolerance = LATE_WAKE.min(self.config.ping_grace);
-        let late = self.phase.is_up()
-            && self
-                .poll_timeout()
-                .is_some_and(|asked| now.saturating_duration_since(asked) > tolerance);
-        self.session.ping.late_wake = late;
-        if late {
-            self.session.ping.woke_late_at = Some(now);
-        }
+        self.clock(now);
+        let asked = self.poll_timeout();
+        let up = self.phase.is_up();
+        self.session.ping.begin_input(now, asked, up);
     }
 
     /// Called after each input: after a late wake-up with the session still up on this
     /// connection, re-registers every watch and compares the fresh stats with the
     /// baselines (as after an early ping answer).
     pub(crate) fn end_input(&mut self) {
-        if std::mem::take(&mut self.session.ping.late_wake) && self.phase.is_up() {
-            self.rearm_after_early_release();
+        if self.session.ping.end_input() && self.phase.is_up() {
+            self.rearm_every_watch();
         }
     }
 
-    /// Acts on the ping's deadlines while the session is up: a paced ping falls due, or
-    /// the held ping's liveness bound passed. Bytes received since the ping was sent
-    /// prove the connection alive (a busy session's ping may be held for as long as
-    /// requests keep refreshing it): the bound then runs from the last answer. Otherwise a
-    /// probe replaces the ping, and a probe's bound passing means the connection is dead.
+    /// Acts on the ping's deadlines while the session is up.
     pub(crate) fn on_ping_timeout(&mut self, now: Instant) {
-        if self.session.ping.due.is_some_and(|d| d <= now) {
-            return self.send_ping(now);
+        let verdict = self.session.ping.timeout(now);
+        self.apply_ping_verdict(verdict, now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Duration = Duration::from_secs(5);
+    const GRACE: Duration = Duration::from_secs(2);
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A pinger with ping 1 sent at `t0`.
+    fn pinging() -> (Pinger, Instant) {
+        let t0 = Instant::now();
+        let mut p = Pinger::new(T, GRACE);
+        p.sent(1, t0);
+        (p, t0)
+    }
+
+    #[test]
+    fn a_held_answer_repings_at_once_and_rearms_nothing() {
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + s(4));
+        assert_eq!(
+            v,
+            Verdict {
+                rearm_all: false,
+                healthy: true,
+                action: Action::PingNow
+            }
+        );
+        assert_eq!(p.answered(1, PingAnswer::Empty, t0 + s(4)), Verdict::WAIT);
+    }
+
+    #[test]
+    fn an_early_answer_is_a_release_rearms_and_repings() {
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + s(1));
+        assert!(v.rearm_all);
+        assert_eq!(v.action, Action::PingNow);
+        // Measured from the last request sent: a refresh pushes the hold out.
+        p.sent(2, t0 + s(1));
+        p.note_tx(t0 + s(3));
+        let v = p.answered(2, PingAnswer::Empty, t0 + s(6));
+        assert!(!v.rearm_all, "held 3 s from the last refresh: not early");
+    }
+
+    #[test]
+    fn a_short_server_hold_is_learned_after_one_rearm() {
+        // The server keeps 3 s of the 5 asked: it answers 2 s after each refresh.
+        let (mut p, mut at) = pinging();
+        let mut rearms = 0;
+        for xid in 1..20 {
+            if xid > 1 {
+                p.sent(xid, at);
+            }
+            at += s(2);
+            let v = p.answered(xid, PingAnswer::Empty, at);
+            rearms += u32::from(v.rearm_all);
+            assert_eq!(v.action, Action::PingNow);
         }
-        let bound = self.ping_bound();
-        let ping = &mut self.session.ping;
-        let Some(held) = ping.current.filter(|p| p.deadline <= now) else {
-            return;
-        };
-        let renewed = ping
-            .last_rx
-            .filter(|rx| *rx > held.sent)
-            .map(|rx| rx + bound);
-        if let (Some(deadline), Some(p)) = (renewed.filter(|d| *d > now), ping.current.as_mut()) {
-            p.deadline = deadline;
-            p.probe = false;
-            return;
-        }
-        if held.probe {
-            return self.on_fault(Fault::Timeout, now);
-        }
-        if let Some((old, _)) = ping.replaced.replace((held.xid, held.sent)) {
-            self.requests.forget(old);
-        }
-        self.send_ping(now);
-        if let Some(p) = self.session.ping.current.as_mut() {
-            p.probe = true;
-            p.deadline = now + self.config.ping_grace;
-        }
+        assert_eq!(rearms, 1);
+        // A real release afterwards is still seen.
+        p.sent(30, at);
+        let v = p.answered(30, PingAnswer::Empty, at + ms(200));
+        assert!(v.rearm_all);
+    }
+
+    #[test]
+    fn a_server_answering_at_once_is_paced_and_rearms_once() {
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0);
+        assert!(v.rearm_all);
+        p.sent(2, t0);
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(1));
+        assert!(!v.rearm_all);
+        assert_eq!(v.action, Action::PaceUntil(t0 + ms(500)));
+        assert_eq!(p.deadline(), Some((t0 + ms(500), TimerReason::PingDue)));
+        assert_eq!(p.timeout(t0 + ms(500)).action, Action::PingNow);
+    }
+
+    #[test]
+    fn a_failed_answer_is_paced_and_not_healthy() {
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Failed, t0 + ms(10));
+        assert!(!v.healthy && !v.rearm_all);
+        assert_eq!(v.action, Action::PaceUntil(t0 + ms(500)));
+    }
+
+    #[test]
+    fn silence_probes_then_declares_the_connection_dead() {
+        let (mut p, t0) = pinging();
+        assert_eq!(
+            p.deadline(),
+            Some((t0 + T + GRACE, TimerReason::PingLiveness))
+        );
+        assert_eq!(p.timeout(t0 + s(6)), Verdict::WAIT);
+        assert_eq!(p.timeout(t0 + T + GRACE).action, Action::Probe);
+        let probe_at = t0 + T + GRACE;
+        assert_eq!(p.probe_sent(2, probe_at), None);
+        assert_eq!(
+            p.deadline(),
+            Some((probe_at + GRACE, TimerReason::PingProbe))
+        );
+        assert_eq!(p.timeout(probe_at + GRACE).action, Action::Dead);
+    }
+
+    #[test]
+    fn an_answer_to_another_request_renews_the_bound() {
+        let (mut p, t0) = pinging();
+        p.note_rx(t0 + s(5));
+        assert_eq!(p.timeout(t0 + T + GRACE), Verdict::WAIT);
+        assert_eq!(
+            p.deadline(),
+            Some((t0 + s(5) + T + GRACE, TimerReason::PingLiveness))
+        );
+    }
+
+    #[test]
+    fn the_replaced_pings_answer_proves_the_connection_alive() {
+        let (mut p, t0) = pinging();
+        let probe_at = t0 + T + GRACE;
+        assert_eq!(p.timeout(probe_at).action, Action::Probe);
+        assert_eq!(p.probe_sent(2, probe_at), None);
+        assert!(p.owns(1) && p.owns(2));
+        assert_eq!(
+            p.answered(1, PingAnswer::Empty, probe_at + ms(5)),
+            Verdict::WAIT
+        );
+        // The probe may now be held as long as the server's largest timeout.
+        assert_eq!(
+            p.deadline(),
+            Some((probe_at + MAX_HOLD + GRACE, TimerReason::PingLiveness))
+        );
+        // The hold learned widens the next ping's bound.
+        let v = p.answered(2, PingAnswer::Empty, probe_at + s(9));
+        assert_eq!(v.action, Action::PingNow);
+        p.sent(3, probe_at + s(9));
+        assert_eq!(
+            p.deadline(),
+            Some((probe_at + s(9) + s(9) + GRACE, TimerReason::PingLiveness))
+        );
+    }
+
+    #[test]
+    fn a_late_wake_up_rearms_after_the_input_and_teaches_no_hold() {
+        let (mut p, t0) = pinging();
+        let asked = p.deadline().map(|(at, _)| at);
+        p.begin_input(t0 + s(20), asked, true);
+        let v = p.answered(1, PingAnswer::Empty, t0 + s(20));
+        assert!(!v.rearm_all, "left to end_input");
+        assert!(p.end_input());
+        assert!(!p.end_input());
+        p.sent(2, t0 + s(20));
+        assert_eq!(
+            p.deadline(),
+            Some((t0 + s(20) + T + GRACE, TimerReason::PingLiveness)),
+            "the pause taught no hold"
+        );
+        p.begin_input(t0 + s(20), asked, false);
+        assert!(!p.end_input(), "no session up: nothing to re-register");
     }
 }

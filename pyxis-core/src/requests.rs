@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::types::{RequestId, WatchId};
+use crate::types::{CreateMode, Op, RequestId, WatchId};
 
 /// What kind of operation a pending request is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +33,22 @@ pub(crate) enum OpKind {
 }
 
 impl OpKind {
-    /// Changes server state: never retried once sent; later reads wait for it.
+    /// The kind of `op` (a read's `hide` left false: the caller applies the config).
+    pub(crate) fn of(op: &Op) -> OpKind {
+        match op {
+            Op::Create { mode, .. } => OpKind::Create {
+                ephemeral: *mode == CreateMode::Ephemeral,
+            },
+            Op::Delete { .. } => OpKind::Delete,
+            Op::Write { .. } => OpKind::Write,
+            Op::Read { .. } => OpKind::Read { hide: false },
+            Op::Exists { .. } => OpKind::Exists,
+            Op::Unregister => OpKind::Unregister,
+        }
+    }
+
+    /// Changes server state: never retried once sent; later reads wait for it. The one
+    /// place this rule is written (`Op::is_write` asks it).
     #[inline]
     pub(crate) fn is_write(self) -> bool {
         matches!(
@@ -71,6 +86,13 @@ pub(crate) struct Pending {
     pub watch: Option<WatchId>,
     /// The xid it went out with, while in flight.
     pub xid: Option<u64>,
+}
+
+impl Pending {
+    /// A write that went out and is unanswered: it may have been applied.
+    pub(crate) fn is_sent_write(&self) -> bool {
+        self.xid.is_some() && self.kind.is_write()
+    }
 }
 
 /// Incomplete operations by id. Ids grow by one per submit and most complete roughly in
@@ -417,5 +439,104 @@ impl Requests {
     /// The queued (unsent) operation ids, in submission order.
     pub(crate) fn unsent_ids(&self) -> Vec<RequestId> {
         self.unsent.iter().copied().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn pending(tag: u64, base: Instant) -> Pending {
+        Pending {
+            kind: OpKind::Write,
+            path: format!("/{tag}"),
+            data: None,
+            deadline: base + Duration::from_millis(tag),
+            watch: None,
+            xid: None,
+        }
+    }
+
+    /// One step on the slot table: insert, remove or look up an id near the front.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Insert(u64),
+        Remove(u64),
+        Get(u64),
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            (0u64..64).prop_map(Step::Insert),
+            (0u64..64).prop_map(Step::Remove),
+            (0u64..64).prop_map(Step::Get),
+        ]
+    }
+
+    proptest! {
+        /// The deque of slots behaves as a map from id to operation, iterated in id
+        /// order, whatever the order of inserts and removals.
+        #[test]
+        fn slots_behave_as_an_ordered_map(steps in proptest::collection::vec(step(), 0..200)) {
+            let base = Instant::now();
+            let mut slots = Slots::default();
+            let mut model: BTreeMap<u64, String> = BTreeMap::new();
+            for (tag, step) in (1u64..).zip(steps) {
+                match step {
+                    Step::Insert(id) => {
+                        let p = pending(tag, base);
+                        model.insert(id, p.path.clone());
+                        slots.insert(RequestId(id), p);
+                    }
+                    Step::Remove(id) => {
+                        let got = slots.remove(&RequestId(id)).map(|p| p.path);
+                        prop_assert_eq!(got, model.remove(&id));
+                    }
+                    Step::Get(id) => {
+                        let got = slots.get(&RequestId(id)).map(|p| p.path.clone());
+                        prop_assert_eq!(got.as_ref(), model.get(&id));
+                        let got_mut = slots.get_mut(&RequestId(id)).map(|p| p.path.clone());
+                        prop_assert_eq!(got_mut.as_ref(), model.get(&id));
+                    }
+                }
+                prop_assert_eq!(slots.is_empty(), model.is_empty());
+                let listed: Vec<(u64, String)> =
+                    slots.iter().map(|(id, p)| (id.0, p.path.clone())).collect();
+                let expected: Vec<(u64, String)> =
+                    model.iter().map(|(id, p)| (*id, p.clone())).collect();
+                prop_assert_eq!(&listed, &expected);
+                let listed_mut: Vec<u64> = slots.iter_mut().map(|(id, _)| id.0).collect();
+                prop_assert_eq!(listed_mut, model.keys().copied().collect::<Vec<_>>());
+            }
+        }
+
+        /// The sorted id queue (incomplete writes, unregisters) behaves as a set.
+        #[test]
+        fn id_queue_behaves_as_an_ordered_set(steps in proptest::collection::vec(step(), 0..200)) {
+            let mut q = IdQueue::default();
+            let mut model = std::collections::BTreeSet::new();
+            for step in steps {
+                match step {
+                    Step::Insert(id) => {
+                        q.insert(RequestId(id));
+                        model.insert(id);
+                    }
+                    Step::Remove(id) => {
+                        q.remove(RequestId(id));
+                        model.remove(&id);
+                    }
+                    Step::Get(_) => {}
+                }
+                prop_assert_eq!(q.first().map(|r| r.0), model.first().copied());
+                prop_assert_eq!(q.is_empty(), model.is_empty());
+                let listed: Vec<u64> = q.0.iter().map(|r| r.0).collect();
+                prop_assert_eq!(listed, model.iter().copied().collect::<Vec<_>>());
+            }
+        }
     }
 }

@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::ping::Pinger;
 use crate::reply::{classify, Answer};
 use crate::requests::Purpose;
-use crate::types::{ConnId, Event, IoAction, SessionEvent, SessionState};
+use crate::types::{ConnId, Event, IoAction, SessionEvent, SessionState, TimerReason};
 
 /// A session-level fault: something about the connection or the session rather than
 /// one request. [`Client::on_fault`] decides what each does.
@@ -173,15 +173,19 @@ impl Phase {
         }
     }
 
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    /// The phase's deadline, and why.
+    pub(crate) fn deadline(&self) -> Option<(Instant, TimerReason)> {
         match self {
-            Phase::Waiting { at, .. } => Some(*at),
-            Phase::ClosingWait { at, deadline, .. } => Some((*at).min(*deadline)),
-            Phase::Connecting { deadline, .. }
-            | Phase::Registering { deadline, .. }
-            | Phase::Draining { deadline, .. }
-            | Phase::Closing { deadline, .. }
-            | Phase::ClosingConnect { deadline, .. } => Some(*deadline),
+            Phase::Waiting { at, .. } => Some((*at, TimerReason::Backoff)),
+            Phase::ClosingWait { at, deadline, .. } if at < deadline => {
+                Some((*at, TimerReason::Backoff))
+            }
+            Phase::Connecting { deadline, .. } => Some((*deadline, TimerReason::Connect)),
+            Phase::Registering { deadline, .. } => Some((*deadline, TimerReason::Register)),
+            Phase::Draining { deadline, .. } => Some((*deadline, TimerReason::Drain)),
+            Phase::Closing { deadline, .. }
+            | Phase::ClosingConnect { deadline, .. }
+            | Phase::ClosingWait { deadline, .. } => Some((*deadline, TimerReason::Close)),
             Phase::Up { .. } | Phase::Idle | Phase::Closed => None,
         }
     }
@@ -213,7 +217,7 @@ impl Phase {
 }
 
 /// The session's identity and its ping.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Session {
     /// The live session id, or the one to resume.
     pub sid: Option<u64>,
@@ -224,10 +228,11 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(resume_sid: Option<u64>) -> Session {
+    pub(crate) fn new(resume_sid: Option<u64>, ping: Pinger) -> Session {
         Session {
             sid: resume_sid.filter(|s| *s != 0),
-            ..Session::default()
+            expired_sid: None,
+            ping,
         }
     }
 
@@ -689,10 +694,12 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn expired_is_reported_after_connected_only_when_the_sid_changed() {
-        let mut s = Session::new(Some(5));
+        let ping = || Pinger::new(Duration::from_secs(5), Duration::from_secs(2));
+        let mut s = Session::new(Some(5), ping());
         assert_eq!(s.registered(5), vec![SessionEvent::Connected { sid: 5 }]);
         s.expire();
         assert_eq!(s.sid, None);
@@ -703,6 +710,6 @@ mod tests {
                 SessionEvent::Expired { old_sid: 5 }
             ]
         );
-        assert_eq!(Session::new(Some(0)).sid, None);
+        assert_eq!(Session::new(Some(0), ping()).sid, None);
     }
 }

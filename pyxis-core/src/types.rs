@@ -205,6 +205,32 @@ pub enum SessionEvent {
     Closed,
 }
 
+/// Why the core asked to be woken up (see `Client::poll_timeout_reason`): each deadline
+/// the core keeps, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum TimerReason {
+    /// The oldest incomplete operation's deadline (`request_timeout`).
+    RequestDeadline,
+    /// A backoff or redirect delay before the next connect ends.
+    Backoff,
+    /// A connect must have succeeded by then (`connect_timeout`).
+    Connect,
+    /// The Register must have been answered by then (`connect_timeout`).
+    Register,
+    /// A connection that answered kNotLeader or kAgain must have answered the other
+    /// writes in flight by then (`ping_grace`).
+    Drain,
+    /// `close` ends by then, confirmed or not (`close_timeout`).
+    Close,
+    /// The next ping, paced, is due.
+    PingDue,
+    /// The held ping's liveness bound (session timeout + `ping_grace`): a probe follows.
+    PingLiveness,
+    /// The liveness probe's bound (`ping_grace`): unanswered, the connection is dead.
+    PingProbe,
+}
+
 /// What the core reports to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -481,10 +507,7 @@ impl Op {
     /// unregister): such an operation is never retried once sent, and reads submitted
     /// after it wait for its answer.
     pub fn is_write(&self) -> bool {
-        matches!(
-            self,
-            Op::Create { .. } | Op::Delete { .. } | Op::Write { .. } | Op::Unregister
-        )
+        crate::requests::OpKind::of(self).is_write()
     }
 }
 

@@ -277,3 +277,46 @@ fn a_peer_trickling_an_unfinished_frame_is_abandoned_and_the_next_server_tried()
     let next = &p.connects.last().unwrap().1;
     assert_ne!(*next, first, "the next server is tried");
 }
+
+// ----- short session bounds -----
+
+#[test]
+fn a_server_holding_pings_shorter_than_asked_costs_at_most_one_rearm() {
+    // The server's session bounds are [1 s, 3 s]: asked 5 s, it keeps 3 s and answers an
+    // idle ping about 2 s after the last refresh. That is no leader change.
+    let mut p = Peer::new(config(&["a:1"]));
+    for i in 0..200 {
+        let spec = pyxis_core::WatchSpec::new(format!("/w/{i:03}"), pyxis_core::EventMask::ALL);
+        p.client.watch(spec, p.now);
+    }
+    let conn = p.connect_with_sid(SID);
+    let start = p.now;
+    let mut arms = 0;
+    let mut ping: Option<(Sent, Duration)> = None;
+    while p.now - start < Duration::from_secs(20) {
+        for s in std::mem::take(&mut p.sent) {
+            if s.req.watch.is_some() {
+                arms += 1;
+                p.answer(conn, stat(s.req.xid, 0, &[], b""));
+            } else if s.req.ping.is_some() {
+                ping = Some((s, p.now - start));
+            } else {
+                p.sent.push_back(s);
+            }
+        }
+        match ping.take() {
+            Some((s, sent_at)) if p.now - start >= sent_at + ms(2000) => {
+                p.answer(conn, ok(s.req.xid))
+            }
+            other => {
+                ping = other;
+                p.advance(ms(50));
+            }
+        }
+    }
+    assert!(p.closes.is_empty());
+    assert!(
+        arms <= 400,
+        "{arms} registrations for 200 idle watches in 20 s"
+    );
+}
