@@ -120,13 +120,18 @@ pub enum Command {
     Dev(DevArgs),
     /// Load a cluster and compare the client with a raw-frame floor (see pyxis bench --help).
     Bench(BenchArgs),
-    /// Print a shell completion script: pyxis completions bash > /etc/bash_completion.d/pyxis
-    /// (zsh: into a directory of $fpath as _pyxis; fish: ~/.config/fish/completions/pyxis.fish).
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// bash: pyxis completions bash > ~/.local/share/bash-completion/completions/pyxis;
+    /// zsh: pyxis completions zsh > _pyxis in a directory of $fpath; fish: pyxis
+    /// completions fish > ~/.config/fish/completions/pyxis.fish.
     Completions {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff): pyxis man > pyxis.1; man ./pyxis.1
+    /// Print the manual page (roff).
+    ///
+    /// pyxis man > ~/.local/share/man/man1/pyxis.1, then man pyxis (or: man ./pyxis.1).
     Man,
 }
 
