@@ -94,6 +94,21 @@ fn an_unreachable_cluster_says_why_hints_and_ends_near_the_timeout() {
 }
 
 #[test]
+fn a_server_that_accepts_but_never_answers_is_told_apart_from_a_refusal() {
+    // The kernel completes connections to a listening socket nobody serves.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = silent.local_addr().expect("local addr").to_string();
+    let out = pyxis_alone(&["--addrs", &addr, "--timeout", "1s", "ls"]);
+    assert_eq!(code(&out), 6);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{addr} accepts connections but opened no session")),
+        "{err}"
+    );
+    assert!(err.contains("hint:"), "{err}");
+}
+
+#[test]
 fn server_supplied_text_is_printed_with_control_characters_escaped() {
     let cluster = TestCluster::start(2);
     let addrs = cluster.addrs();
