@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::Bytes;
-use pyxis_core::{Error, EventMask, EventType, Op, Reply, SessionState};
+use pyxis_core::{Error, EventMask, EventType, Op, Reply, SessionState, WatchEvent};
 use pyxis_testkit::model::{AppliedKind, SessionEnd};
 
 use crate::history::{us_since, ChangeKind, Shape, Timelines};
@@ -419,16 +419,23 @@ impl World {
                 let Some(baseline) = &w.baseline else {
                     continue;
                 };
-                if w.done || w.spec.recursive {
+                if w.done {
                     continue;
                 }
+                // The events about the watched node itself (a recursive watch's events
+                // about descendants say nothing of it).
+                let own: Vec<&(u64, WatchEvent)> = w
+                    .events
+                    .iter()
+                    .filter(|(_, e)| e.path == w.spec.path)
+                    .collect();
                 // What the watch last told the application. After an event, the
                 // application can only observe the node through requests that reach the
                 // server behind the core's re-arm (same connection, in order), so the
                 // shape it can act on is any one from the event's delivery until that
                 // re-arm arrived (at most one worst-case one-way delay later, twice for
                 // slack): a change landing in between is not a change it missed.
-                let references: Vec<Shape> = match w.events.last() {
+                let references: Vec<Shape> = match own.last() {
                     Some((at, _)) => {
                         let reach = *at + 2 * (self.net.min_delay_us + self.net.jitter_us);
                         let mut instants = vec![*at];
@@ -452,7 +459,7 @@ impl World {
                 };
                 let last_change = t.changes(&w.spec.path).last().map(|c| c.at_us).unwrap_or(0);
                 let now_shape = t.shape_at(&w.spec.path, end, &PATHS);
-                let since = w.events.last().map_or(w.created, |(at, _)| *at);
+                let since = own.last().map_or(w.created, |(at, _)| *at);
                 if c.expired_at.iter().any(|at| *at >= since) {
                     // The session expired since: the client said so (Expired), and the
                     // watch's server state is gone with it.
