@@ -129,10 +129,16 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
-    /// Print the manual page (roff).
+    /// Print the manual page (roff), or write all of them with --out-dir.
     ///
-    /// pyxis man > ~/.local/share/man/man1/pyxis.1, then man pyxis (or: man ./pyxis.1).
-    Man,
+    /// The page of pyxis refers to one page per subcommand (pyxis-ls(1), ...): pyxis man
+    /// --out-dir ~/.local/share/man/man1 writes them all, then man pyxis.
+    Man {
+        /// Write pyxis.1 and a page per subcommand into this directory instead of
+        /// printing pyxis.1.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<std::path::PathBuf>,
+    },
 }
 
 /// Event types a `watch` can select.

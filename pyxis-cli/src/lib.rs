@@ -145,10 +145,17 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
             clap_complete::generate(shell, &mut command(), "pyxis", &mut script);
             output::write_stdout(&script)
         }
-        Command::Man => {
+        Command::Man { out_dir: None } => {
             let mut page = Vec::new();
-            clap_mangen::Man::new(command()).render(&mut page)?;
+            // As generate_to does: no page for the help subcommand, so none is cited.
+            clap_mangen::Man::new(command().disable_help_subcommand(true)).render(&mut page)?;
             output::write_stdout(&page)
+        }
+        Command::Man { out_dir: Some(dir) } => {
+            clap_mangen::generate_to(command(), &dir)?;
+            output::write_stdout(
+                format!("wrote the manual pages to {}\n", dir.display()).as_bytes(),
+            )
         }
         command => {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -301,6 +301,33 @@ fn completions_load_in_bash_and_the_man_page_renders() {
         page.contains("Exit codes"),
         "the exit-code table is in the page"
     );
+    // Every page cited exists: --out-dir writes one per subcommand.
+    let dir = std::env::temp_dir().join(format!("pyxis-man-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    ok(&pyxis_alone(&[
+        "man",
+        "--out-dir",
+        dir.to_str().expect("utf-8 path"),
+    ]));
+    let written = std::fs::read_to_string(dir.join("pyxis.1")).expect("pyxis.1 written");
+    assert_eq!(written, page, "the same page as printed");
+    let (mut pages, mut cited) = (0, 0);
+    for entry in std::fs::read_dir(&dir).expect("read dir") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("page");
+        pages += 1;
+        // A cited page stands on a line of its own: pyxis\-ls(1).
+        for name in text.lines().filter_map(|l| l.trim().strip_suffix("(1)")) {
+            let name = name.replace("\\-", "-");
+            assert!(dir.join(format!("{name}.1")).exists(), "{name}(1) is cited");
+            cited += 1;
+        }
+    }
+    assert!(
+        pages > 10 && cited >= pages - 1,
+        "{pages} pages, {cited} cited"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
     let render = Command::new("groff")
         .args(["-man", "-Tutf8", "-ww", "-z"])
         .stdin(Stdio::piped())
