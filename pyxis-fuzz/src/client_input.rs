@@ -2,11 +2,13 @@
 //! bytes, connection events, ticks and application commands.
 //!
 //! Owns the invariants of the client core on hostile input: no panic; outputs bounded
-//! per step; time never needed in the past; and, after `close`, every operation ever
-//! submitted has completed exactly once and `Session(Closed)` came exactly once. Must
+//! per step; time never needed in the past; a watch's events say `last` exactly when it
+//! is one-shot, and nothing comes for a watch after its last event or its end; and, after
+//! `close`, every operation ever submitted has completed exactly once and
+//! `Session(Closed)` came exactly once. Must
 //! never hide a failure (no `catch_unwind`) and never do I/O.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -137,6 +139,10 @@ struct Harness {
     decoder: FrameDecoder,
     submitted: BTreeMap<RequestId, u32>,
     watches: Vec<WatchId>,
+    /// The mode of each standalone watch.
+    modes: BTreeMap<WatchId, WatchMode>,
+    /// Watches that had their last event or ended.
+    finished: BTreeSet<WatchId>,
     closed_events: u32,
 }
 
@@ -155,6 +161,8 @@ impl Harness {
             decoder: FrameDecoder::new(),
             submitted: BTreeMap::new(),
             watches: Vec::new(),
+            modes: BTreeMap::new(),
+            finished: BTreeSet::new(),
             closed_events: 0,
         };
         h.drain();
@@ -198,6 +206,25 @@ impl Harness {
                     };
                     *n += 1;
                     assert_eq!(*n, 1, "request {id:?} completed twice");
+                }
+                Event::Watch { id, event } => {
+                    assert!(
+                        !self.finished.contains(&id),
+                        "{id:?}: {event} after its end"
+                    );
+                    if let Some(mode) = self.modes.get(&id) {
+                        assert_eq!(
+                            event.last,
+                            *mode == WatchMode::OneShot,
+                            "{mode:?} watch {id:?}: {event}"
+                        );
+                    }
+                    if event.last {
+                        self.finished.insert(id);
+                    }
+                }
+                Event::WatchEnded { id, .. } => {
+                    assert!(self.finished.insert(id), "{id:?} ended after its end");
                 }
                 Event::Session(SessionEvent::Closed) => self.closed_events += 1,
                 _ => {}
@@ -314,7 +341,9 @@ impl Harness {
                         WatchMode::OneShot
                     },
                 };
+                let mode = spec.mode;
                 let id = self.client.watch(spec, self.now);
+                self.modes.insert(id, mode);
                 self.watches.push(id);
                 self.drain();
             }
@@ -322,6 +351,8 @@ impl Harness {
                 if !self.watches.is_empty() {
                     let id = self.watches[usize::from(*i) % self.watches.len()];
                     self.client.unwatch(id, self.now);
+                    // Nothing more may come for it.
+                    self.finished.insert(id);
                     self.drain();
                 }
             }
