@@ -10,27 +10,42 @@
 use pyxis_async_std::{Client, Error, EventMask, Options};
 use pyxis_testkit::TestCluster;
 
-async fn demo(addrs: Vec<String>, runtime: &str) -> Result<(), Box<dyn std::error::Error>> {
-    let holder = Client::connect(addrs.clone(), Options::default())
-        .await
-        .map_err(|_| Error::Closed)?;
-    let waiter = Client::connect(addrs, Options::default())
-        .await
-        .map_err(|_| Error::Closed)?;
-    holder.create_ephemeral("/example-lock", "holder").await?;
+/// Takes the lock `path` for `client`: create it, or wait until its holder lets go and
+/// try again. The holder's state and the watch come from one server step
+/// (`exists_and_watch`), so a release between the failed create and the watch is seen
+/// as "gone" instead of waited for forever.
+async fn acquire(client: &Client, path: &str, runtime: &str) -> Result<(), Error> {
+    loop {
+        match client.create_ephemeral(path, "held").await {
+            Ok(()) => return Ok(()),
+            Err(Error::Exists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let (holder, mut released) = client
+            .exists_and_watch(path, EventMask::DELETE, false)
+            .await?;
+        if holder.is_some() {
+            println!("[{runtime}] waiter: lock busy, watching it");
+            if let Some(Ok(event)) = released.next().await {
+                println!("[{runtime}] waiter saw: {event}");
+            }
+        }
+    }
+}
+
+async fn demo(addrs: Vec<String>, runtime: &str) -> Result<(), Error> {
+    let holder = Client::connect(addrs.clone(), Options::new()).await?;
+    let waiter = Client::connect(addrs, Options::new()).await?;
+    acquire(&holder, "/example-lock", runtime).await?;
     println!("[{runtime}] holder took the lock");
-    match waiter.create_ephemeral("/example-lock", "waiter").await {
-        Err(Error::Exists { .. }) => println!("[{runtime}] waiter: lock busy, watching it"),
-        other => println!("[{runtime}] waiter: unexpected {other:?}"),
-    }
-    let mut released = waiter
-        .watch("/example-lock", EventMask::DELETE, false)
-        .await?;
-    holder.close().await; // the session ends: its ephemeral lock node is deleted
-    if let Some(Ok(event)) = released.next().await {
-        println!("[{runtime}] waiter saw: {event}");
-    }
-    waiter.create_ephemeral("/example-lock", "waiter").await?;
+    let waiting = acquire(&waiter, "/example-lock", runtime);
+    let release = async {
+        // Give the waiter time to find the lock busy, then let go.
+        async_io::Timer::after(std::time::Duration::from_millis(100)).await;
+        holder.close().await; // the session ends: its ephemeral lock node is deleted
+        Ok(())
+    };
+    futures_lite::future::try_zip(waiting, release).await?;
     println!("[{runtime}] waiter took the lock");
     waiter.close().await;
     Ok(())

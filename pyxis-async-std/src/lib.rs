@@ -40,10 +40,11 @@ use std::time::Instant;
 
 use async_net::TcpStream;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
-use pyxis_client_common::AsyncRuntime;
+use pyxis_client_common::__private::{async_loop, AsyncRuntime};
 pub use pyxis_client_common::{
-    AsyncClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
-    ReadOptions, SessionEvent, SessionEvents, Watch, WatchError, WatchEvent,
+    AsyncClient, Bytes, Call, ClientState, ConnectError, CreateMode, Error, EventMask, EventType,
+    Lagged, Node, Options, ReadOptions, SessionEvent, SessionEvents, Stats, Watch, WatchError,
+    WatchEvent,
 };
 
 /// A Pyxis client for async-std, smol or any executor. Clones share one connection and
@@ -65,8 +66,7 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let (api, driver) =
-            pyxis_client_common::async_loop::start::<AsyncIo, _, _>(addrs, &options)?;
+        let (api, driver) = async_loop::start::<AsyncIo, _, _>(addrs, &options)?;
         std::thread::Builder::new()
             .name("pyxis-driver".into())
             .spawn(move || async_io::block_on(driver))?;

@@ -18,8 +18,8 @@ use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
-use pyxis_client_common::read_buffer::ReadBuffer;
-use pyxis_client_common::{Command, CommandSink, ConnId, Driver, IoAction, Step};
+use pyxis_client_common::__private::read_buffer::ReadBuffer;
+use pyxis_client_common::__private::{Command, CommandSink, ConnId, Driver, IoAction, Step};
 
 /// Inputs taken from the channel at most per turn of the loop.
 const INPUT_BATCH: usize = 256;
@@ -137,7 +137,7 @@ impl Loop {
             }
             Input::Closed(conn) => {
                 if conns.remove(&conn).is_some() {
-                    self.driver.handle_closed(conn, now);
+                    self.driver.handle_closed(conn, &"connection ended", now);
                 }
             }
         }
@@ -155,7 +155,11 @@ impl Loop {
                     .spawn(move || read_connection(conn, &addr, timeout, &to_self));
                 if spawned.is_err() {
                     conns.remove(&conn);
-                    self.driver.handle_closed(conn, Instant::now());
+                    self.driver.handle_closed(
+                        conn,
+                        &"no thread for the connection",
+                        Instant::now(),
+                    );
                 }
             }
             Step::Io(IoAction::Close { conn }) => {
@@ -168,9 +172,9 @@ impl Loop {
                 else {
                     return;
                 };
-                if stream.write_all(&transmit.data).is_err() {
+                if let Err(e) = stream.write_all(&transmit.data) {
                     conns.remove(&transmit.conn);
-                    self.driver.handle_closed(transmit.conn, Instant::now());
+                    self.driver.handle_closed(transmit.conn, &e, Instant::now());
                 }
             }
             _ => {}

@@ -36,11 +36,12 @@ use std::ops::Deref;
 use std::sync::Arc;
 use std::time::Instant;
 
+use pyxis_client_common::__private::{Driver, Handle};
 pub use pyxis_client_common::{
-    BlockingClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
-    ReadOptions, SessionEvent, SessionEvents, Timeout, Watch, WatchError, WatchEvent,
+    BlockingClient, Bytes, ClientState, ConnectError, CreateMode, Error, EventMask, EventType,
+    Lagged, Node, Options, ReadOptions, SessionEvent, SessionEvents, Stats, Timeout, Watch,
+    WatchError, WatchEvent,
 };
-use pyxis_client_common::{Driver, Handle};
 
 /// A blocking Pyxis client. Clones share one connection and session and may be used
 /// from many threads at once (their requests are pipelined); dropping the last clone
@@ -62,7 +63,7 @@ impl Client {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let driver = Driver::new(options.config(addrs), Instant::now())?;
+        let driver = Driver::with_options(addrs, &options, Instant::now())?;
         let (to_self, inbox) = std::sync::mpsc::channel();
         let handle = Handle::new(
             Arc::new(driver::Commands(to_self.clone())),

@@ -117,7 +117,7 @@ fn ephemeral_nodes_live_with_their_session() {
     cluster
         .send_garbage(leader, b"\x00\x00\x00\x0cnot-a-frame!")
         .unwrap();
-    session_event(&events, "disconnect", |e| *e == SessionEvent::Disconnected);
+    session_event(&events, "disconnect", |e| *e == SessionEvent::Suspended);
     session_event(&events, "reconnect", |e| {
         *e == SessionEvent::Connected { sid }
     });
@@ -295,7 +295,7 @@ fn garbage_from_the_server_reconnects() {
         cluster
             .send_garbage(cluster.leader().unwrap(), garbage)
             .unwrap();
-        session_event(&events, "disconnect", |e| *e == SessionEvent::Disconnected);
+        session_event(&events, "disconnect", |e| *e == SessionEvent::Suspended);
         session_event(&events, "reconnect", |e| {
             *e == SessionEvent::Connected { sid }
         });
@@ -404,4 +404,72 @@ fn unreachable_servers_time_out() {
         })
     );
     a.close();
+}
+
+/// `Duration::MAX` waits without a deadline (it once panicked adding it to the clock).
+#[test]
+fn duration_max_waits_without_a_deadline() {
+    let cluster = TestCluster::start(3);
+    let a = Client::connect(cluster.addrs(), options(16)).unwrap();
+    let sid = a.wait_connected(Duration::MAX).unwrap();
+    assert_eq!(a.sid(), Some(sid));
+    a.create("/forever", "", CreateMode::Persistent).unwrap();
+    let watch = a.watch("/forever", EventMask::MODIFY, false).unwrap();
+    a.write("/forever", "x").unwrap();
+    let event = watch.recv_timeout(Duration::MAX).unwrap();
+    assert!(matches!(
+        event,
+        Some(Ok(WatchEvent {
+            kind: EventType::Modify,
+            ..
+        }))
+    ));
+    let events = a.session_events();
+    a.close();
+    assert_eq!(
+        events.recv_timeout(Duration::MAX),
+        Ok(Some(Ok(SessionEvent::Closed)))
+    );
+    assert_eq!(events.recv_timeout(Duration::MAX), Ok(None), "ended");
+}
+
+/// After `Closed` the session-event stream ends, and a subscription made after the
+/// client closed ends at once (both once blocked forever).
+#[test]
+fn session_events_end_after_close() {
+    let cluster = TestCluster::start(3);
+    let a = client(&cluster, 17);
+    let events = a.session_events();
+    a.close();
+    session_event(&events, "closed", |e| *e == SessionEvent::Closed);
+    assert_eq!(events.recv_timeout(PATIENCE), Ok(None));
+    assert_eq!(a.session_events().recv_timeout(PATIENCE), Ok(None));
+    assert_eq!(a.state(), pyxis_blocking::ClientState::Closed);
+}
+
+/// A lock waiter's failed create and its watch on the holder: with `exists_and_watch`
+/// the state and the watch come from one server step, so a release between the two
+/// steps is seen (a separate `watch(DELETE)` would wait forever). 100 rounds.
+#[test]
+fn lock_release_between_the_waiters_two_steps() {
+    let cluster = TestCluster::start(3);
+    let holder = client(&cluster, 19);
+    let waiter = client(&cluster, 20);
+    for round in 0..100 {
+        holder.create_ephemeral("/race-lock", "holder").unwrap();
+        let busy = waiter.create_ephemeral("/race-lock", "waiter");
+        assert!(
+            matches!(busy, Err(Error::Exists { .. })),
+            "round {round}: {busy:?}"
+        );
+        holder.delete("/race-lock").unwrap(); // the release, between the steps
+        let (state, watch) = waiter
+            .exists_and_watch("/race-lock", EventMask::DELETE, false)
+            .unwrap();
+        if state.is_some() {
+            next_event(&watch, "release");
+        }
+        waiter.create_ephemeral("/race-lock", "waiter").unwrap();
+        waiter.delete("/race-lock").unwrap();
+    }
 }

@@ -351,7 +351,7 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
         tokio::select! {
             _ = &mut interrupted => break,
             state = session.next() => match state {
-                Some(Ok(SessionEvent::Disconnected)) => eprintln!("disconnected; reconnecting"),
+                Some(Ok(SessionEvent::Suspended)) => eprintln!("disconnected; reconnecting"),
                 Some(Ok(SessionEvent::Connected { sid })) => {
                     eprintln!("connected (session {})", output::sid(sid))
                 }

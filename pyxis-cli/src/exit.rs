@@ -146,7 +146,6 @@ pub fn status_of(error: &PyxisError) -> ExitStatus {
         | PyxisError::DataTooLarge { .. } => ExitStatus::InvalidArgument,
         PyxisError::SessionExpired
         | PyxisError::Again { .. }
-        | PyxisError::NotLeader { .. }
         | PyxisError::ConnectionLoss { .. }
         | PyxisError::Timeout { .. }
         | PyxisError::Closed => ExitStatus::Connection,

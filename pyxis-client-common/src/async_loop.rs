@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 use futures_lite::future::{self, FutureExt as _};
 
 use crate::driver::{Command, Driver, Step};
+use crate::handle::Handle;
 use crate::inbox::{command_channel, CommandInbox};
 use crate::read_buffer::ReadBuffer;
-use crate::{AsyncClient, ConnectError, Handle, Options};
+use crate::{AsyncClient, ConnectError, Options};
 use pyxis_core::{ConnId, IoAction};
 
 /// Commands taken from the channel at most per turn of the loop.
@@ -74,7 +75,7 @@ enum Input<S> {
     Commands(bool),
     Connected(ConnId, S),
     Data(ConnId, usize),
-    Closed(ConnId),
+    Closed(ConnId, io::Error),
     Timeout,
 }
 
@@ -93,10 +94,11 @@ impl<R: AsyncRuntime> Link<R> {
             Link::None => future::pending().await,
             Link::Connecting(conn, connecting) => match connecting.await {
                 Ok(stream) => Input::Connected(*conn, stream),
-                Err(_) => Input::Closed(*conn),
+                Err(e) => Input::Closed(*conn, e),
             },
             Link::Up(conn, stream) => match R::read(stream, buf).await {
-                Ok(0) | Err(_) => Input::Closed(*conn),
+                Ok(0) => Input::Closed(*conn, io::ErrorKind::UnexpectedEof.into()),
+                Err(e) => Input::Closed(*conn, e),
                 Ok(n) => Input::Data(*conn, n),
             },
         }
@@ -116,7 +118,7 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let driver = Driver::new(options.config(addrs), R::now())?;
+    let driver = Driver::with_options(addrs, options, R::now())?;
     let (commands, inbox) = command_channel();
     let handle = Handle::new(Arc::new(commands), driver.status(), options);
     Ok((AsyncClient::new(handle), run::<R>(driver, inbox)))
@@ -195,9 +197,9 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                 driver.handle_data(conn, buf.filled(n), now);
                 buf.fit(n);
             }
-            Input::Closed(conn) => {
+            Input::Closed(conn, cause) => {
                 link = Link::None;
-                driver.handle_closed(conn, now);
+                driver.handle_closed(conn, &cause, now);
             }
             Input::Timeout => {
                 // The armed timer may be for an earlier deadline than the driver's now
@@ -233,7 +235,7 @@ async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut D
             if !write.or(expire).await {
                 let conn = *conn;
                 *link = Link::None;
-                driver.handle_closed(conn, R::now());
+                driver.handle_closed(conn, &"write failed or stalled", R::now());
             }
         }
         _ => {}

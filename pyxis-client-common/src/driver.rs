@@ -2,29 +2,38 @@
 //! applies the application's [`Command`]s to it, and routes the core's events to the
 //! callers and watches waiting for them.
 //!
-//! Owns: [`Driver`], [`Command`], [`Step`] and the routing tables (request id → caller,
-//! watch id → watch queue, session-event subscribers, close and connect waiters). Must
-//! never touch a socket, a timer or a thread, read the clock, or make a protocol decision:
-//! adapters pass `now` and perform the [`Step`]s; the core decides everything else. Never
-//! blocks: every delivery goes through a bounded, non-blocking [`EventSender`].
+//! Owns: [`Driver`], [`Command`], [`Step`], the routing tables (request id → caller,
+//! watch id → watch queue, session-event subscribers, close and connect waiters), the
+//! client-side session signals (`Suspended`, `Lost`, closing on expiry), the rule for
+//! due deadlines ([`Driver::handle_due`], which every adapter loop applies after every
+//! input), and the log of what the core did (`tracing`, from its events and outputs).
+//! Must never touch a socket, a timer or a thread, read the clock, or make a protocol
+//! decision: adapters pass `now` and perform the [`Step`]s; the core decides everything
+//! else. Never blocks: every delivery goes through a bounded, non-blocking
+//! [`EventSender`].
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use pyxis_core::{
-    Client, Config, ConfigError, Error, Event, IoAction, Op, Reply, RequestId, SessionEvent,
-    SessionState, Transmit, WatchEvent, WatchId,
+    Client, Config, ConfigError, Error, Event, IoAction, Op, Reply, RequestId, SessionState,
+    Transmit, WatchEvent, WatchId,
 };
 
+use crate::log;
+use crate::options::Options;
 use crate::queue::EventSender;
-use crate::status::Status;
+use crate::session::{SessionEvent, Suspension};
+use crate::status::{ClientState, Counter, Status};
 use crate::watch::WatchError;
 
 /// Where a caller waits for an operation's one result.
 pub type ReplySender = EventSender<Result<Reply, Error>>;
 /// Where a watch's events go.
 pub type WatchSender = EventSender<Result<WatchEvent, WatchError>>;
+/// Where `wait_connected` learns the session id.
+pub type ConnectWaiter = EventSender<Result<u64, Error>>;
 
 /// What a client handle asks of its driver.
 #[non_exhaustive]
@@ -42,12 +51,13 @@ pub enum Command {
     /// Forget a watch (its handle was dropped).
     Unwatch(WatchId),
     /// Answer with the session id once a session is up, or `Timeout` after `timeout`
-    /// (counted on the driver's clock from when the driver takes the command).
+    /// (counted on the driver's clock from when the driver takes the command; one too
+    /// large to add to it, such as `Duration::MAX`, waits without a deadline).
     WaitConnected {
         /// How long to wait.
         timeout: Duration,
         /// Where the answer goes.
-        reply: EventSender<Result<u64, Error>>,
+        reply: ConnectWaiter,
     },
     /// Close the client (unregister); `done` is dropped once it is closed.
     Close {
@@ -64,7 +74,7 @@ pub enum Command {
 pub enum Step {
     /// Open or close a connection (`IoAction::Connect` / `IoAction::Close`).
     Io(IoAction),
-    /// Write these bytes on their connection, in one write.
+    /// Write these bytes on their connection, after whatever is still unwritten on it.
     Transmit(Transmit),
 }
 
@@ -105,13 +115,21 @@ pub struct Driver {
     core: Client,
     calls: IdMap<RequestId, Call>,
     watches: IdMap<WatchId, WatchSender>,
-    connect_waiters: Vec<(Instant, EventSender<Result<u64, Error>>)>,
+    connect_waiters: Vec<(Option<Instant>, ConnectWaiter)>,
     closers: Vec<EventSender<()>>,
     status: Status,
+    /// The state last stored in `status`.
+    shown: ClientState,
+    suspension: Suspension,
+    close_on_expiry: bool,
 }
 
 impl Driver {
     /// A driver for a new core client built from `config` at `now`.
+    ///
+    /// # Errors
+    ///
+    /// The server list or a setting of `config` is invalid.
     pub fn new(config: Config, now: Instant) -> Result<Driver, ConfigError> {
         Ok(Driver {
             core: Client::new(config, now)?,
@@ -120,18 +138,50 @@ impl Driver {
             connect_waiters: Vec::new(),
             closers: Vec::new(),
             status: Status::default(),
+            shown: ClientState::Connecting,
+            suspension: Suspension::default(),
+            close_on_expiry: false,
         })
     }
 
-    /// The state shared with client handles (session id, session-event subscribers).
+    /// A driver for these servers and options, at `now`.
+    ///
+    /// # Errors
+    ///
+    /// The server list or an option is invalid.
+    pub fn with_options<I, S>(
+        addrs: I,
+        options: &Options,
+        now: Instant,
+    ) -> Result<Driver, ConfigError>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut driver = Driver::new(options.config(addrs), now)?;
+        driver.close_on_expiry = options.close_on_expiry;
+        log::started(driver.core.config());
+        Ok(driver)
+    }
+
+    /// The state shared with client handles (session id, state, subscribers, counters).
     pub fn status(&self) -> Status {
         self.status.clone()
+    }
+
+    /// How long a connection may accept none of the bytes written to it before it is
+    /// given up: the core's bound for a silent peer (session timeout plus twice the ping
+    /// grace), so a peer that stops reading is abandoned like one that stops answering.
+    pub fn write_stall_bound(&self) -> Duration {
+        let config = self.core.config();
+        config.session_timeout + config.ping_grace * 2
     }
 
     /// Applies a command from a client handle.
     pub fn command(&mut self, command: Command, now: Instant) {
         match command {
             Command::Call { op, reply, watch } => {
+                self.status.count(counter_of(&op), 1);
                 let id = self.core.submit(op, now);
                 self.calls.insert(id, Call { reply, watch });
             }
@@ -140,9 +190,13 @@ impl Driver {
                 self.core.unwatch(id, now);
             }
             Command::WaitConnected { timeout, reply } => match self.core.state() {
-                SessionState::Connected => reply.push(self.core.sid().ok_or(Error::Closed)),
-                SessionState::Closed => reply.push(Err(Error::Closed)),
-                _ => self.connect_waiters.push((now + timeout, reply)),
+                SessionState::Connected => {
+                    reply.push(self.core.sid().ok_or(Error::Closed));
+                }
+                SessionState::Closed | SessionState::Closing => {
+                    reply.push(Err(Error::Closed));
+                }
+                _ => self.connect_waiters.push((now.checked_add(timeout), reply)),
             },
             Command::Close { done } => {
                 self.closers.push(done);
@@ -154,6 +208,7 @@ impl Driver {
 
     /// The connection `conn` is open.
     pub fn handle_connected(&mut self, conn: pyxis_core::ConnId, now: Instant) {
+        log::connected(conn);
         self.core.handle_connected(conn, now);
     }
 
@@ -162,8 +217,15 @@ impl Driver {
         self.core.handle_data(conn, data, now);
     }
 
-    /// The connection `conn` failed to open, broke, or was closed by the peer.
-    pub fn handle_closed(&mut self, conn: pyxis_core::ConnId, now: Instant) {
+    /// The connection `conn` failed to open, broke, or was closed by the peer; `cause`
+    /// says why, for the log.
+    pub fn handle_closed(
+        &mut self,
+        conn: pyxis_core::ConnId,
+        cause: &dyn std::fmt::Display,
+        now: Instant,
+    ) {
+        log::conn_died(conn, cause);
         self.core.handle_closed(conn, now);
     }
 
@@ -172,19 +234,36 @@ impl Driver {
         self.core.handle_timeout(now);
         let (expired, waiting) = std::mem::take(&mut self.connect_waiters)
             .into_iter()
-            .partition(|(deadline, _)| *deadline <= now);
+            .partition(|(deadline, _)| deadline.is_some_and(|at| at <= now));
         self.connect_waiters = waiting;
         for (_, reply) in expired {
             reply.push(Err(Error::Timeout {
                 outcome_unknown: false,
             }));
         }
+        if self
+            .suspension
+            .turns_lost(now, self.core.config().session_timeout)
+        {
+            log::lost(self.suspension.since(), now);
+            self.publish(&SessionEvent::Lost);
+        }
+    }
+
+    /// The one rule for deadlines, applied by every adapter loop after every input (not
+    /// only when its timer fires, which a steady stream of input could postpone
+    /// forever): whatever is due at `now` is handled now.
+    pub fn handle_due(&mut self, now: Instant) {
+        if self.deadline().is_some_and(|at| at <= now) {
+            self.handle_timeout(now);
+        }
     }
 
     /// When [`handle_timeout`](Self::handle_timeout) must be called next.
     pub fn deadline(&self) -> Option<Instant> {
-        let waiters = self.connect_waiters.iter().map(|(d, _)| *d).min();
-        [self.core.poll_timeout(), waiters]
+        let waiters = self.connect_waiters.iter().filter_map(|(d, _)| *d).min();
+        let lost = self.suspension.deadline(self.core.config().session_timeout);
+        [self.core.poll_timeout(), waiters, lost]
             .into_iter()
             .flatten()
             .min()
@@ -195,6 +274,10 @@ impl Driver {
     /// input or [`deadline`](Self::deadline).
     pub fn next_step(&mut self, now: Instant) -> Option<Step> {
         if let Some(action) = self.core.poll_io() {
+            if let IoAction::Connect { conn, addr } = &action {
+                self.status.count(Counter::ConnectAttempts, 1);
+                log::connecting(*conn, addr);
+            }
             return Some(Step::Io(action));
         }
         if let Some(transmit) = self.core.poll_transmit() {
@@ -205,6 +288,7 @@ impl Driver {
         while let Some(event) = self.core.poll_event() {
             self.route(event, now);
         }
+        self.show_state();
         None
     }
 
@@ -212,6 +296,21 @@ impl Driver {
     /// loop ends (dropping the driver ends every remaining caller with `Closed`).
     pub fn is_finished(&self) -> bool {
         self.core.is_closed()
+    }
+
+    /// Stores the client's state for handles, when it changed.
+    fn show_state(&mut self) {
+        let state = match (self.core.state(), self.core.sid(), self.suspension.since()) {
+            (SessionState::Connected, Some(sid), _) => ClientState::Connected { sid },
+            (SessionState::Closing | SessionState::Closed, _, _) => ClientState::Closed,
+            (SessionState::Idle, _, _) => ClientState::Idle,
+            (_, _, Some(since)) => ClientState::Disconnected { since },
+            _ => ClientState::Connecting,
+        };
+        if state != self.shown {
+            self.shown = state;
+            self.status.set_state(state);
+        }
     }
 
     fn route(&mut self, event: Event, now: Instant) {
@@ -242,9 +341,16 @@ impl Driver {
                     self.core.unwatch(id, now);
                     return;
                 }
+                if event.inferred {
+                    self.status.count(Counter::InferredEvents, 1);
+                    log::inferred(&event);
+                }
                 // The core says which event is a watch's last (one-shot watches).
                 let last = event.last;
-                sink.push(Ok(event));
+                if !sink.push(Ok(event)) {
+                    self.status.count(Counter::LaggedEvents, 1);
+                    log::lagged("watch", 1);
+                }
                 if last {
                     self.watches.remove(&id);
                 }
@@ -254,15 +360,54 @@ impl Driver {
                     sink.push(Err(WatchError::Ended(reason)));
                 }
             }
-            Event::Session(event) => self.route_session(event),
+            Event::Session(event) => self.route_session(event, now),
             _ => {}
         }
     }
 
-    fn route_session(&mut self, event: SessionEvent) {
+    /// Hands a session event to the subscribers, counting what slow ones lose.
+    fn publish(&mut self, event: &SessionEvent) {
+        let dropped = self.status.publish(event);
+        if dropped > 0 {
+            self.status.count(Counter::LaggedEvents, dropped);
+            log::lagged("session event", dropped);
+        }
+    }
+
+    fn route_session(&mut self, event: pyxis_core::SessionEvent, now: Instant) {
+        use pyxis_core::SessionEvent as Core;
+        let event = match event {
+            Core::Connected { sid } => {
+                log::session_up(sid, self.suspension.since(), now);
+                self.suspension.end();
+                SessionEvent::Connected { sid }
+            }
+            Core::Disconnected => {
+                self.status.count(Counter::Reconnects, 1);
+                log::suspended(self.core.sid());
+                self.suspension.begin(now);
+                SessionEvent::Suspended
+            }
+            Core::Expired { old_sid } => {
+                self.status.count(Counter::Expirations, 1);
+                log::expired(old_sid, self.close_on_expiry);
+                if self.close_on_expiry {
+                    self.core.close(now);
+                }
+                SessionEvent::Expired { old_sid }
+            }
+            Core::Closed => {
+                self.suspension.end();
+                SessionEvent::Closed
+            }
+            other => {
+                log::unknown_session_event(&other);
+                return;
+            }
+        };
         // Subscribers first: a waiter woken below may subscribe at once, and must not
         // then receive the event that woke it.
-        self.status.publish(&event);
+        self.publish(&event);
         match &event {
             SessionEvent::Connected { sid } => {
                 for (_, reply) in self.connect_waiters.drain(..) {
@@ -278,6 +423,25 @@ impl Driver {
             }
             _ => {}
         }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        // However the loop ended, session-event streams end and `state` says closed.
+        self.status.close();
+    }
+}
+
+/// The [`Stats`](crate::Stats) counter an operation counts under.
+fn counter_of(op: &Op) -> Counter {
+    match op {
+        Op::Create { .. } => Counter::Creates,
+        Op::Delete { .. } => Counter::Deletes,
+        Op::Write { .. } => Counter::Writes,
+        Op::Read { .. } => Counter::Reads,
+        Op::Exists { .. } => Counter::Exists,
+        _ => Counter::Unregisters,
     }
 }
 

@@ -35,11 +35,41 @@ impl Drop for Inner {
     }
 }
 
+/// What a watch is built from once its call succeeds: its path, its event queue, and
+/// where its unwatch goes.
+type WatchParts = (
+    String,
+    EventReceiver<Result<WatchEvent, WatchError>>,
+    Arc<dyn CommandSink>,
+);
+
 /// A call on its way: the queue its reply arrives on and, for a call that arms a watch,
-/// the watch's queue.
+/// the watch's path and queue and where its unwatch goes.
 pub(crate) struct Pending {
     pub(crate) reply: EventReceiver<Result<Reply, Error>>,
-    watch: Option<(String, EventReceiver<Result<WatchEvent, WatchError>>)>,
+    watch: Option<WatchParts>,
+}
+
+impl Pending {
+    /// Turns the finished call's answer into the reply and the watch it armed.
+    pub(crate) fn finish(
+        self,
+        result: Option<Result<Result<Reply, Error>, crate::Lagged>>,
+    ) -> Result<(Reply, Option<Watch>), Error> {
+        let reply = match result {
+            Some(Ok(result)) => result?,
+            // The single-slot reply queue cannot lag; `None` means the driver is gone.
+            _ => return Err(Error::Closed),
+        };
+        let watch = self.watch.map(|(path, events, sink)| {
+            let id = match &reply {
+                Reply::Node { watch, .. } | Reply::Exists { watch, .. } => *watch,
+                _ => None,
+            };
+            Watch::new(id, path, events, sink)
+        });
+        Ok((reply, watch))
+    }
 }
 
 /// The application side of one client, shared by all its clones: it turns calls into
@@ -75,6 +105,11 @@ impl Handle {
         self.inner.status.sid()
     }
 
+    /// The state the driver shares with handles.
+    pub(crate) fn status(&self) -> &Status {
+        &self.inner.status
+    }
+
     /// Sends `op` to the driver, with a queue for the events of the watch it arms, if
     /// any. A driver that is gone makes the reply queue end at once (`Closed`).
     pub(crate) fn start(&self, op: Op) -> Pending {
@@ -94,7 +129,7 @@ impl Handle {
         let (watch_tx, watch) = match watch_path {
             Some(path) => {
                 let (tx, rx) = channel(self.inner.bound);
-                (Some(tx), Some((path, rx)))
+                (Some(tx), Some((path, rx, self.inner.sink.clone())))
             }
             None => (None, None),
         };
@@ -108,27 +143,6 @@ impl Handle {
         Pending { reply, watch }
     }
 
-    /// Turns a finished call into what the API returns, building the watch it armed.
-    pub(crate) fn finish(
-        &self,
-        pending: Pending,
-        result: Option<Result<Result<Reply, Error>, crate::Lagged>>,
-    ) -> Result<(Reply, Option<Watch>), Error> {
-        let reply = match result {
-            Some(Ok(result)) => result?,
-            // The single-slot reply queue cannot lag; `None` means the driver is gone.
-            _ => return Err(Error::Closed),
-        };
-        let watch = pending.watch.map(|(path, events)| {
-            let id = match &reply {
-                Reply::Node { watch, .. } | Reply::Exists { watch, .. } => *watch,
-                _ => None,
-            };
-            Watch::new(id, path, events, self.inner.sink.clone())
-        });
-        Ok((reply, watch))
-    }
-
     /// Subscribes to session events from now on.
     pub(crate) fn subscribe(&self) -> SessionEvents {
         let (tx, rx) = channel(self.inner.bound);
@@ -136,7 +150,9 @@ impl Handle {
         SessionEvents::new(rx)
     }
 
-    /// Asks the driver for the session id once connected, or `Timeout` after `timeout`.
+    /// Asks the driver for the session id once connected, or `Timeout` after `timeout`
+    /// (counted on the driver's clock; a timeout too large to add to it, such as
+    /// `Duration::MAX`, waits without a deadline).
     pub(crate) fn start_wait_connected(
         &self,
         timeout: Duration,
@@ -214,8 +230,16 @@ pub(crate) mod ops {
         }
     }
 
+    /// What a finished call returns, from its reply and the watch it armed.
+    pub(crate) type Finish<T> = fn(Reply, Option<Watch>) -> Result<T, Error>;
+
+    /// A call that returns nothing.
+    pub(crate) fn done(_: Reply, _: Option<Watch>) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// The node of a read.
-    pub(crate) fn node(reply: Reply) -> Result<Node, Error> {
+    pub(crate) fn node(reply: Reply, _: Option<Watch>) -> Result<Node, Error> {
         match reply {
             Reply::Node { node, .. } => Ok(node),
             other => Err(unexpected(&other)),
@@ -223,11 +247,32 @@ pub(crate) mod ops {
     }
 
     /// The node of an exists.
-    pub(crate) fn maybe_node(reply: Reply) -> Result<Option<Node>, Error> {
+    pub(crate) fn maybe_node(reply: Reply, _: Option<Watch>) -> Result<Option<Node>, Error> {
         match reply {
             Reply::Exists { node, .. } => Ok(node),
             other => Err(unexpected(&other)),
         }
+    }
+
+    /// The watch a watching call must have produced.
+    pub(crate) fn watch_only(_: Reply, watch: Option<Watch>) -> Result<Watch, Error> {
+        armed(watch)
+    }
+
+    /// The node read and the watch armed with it.
+    pub(crate) fn node_and_watch(
+        reply: Reply,
+        watch: Option<Watch>,
+    ) -> Result<(Node, Watch), Error> {
+        Ok((node(reply, None)?, armed(watch)?))
+    }
+
+    /// The node (or its absence) and the watch armed in the same server step.
+    pub(crate) fn maybe_node_and_watch(
+        reply: Reply,
+        watch: Option<Watch>,
+    ) -> Result<(Option<Node>, Watch), Error> {
+        Ok((maybe_node(reply, None)?, armed(watch)?))
     }
 
     fn unexpected(reply: &Reply) -> Error {
@@ -236,8 +281,7 @@ pub(crate) mod ops {
         }
     }
 
-    /// The watch a watching call must have produced.
-    pub(crate) fn armed(watch: Option<Watch>) -> Result<Watch, Error> {
+    fn armed(watch: Option<Watch>) -> Result<Watch, Error> {
         watch.ok_or_else(|| Error::Protocol {
             reason: "a watching call returned no watch".into(),
         })

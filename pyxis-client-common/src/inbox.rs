@@ -38,12 +38,12 @@ impl Shared {
 }
 
 /// A command channel for [`run`](crate::async_loop::run): the sender goes into the
-/// client [`Handle`](crate::Handle), the inbox to the driver loop.
+/// client [`Handle`](crate::handle::Handle), the inbox to the driver loop.
 ///
 /// ```
 /// use std::collections::VecDeque;
 /// use std::future::poll_fn;
-/// use pyxis_client_common::{command_channel, Command, CommandSink};
+/// use pyxis_client_common::__private::{command_channel, Command, CommandSink};
 ///
 /// let (commands, inbox) = command_channel();
 /// assert!(commands.send(Command::HandlesGone));

@@ -4,16 +4,14 @@
 //! timers and commands between a runtime and the sans-IO [`pyxis_core::Client`]. Everything
 //! in them that does not depend on the runtime lives here, once:
 //!
-//! - [`Options`], [`ReadOptions`], [`ConnectError`]: what an application chooses;
-//! - [`Driver`]: the core plus the routing of its events (completions to the callers
-//!   waiting for them, watch events to [`Watch`]es, session events to [`SessionEvents`]
-//!   subscribers), fed by the adapter's loop through [`Driver::command`], the `handle_*`
-//!   inputs and [`Driver::next_step`];
-//! - [`AsyncClient`] and [`BlockingClient`]: the public API, identical method for method;
-//! - [`async_loop`]: the adapter loop of the async adapters, generic over [`AsyncRuntime`];
-//! - [`inbox`]: the async adapters' command channel, waking the driver only when parked;
-//! - [`queue`]: the bounded, never-blocking queues from the driver to the application;
-//! - [`read_buffer`]: the socket read buffer, small while idle, grown for bursts.
+//! - the API, re-exported by every adapter: [`AsyncClient`] and [`BlockingClient`]
+//!   (identical method for method; async operations return a [`Call`], sent when the
+//!   method is called), [`Options`], [`ReadOptions`], [`ConnectError`], [`Watch`],
+//!   [`SessionEvents`] and [`SessionEvent`], [`ClientState`], [`Stats`];
+//! - the plumbing, under the hidden `__private` module and **not API**: the driver (the
+//!   core plus the routing of its events to callers, watches and subscribers), the
+//!   adapter loops (async over a small runtime trait, and blocking), the command
+//!   channel, the bounded never-blocking event queues, the socket read buffer.
 //!
 //! ## The adapter loop
 //!
@@ -34,34 +32,61 @@
 //! is a `Lagged(n)` error counting the discarded events, followed by the newest ones that
 //! were kept. Pings, other watches and other callers are never delayed.
 //!
+//! ## Tracing
+//!
+//! With the `tracing` feature (on by default) the client logs through `tracing` under
+//! the target `pyxis`: sessions established, resumed, suspended, lost and expired and
+//! every connection that dies, with its cause, at INFO or WARN (quiet while a session is
+//! steady); every connection attempt at DEBUG. [`AsyncClient::stats`] counts the same.
+//!
 //! This crate has no runtime dependency; it is not meant to be used directly by
 //! applications (use an adapter), but its types are re-exported by each of them.
 
 mod api;
-pub mod async_loop;
-pub mod driver;
+mod call;
 mod handle;
-pub mod inbox;
+mod log;
 mod options;
-pub mod queue;
-pub mod read_buffer;
+mod session;
 mod status;
 mod watch;
+
+#[doc(hidden)]
+pub mod async_loop;
+#[doc(hidden)]
+pub mod driver;
+#[doc(hidden)]
+pub mod inbox;
+#[doc(hidden)]
+pub mod queue;
+#[doc(hidden)]
+pub mod read_buffer;
 
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
 
 pub use api::{AsyncClient, BlockingClient};
-pub use async_loop::AsyncRuntime;
-pub use driver::{Command, Driver, Step};
-pub use handle::{CommandSink, Handle};
-pub use inbox::{command_channel, AsyncCommands, CommandInbox};
+pub use call::Call;
 pub use options::{ConnectError, Options, ReadOptions};
 pub use queue::{Lagged, Timeout};
-pub use status::Status;
+pub use session::SessionEvent;
+pub use status::{ClientState, Stats};
 pub use watch::{SessionEvents, Watch, WatchError};
 
-pub use pyxis_core::{
-    ConnId, CreateMode, Error, EventMask, EventType, IoAction, Node, SessionEvent, Transmit,
-    WatchEvent, WatchId,
-};
+pub use bytes::Bytes;
+pub use pyxis_core::{CreateMode, Error, EventMask, EventType, Node, WatchEvent, WatchId};
+
+/// Plumbing shared by the sibling adapter crates (`pyxis-tokio`, `pyxis-async-std`,
+/// `pyxis-blocking`). **Not API**: nothing here is promised, and any of it may change in
+/// any release. Applications use an adapter's `Client`.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::async_loop::{self, AsyncRuntime};
+    pub use crate::driver::{self, Command, Driver, Step};
+    pub use crate::handle::{CommandSink, Handle};
+    pub use crate::inbox::{self, command_channel, AsyncCommands, CommandInbox};
+    pub use crate::queue;
+    pub use crate::read_buffer;
+    pub use crate::status::Status;
+    pub use pyxis_core::{ConnId, IoAction, Transmit};
+}

@@ -8,21 +8,22 @@
 use std::hash::BuildHasher;
 use std::time::Duration;
 
-use pyxis_core::{Config, ConfigError};
+use pyxis_core::{Config, ConfigError, Error};
 
-/// Connection options shared by every adapter. Start from [`Options::default`] and set
-/// fields.
+/// Connection options shared by every adapter. Start from [`Options::new`] (the
+/// defaults) and chain the setters:
 ///
 /// ```
 /// use std::time::Duration;
 /// use pyxis_client_common::Options;
 ///
-/// let mut options = Options::default();
-/// options.session_timeout = Duration::from_secs(10);
-/// options.seed = Some(7);
-/// let config = options.config(["127.0.0.1:7000"]);
-/// assert_eq!(config.session_timeout, Duration::from_secs(10));
-/// assert_eq!(config.seed, 7);
+/// let options = Options::new()
+///     .session_timeout(Duration::from_secs(10))
+///     .request_timeout(Duration::from_secs(3))
+///     .close_on_expiry(true)
+///     .seed(7);
+/// assert_eq!(options.session_timeout, Duration::from_secs(10));
+/// assert!(options.close_on_expiry);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -45,6 +46,13 @@ pub struct Options {
     /// Unread events kept per watch and per session-event subscriber before the oldest
     /// are dropped (default 1 024; see [`Lagged`](crate::Lagged)).
     pub event_queue_bound: usize,
+    /// Close the client when its session expires instead of going on with a new session
+    /// (default `false`). For applications whose correctness rests on their ephemeral
+    /// nodes (a lock, a leader election): after an expiry they would otherwise run on
+    /// without them. The expiry is learned when the client reaches a server again, which
+    /// opens the new session; the client then unregisters it at once, reports
+    /// `Expired` and `Closed`, and every later call fails with `Error::Closed`.
+    pub close_on_expiry: bool,
 }
 
 impl Default for Options {
@@ -58,11 +66,65 @@ impl Default for Options {
             seed: None,
             hide_hidden_children: core.hide_hidden_children,
             event_queue_bound: 1024,
+            close_on_expiry: false,
         }
     }
 }
 
 impl Options {
+    /// The default options (as [`Options::default`]), to chain setters on.
+    pub fn new() -> Options {
+        Options::default()
+    }
+
+    /// Sets [`session_timeout`](Self::session_timeout).
+    pub fn session_timeout(mut self, timeout: Duration) -> Options {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// Sets [`resume_sid`](Self::resume_sid): a session id to resume.
+    pub fn resume_sid(mut self, sid: u64) -> Options {
+        self.resume_sid = Some(sid);
+        self
+    }
+
+    /// Sets [`request_timeout`](Self::request_timeout).
+    pub fn request_timeout(mut self, timeout: Duration) -> Options {
+        self.request_timeout = timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Options {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets [`seed`](Self::seed): a fixed seed for reproducible server choice and jitter.
+    pub fn seed(mut self, seed: u64) -> Options {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Sets [`hide_hidden_children`](Self::hide_hidden_children).
+    pub fn hide_hidden_children(mut self, hide: bool) -> Options {
+        self.hide_hidden_children = hide;
+        self
+    }
+
+    /// Sets [`event_queue_bound`](Self::event_queue_bound).
+    pub fn event_queue_bound(mut self, bound: usize) -> Options {
+        self.event_queue_bound = bound;
+        self
+    }
+
+    /// Sets [`close_on_expiry`](Self::close_on_expiry).
+    pub fn close_on_expiry(mut self, close: bool) -> Options {
+        self.close_on_expiry = close;
+        self
+    }
+
     /// The core configuration for these servers and options.
     pub fn config<I, S>(&self, addrs: I) -> Config
     where
@@ -111,6 +173,16 @@ pub enum ConnectError {
     Driver(#[from] std::io::Error),
 }
 
+impl From<ConnectError> for Error {
+    /// A failed start as an operation error (`Error::Start`), so that code returning
+    /// `Result<_, Error>` can use `?` on `Client::connect`.
+    fn from(e: ConnectError) -> Error {
+        Error::Start {
+            reason: e.to_string(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,12 +193,10 @@ mod tests {
         let seeds: std::collections::HashSet<u64> =
             (0..8).map(|_| options.config(["a:1"]).seed).collect();
         assert!(seeds.len() > 1, "seeds from entropy should vary: {seeds:?}");
-        let fixed = Options {
-            seed: Some(3),
-            resume_sid: Some(99),
-            hide_hidden_children: false,
-            ..Options::default()
-        };
+        let fixed = Options::new()
+            .seed(3)
+            .resume_sid(99)
+            .hide_hidden_children(false);
         let config = fixed.config(["a:1", "b:2"]);
         assert_eq!(config.seed, 3);
         assert_eq!(config.resume_sid, Some(99));

@@ -100,7 +100,7 @@ pub struct EventReceiver<T> {
 /// A queue holding at most `bound` unread items (at least one).
 ///
 /// ```
-/// use pyxis_client_common::queue::{channel, Lagged};
+/// use pyxis_client_common::__private::queue::{channel, Lagged};
 ///
 /// let (tx, rx) = channel(2);
 /// for n in 0..5 {
@@ -137,17 +137,20 @@ pub fn channel<T>(bound: usize) -> (EventSender<T>, EventReceiver<T>) {
 
 impl<T> EventSender<T> {
     /// Queues `item`, dropping the oldest unread item if the queue is full. Never blocks.
-    pub fn push(&self, item: T) {
+    /// Returns `false` when an unread item was dropped to make room.
+    pub fn push(&self, item: T) -> bool {
         let mut state = self.shared.lock();
         if state.receiver_gone {
-            return;
+            return true;
         }
-        if state.items.len() >= state.bound {
+        let full = state.items.len() >= state.bound;
+        if full {
             state.items.pop_front();
             state.lagged = state.lagged.saturating_add(1);
         }
         state.items.push_back(item);
         self.shared.wake(state);
+        !full
     }
 
     /// Whether the receiver was dropped (nobody will read what is pushed).
@@ -214,9 +217,12 @@ impl<T> EventReceiver<T> {
     }
 
     /// Like [`recv_blocking`](Self::recv_blocking), giving up after `timeout`:
-    /// `Err(Timeout)` if nothing arrived.
+    /// `Err(Timeout)` if nothing arrived. A timeout too large to add to the clock (such
+    /// as `Duration::MAX`) waits without a deadline, as std's channels do.
     pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Result<T, Lagged>>, Timeout> {
-        let deadline = Instant::now() + timeout;
+        let Some(deadline) = Instant::now().checked_add(timeout) else {
+            return Ok(self.recv_blocking());
+        };
         let mut state = self.shared.lock();
         loop {
             if let Some(item) = Self::take(&mut state) {
@@ -299,6 +305,18 @@ mod tests {
         drop(rx);
         assert!(tx.is_closed());
         tx.push(1);
+    }
+
+    #[test]
+    fn a_timeout_of_duration_max_waits_without_a_deadline() {
+        let (tx, rx) = channel(1);
+        let pusher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            tx.push(1u8);
+        });
+        assert_eq!(rx.recv_timeout(Duration::MAX), Ok(Some(Ok(1))));
+        pusher.join().ok();
+        assert_eq!(rx.recv_timeout(Duration::MAX), Ok(None));
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const SHRINK_AFTER: u32 = 16;
 /// row that would have fit the small size.
 ///
 /// ```
-/// use pyxis_client_common::read_buffer::{ReadBuffer, READ_MIN};
+/// use pyxis_client_common::__private::read_buffer::{ReadBuffer, READ_MIN};
 ///
 /// let mut buf = ReadBuffer::new();
 /// let n = buf.space().len(); // a read filled it

@@ -13,11 +13,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use pyxis_core::{Error, SessionEvent, WatchEvent, WatchId};
+use pyxis_core::{Error, WatchEvent, WatchId};
 
 use crate::driver::Command;
 use crate::handle::CommandSink;
 use crate::queue::{EventReceiver, Lagged, Timeout};
+use crate::session::SessionEvent;
 
 /// Why a watch yields an error item.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,7 +90,10 @@ impl Watch {
         poll_fn(|cx| self.events.poll_recv(cx)).await.map(flatten)
     }
 
-    /// The next event, waiting on this thread (`None` once the watch has ended).
+    /// The next event, **blocking the calling thread** (`None` once the watch has
+    /// ended). For threads only (the blocking client): in async code use
+    /// [`next`](Self::next) or the `Stream`, since this would stall the executor thread,
+    /// and with it possibly the client's own driver.
     pub fn recv(&self) -> Option<Result<WatchEvent, WatchError>> {
         self.events.recv_blocking().map(flatten)
     }
@@ -138,8 +142,9 @@ impl std::fmt::Debug for Watch {
     }
 }
 
-/// The session's state changes from the moment of subscription: `Connected`,
-/// `Disconnected`, `Expired` (after the `Connected` of the new session), `Closed` (last).
+/// The session's state changes from the moment of subscription (see [`SessionEvent`]);
+/// the stream ends after `Closed`, and a subscription made after the client closed ends
+/// at once.
 ///
 /// Bounded like [`Watch`]: unread events past `Options::event_queue_bound` are dropped
 /// oldest first and reported as one `Err(Lagged(n))` item.
@@ -152,12 +157,14 @@ impl SessionEvents {
         SessionEvents { events }
     }
 
-    /// The next session event (`None` after the client's driver is gone).
+    /// The next session event (`None` after `Closed`: the stream ends).
     pub async fn next(&mut self) -> Option<Result<SessionEvent, Lagged>> {
         poll_fn(|cx| self.events.poll_recv(cx)).await
     }
 
-    /// The next session event, waiting on this thread.
+    /// The next session event, **blocking the calling thread** (`None` after `Closed`).
+    /// For threads only (the blocking client): in async code use [`next`](Self::next)
+    /// or the `Stream`, since this would stall the executor thread.
     pub fn recv(&self) -> Option<Result<SessionEvent, Lagged>> {
         self.events.recv_blocking()
     }

@@ -38,16 +38,10 @@ pub enum Error {
     SessionExpired,
     /// No leader now, or leadership changed with the request in flight. For
     /// create/delete/write/unregister the outcome is unknown.
-    #[error("no leader available (try again); outcome unknown: {outcome_unknown}")]
+    #[error("no leader available{}", unknown_suffix(*outcome_unknown))]
     Again {
         /// The write may or may not have been applied.
         outcome_unknown: bool,
-    },
-    /// A follower answered and no redirect could be followed in time.
-    #[error("not leader (leader: {leader:?})")]
-    NotLeader {
-        /// The leader address the follower gave, if any.
-        leader: Option<String>,
     },
     /// The server failed internally.
     #[error("server internal error: {reason}")]
@@ -67,13 +61,13 @@ pub enum Error {
     // --- the connection ---
     /// The connection was lost with the request in flight. When `outcome_unknown`, a
     /// create/delete/write/unregister may have been applied; it was not retried.
-    #[error("connection lost; outcome unknown: {outcome_unknown}")]
+    #[error("connection lost{}", unknown_suffix(*outcome_unknown))]
     ConnectionLoss {
         /// The write may or may not have been applied.
         outcome_unknown: bool,
     },
     /// The request deadline passed. When `outcome_unknown`, the request had been sent.
-    #[error("request timed out; outcome unknown: {outcome_unknown}")]
+    #[error("request timed out{}", unknown_suffix(*outcome_unknown))]
     Timeout {
         /// The write may or may not have been applied.
         outcome_unknown: bool,
@@ -106,4 +100,74 @@ pub enum Error {
     /// The client is closed.
     #[error("client is closed")]
     Closed,
+    /// The client could not be started: an invalid server list or option, or no
+    /// runtime or thread to drive it (an adapter's `ConnectError`, as an `Error`).
+    #[error("cannot start the client: {reason}")]
+    Start {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// How the errors whose outcome may be unknown say so.
+fn unknown_suffix(outcome_unknown: bool) -> &'static str {
+    if outcome_unknown {
+        " with the request sent: it may have been applied"
+    } else {
+        ""
+    }
+}
+
+impl Error {
+    /// Whether the operation may have been applied although it failed: a create,
+    /// delete, write or unregister that was sent and then lost with the connection, the
+    /// leader or the deadline. Such an operation is never retried by the client; read
+    /// the node to learn what happened.
+    pub fn is_outcome_unknown(&self) -> bool {
+        match self {
+            Error::Again { outcome_unknown }
+            | Error::ConnectionLoss { outcome_unknown }
+            | Error::Timeout { outcome_unknown } => *outcome_unknown,
+            _ => false,
+        }
+    }
+
+    /// Whether trying the same operation again may succeed: the failure came from the
+    /// connection, the leader or the deadline, not from the request or the node. For a
+    /// write whose [outcome is unknown](Self::is_outcome_unknown), check before retrying.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Error::Again { .. }
+                | Error::ConnectionLoss { .. }
+                | Error::Timeout { .. }
+                | Error::SessionExpired
+                | Error::Internal { .. }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_explain_themselves_and_classify() {
+        let sent = Error::Timeout {
+            outcome_unknown: true,
+        };
+        let unsent = Error::ConnectionLoss {
+            outcome_unknown: false,
+        };
+        assert_eq!(
+            sent.to_string(),
+            "request timed out with the request sent: it may have been applied"
+        );
+        assert_eq!(unsent.to_string(), "connection lost");
+        assert!(sent.is_outcome_unknown() && sent.is_retryable());
+        assert!(!unsent.is_outcome_unknown() && unsent.is_retryable());
+        let exists = Error::Exists { path: "/a".into() };
+        assert!(!exists.is_outcome_unknown() && !exists.is_retryable());
+        assert!(!Error::Closed.is_retryable());
+    }
 }

@@ -35,10 +35,11 @@ use std::io;
 use std::ops::Deref;
 use std::time::Instant;
 
-use pyxis_client_common::AsyncRuntime;
+use pyxis_client_common::__private::{async_loop, AsyncRuntime};
 pub use pyxis_client_common::{
-    AsyncClient, ConnectError, CreateMode, Error, EventMask, EventType, Lagged, Node, Options,
-    ReadOptions, SessionEvent, SessionEvents, Watch, WatchError, WatchEvent,
+    AsyncClient, Bytes, Call, ClientState, ConnectError, CreateMode, Error, EventMask, EventType,
+    Lagged, Node, Options, ReadOptions, SessionEvent, SessionEvents, Stats, Watch, WatchError,
+    WatchEvent,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -72,7 +73,9 @@ impl Client {
     /// tokio's own: a simulated network and virtual time (`pyxis-turmoil`). The driver
     /// task is spawned on the current tokio runtime all the same.
     ///
-    /// Fails as [`connect`](Self::connect) does.
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
     #[doc(hidden)]
     pub async fn connect_on<R, I, S>(addrs: I, options: Options) -> Result<Client, ConnectError>
     where
@@ -81,7 +84,7 @@ impl Client {
         S: Into<String>,
     {
         let runtime = tokio::runtime::Handle::try_current().map_err(std::io::Error::other)?;
-        let (api, driver) = pyxis_client_common::async_loop::start::<R, _, _>(addrs, &options)?;
+        let (api, driver) = async_loop::start::<R, _, _>(addrs, &options)?;
         runtime.spawn(driver);
         Ok(Client { api })
     }

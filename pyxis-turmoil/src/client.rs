@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io;
 use std::time::Instant;
 
-use pyxis_client_common::AsyncRuntime;
+use pyxis_client_common::__private::AsyncRuntime;
 use pyxis_tokio::{Client, ConnectError, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use turmoil::net::TcpStream;

@@ -4,11 +4,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pyxis_core::{CreateMode, Error, EventMask, EventType, SessionEvent, WatchEvent};
+use pyxis_core::{CreateMode, Error, EventMask, EventType, WatchEvent};
 use pyxis_testkit::TestCluster;
 
 use super::{options, pause, within, Harness, PATIENCE};
-use crate::{AsyncClient, ReadOptions, SessionEvents, Watch, WatchError};
+use crate::{AsyncClient, ReadOptions, SessionEvent, SessionEvents, Watch, WatchError};
 
 const MAX: usize = 1024 * 1024;
 
@@ -157,10 +157,7 @@ pub async fn ephemeral_nodes_live_with_their_session(h: Harness) {
     cluster
         .send_garbage(leader, b"\x00\x00\x00\x0cnot-a-frame!")
         .unwrap();
-    session_event(&mut events, "disconnect", |e| {
-        *e == SessionEvent::Disconnected
-    })
-    .await;
+    session_event(&mut events, "disconnect", |e| *e == SessionEvent::Suspended).await;
     let back = session_event(&mut events, "reconnect", |e| {
         matches!(e, SessionEvent::Connected { .. })
     })
@@ -426,10 +423,7 @@ pub async fn garbage_from_the_server_reconnects(h: Harness) {
         cluster
             .send_garbage(cluster.leader().unwrap(), garbage)
             .unwrap();
-        session_event(&mut events, "disconnect", |e| {
-            *e == SessionEvent::Disconnected
-        })
-        .await;
+        session_event(&mut events, "disconnect", |e| *e == SessionEvent::Suspended).await;
         session_event(&mut events, "reconnect", |e| {
             *e == SessionEvent::Connected { sid }
         })
@@ -575,4 +569,137 @@ pub async fn unreachable_servers_time_out(h: Harness) {
         })
     );
     within(PATIENCE, "close", a.close()).await;
+}
+
+/// `Duration::MAX` means "wait forever" everywhere a timeout is taken (it once panicked
+/// adding it to the clock): `wait_connected`, and the blocking `recv_timeout` of a
+/// watch and of session events.
+pub async fn duration_max_waits_without_a_deadline(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(16)).await;
+    let sid = within(PATIENCE, "wait", a.wait_connected(Duration::MAX))
+        .await
+        .unwrap();
+    assert_eq!(a.sid(), Some(sid));
+    a.create("/forever", "", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let watch = a.watch("/forever", EventMask::MODIFY, false).await.unwrap();
+    a.write("/forever", "x").await.unwrap();
+    let event = watch.recv_timeout(Duration::MAX).unwrap();
+    assert!(matches!(
+        event,
+        Some(Ok(WatchEvent {
+            kind: EventType::Modify,
+            ..
+        }))
+    ));
+    let events = a.session_events();
+    within(PATIENCE, "close", a.close()).await;
+    assert_eq!(
+        events.recv_timeout(Duration::MAX),
+        Ok(Some(Ok(SessionEvent::Closed)))
+    );
+    assert_eq!(events.recv_timeout(Duration::MAX), Ok(None), "ended");
+}
+
+/// After `Closed` the session-event stream ends, and a subscription made after the
+/// client closed ends at once (both once waited forever).
+pub async fn session_events_end_after_close(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(17)).await;
+    let mut events = a.session_events();
+    within(PATIENCE, "close", a.close()).await;
+    let closed = session_event(&mut events, "closed", |e| *e == SessionEvent::Closed).await;
+    assert_eq!(closed, SessionEvent::Closed);
+    assert_eq!(within(PATIENCE, "end", events.next()).await, None);
+    let mut late = a.session_events();
+    assert_eq!(within(PATIENCE, "late end", late.next()).await, None);
+    assert_eq!(a.state(), crate::ClientState::Closed);
+}
+
+/// Requests leave in the order their methods are called, not the order their futures
+/// are first polled: a read called after a write sees it, even when the read is
+/// awaited first, or both are joined with the read polled first.
+pub async fn calls_are_sent_in_call_order(h: Harness) {
+    use futures_lite::future::zip;
+    let cluster = TestCluster::start(3);
+    let a = h.client(cluster.addrs(), options(18)).await;
+    a.create("/order", "0", CreateMode::Persistent)
+        .await
+        .unwrap();
+    for round in 1..=20u32 {
+        let value = round.to_string();
+        let write = a.write("/order", value.clone());
+        let read = a.read("/order");
+        let node = if round % 2 == 0 {
+            // Awaited later, read first.
+            let node = within(PATIENCE, "read", read).await.unwrap();
+            within(PATIENCE, "write", write).await.unwrap();
+            node
+        } else {
+            let (node, written) = within(PATIENCE, "join", zip(read, write)).await;
+            written.unwrap();
+            node.unwrap()
+        };
+        assert_eq!(&node.data[..], value.as_bytes(), "round {round}");
+    }
+    // A call made and dropped unawaited is still sent.
+    drop(a.write("/order", "dropped"));
+    let node = a.read("/order").await.unwrap();
+    assert_eq!(&node.data[..], b"dropped");
+}
+
+/// A lock waiter fails to create the lock node, then learns the holder's state and
+/// arms its watch in one step (`exists_and_watch`): when the holder releases between
+/// the two steps, the waiter sees the node gone (a separate `watch(DELETE)` would wait
+/// forever for a delete that already happened). 100 rounds, the release always lands
+/// between the steps.
+pub async fn lock_release_between_the_waiters_two_steps(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let holder = h.client(cluster.addrs(), options(19)).await;
+    let waiter = h.client(cluster.addrs(), options(20)).await;
+    for round in 0..100 {
+        holder
+            .create_ephemeral("/race-lock", "holder")
+            .await
+            .unwrap();
+        let busy = waiter.create_ephemeral("/race-lock", "waiter").await;
+        assert!(
+            matches!(busy, Err(Error::Exists { .. })),
+            "round {round}: {busy:?}"
+        );
+        holder.delete("/race-lock").await.unwrap(); // the release, between the steps
+        let (state, mut watch) = waiter
+            .exists_and_watch("/race-lock", EventMask::DELETE, false)
+            .await
+            .unwrap();
+        if state.is_some() {
+            next_event(&mut watch, "release").await;
+        }
+        drop(watch);
+        within(
+            PATIENCE,
+            "acquire",
+            waiter.create_ephemeral("/race-lock", "waiter"),
+        )
+        .await
+        .unwrap();
+        waiter.delete("/race-lock").await.unwrap();
+    }
+    // With the lock held, the state is there and the watch fires on release.
+    holder
+        .create_ephemeral("/race-lock", "holder")
+        .await
+        .unwrap();
+    let (state, mut watch) = waiter
+        .exists_and_watch("/race-lock", EventMask::DELETE, false)
+        .await
+        .unwrap();
+    assert_eq!(state.map(|n| n.data), Some("holder".into()));
+    holder.delete("/race-lock").await.unwrap();
+    assert_eq!(
+        next_event(&mut watch, "release").await.kind,
+        EventType::Delete
+    );
 }

@@ -55,10 +55,7 @@ pub async fn pause(d: Duration) {
 
 /// Test options: a fixed seed per client index so runs are reproducible.
 pub fn options(seed: u64) -> Options {
-    Options {
-        seed: Some(seed),
-        ..Options::default()
-    }
+    Options::new().seed(seed)
 }
 
 impl Harness {
@@ -90,7 +87,11 @@ macro_rules! async_scenarios {
             hundred_tasks_share_one_client,
             slow_consumer_never_stalls_the_session,
             dropping_the_last_handle_closes_the_session,
-            unreachable_servers_time_out);
+            unreachable_servers_time_out,
+            duration_max_waits_without_a_deadline,
+            session_events_end_after_close,
+            calls_are_sent_in_call_order,
+            lock_release_between_the_waiters_two_steps);
     };
     (@each $block_on:path, $harness:expr; $($name:ident),* $(,)?) => {
         $(

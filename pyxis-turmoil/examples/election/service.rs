@@ -111,7 +111,7 @@ impl<R: Report> Instance<R> {
                     biased;
                     event = session.next() => matches!(
                         event,
-                        Some(Ok(SessionEvent::Disconnected | SessionEvent::Expired { .. }))
+                        Some(Ok(SessionEvent::Suspended | SessionEvent::Expired { .. }))
                     ),
                     () = deleted(&mut holder_deleted) => false,
                     () = sleep(heartbeat) => false,
