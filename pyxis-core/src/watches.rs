@@ -24,7 +24,8 @@
 //! Inference beyond the baseline comparison: a node found created since brings the
 //! writes and children since its creation (version > 0, children); a node found with
 //! another owner, a lower version, or the same version with other data (outside the proc
-//! tree) was deleted and created again; a deletion, reported or found, is told to
+//! tree, whose nodes are compared by existence and children only) was deleted and created
+//! again; a deletion, reported or found, is told to
 //! watches not listening for Delete as the Modify / Children change it is for them (data
 //! and children gone); and a descendant's Create/Delete spending a recursive
 //! registration stands for the Children event the server raises on its parent right
@@ -83,7 +84,7 @@ struct Baseline {
     /// A digest of the data at `version`. Outside the proc tree data changes only with a
     /// write (which grows the version) or a re-creation, so the same version with other
     /// data is another incarnation; proc nodes (`/pyxis…`) compute their data on every
-    /// read, so theirs is not kept.
+    /// read and keep version 0, so neither is kept for them.
     digest: Option<u64>,
 }
 
@@ -96,14 +97,17 @@ impl Baseline {
                 ..Baseline::default()
             };
         };
-        let digest = (!path.starts_with(pyxis_proto::limits::PROC_ROOT)).then(|| {
+        // Proc nodes compute their data on every read and keep version 0 through the
+        // writes that fire their Modify watches: neither tells anything about them.
+        let proc = path.starts_with(pyxis_proto::limits::PROC_ROOT);
+        let digest = (!proc).then(|| {
             let mut h = std::hash::DefaultHasher::new();
             h.write(&n.data);
             h.finish()
         });
         Baseline {
             exists: Some(true),
-            version: Some(n.version),
+            version: (!proc).then_some(n.version),
             children: Some(n.children.clone()),
             one_child_changed: false,
             owner: Some(n.owner),
@@ -847,6 +851,34 @@ mod tests {
         );
         assert!(w.remove(b));
         assert_eq!(w.len(), 1);
+    }
+
+    #[test]
+    fn proc_nodes_are_not_compared_by_version_or_data() {
+        // A write to /pyxis/snapshot fires its Modify watches, but the node keeps version
+        // 0 and its data is computed on every read.
+        let mut w = Watches::default();
+        w.add(
+            spec(
+                "/pyxis/snapshot",
+                EventMask::ALL,
+                false,
+                WatchMode::Persistent,
+            ),
+            true,
+        );
+        let at = |data: &'static [u8]| Node {
+            path: "/pyxis/snapshot".into(),
+            data: bytes::Bytes::from_static(data),
+            ..Node::default()
+        };
+        let mut ev = Vec::new();
+        w.armed("/pyxis/snapshot", Some(&at(b"write only")), &mut ev);
+        w.fire("/pyxis/snapshot", "/pyxis/snapshot", 4, &mut ev);
+        assert_eq!(ev.len(), 1, "the Modify event itself: {ev:?}");
+        ev.clear();
+        w.armed("/pyxis/snapshot", Some(&at(b"other")), &mut ev);
+        assert!(ev.is_empty(), "{ev:?}");
     }
 
     #[test]
