@@ -96,11 +96,15 @@ impl NodeView {
 pub struct TreeView {
     /// The node's path.
     pub path: String,
-    /// Its children, depth-first, sorted by name (empty past `--depth`).
+    /// Its children, sorted by name (empty past `--depth`).
     pub children: Vec<TreeView>,
-    /// Whether children exist beyond the requested depth.
+    /// Whether children exist beyond the requested depth (or the node limit).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
+    /// Why the node could not be read (a listed name that is not a valid path, as
+    /// `/pyxis/db` shows one, or a failed read); the walk goes on past it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl TreeView {
@@ -116,7 +120,11 @@ impl TreeView {
         for (i, child) in self.children.iter().enumerate() {
             let last = i + 1 == count;
             let name = child.path.rsplit('/').next().unwrap_or(&child.path);
-            let more = if child.truncated { " …" } else { "" };
+            let more = match &child.error {
+                Some(e) => format!("  [not read: {e}]"),
+                None if child.truncated => " …".to_owned(),
+                None => String::new(),
+            };
             let _ = writeln!(
                 out,
                 "{prefix}{}{}{more}",
@@ -349,6 +357,7 @@ mod tests {
             path: p.into(),
             children: vec![],
             truncated: false,
+            error: None,
         };
         let tree = TreeView {
             path: "/".into(),
@@ -357,12 +366,21 @@ mod tests {
                     path: "/a".into(),
                     children: vec![leaf("/a/b")],
                     truncated: false,
+                    error: None,
+                },
+                TreeView {
+                    error: Some("not a valid path".into()),
+                    ..leaf("/a<N>")
                 },
                 leaf("/c"),
             ],
             truncated: false,
+            error: None,
         };
-        assert_eq!(tree.human(), "/\n├── a\n│   └── b\n└── c\n");
+        assert_eq!(
+            tree.human(),
+            "/\n├── a\n│   └── b\n├── a<N>  [not read: not a valid path]\n└── c\n"
+        );
     }
 
     #[test]

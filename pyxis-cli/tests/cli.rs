@@ -65,7 +65,8 @@ fn create_get_set_ls_tree_rm_with_json_and_exit_codes() {
     let removed = json(&pyxis(&addrs, &["--json", "rm", "-r", "/app"]));
     assert_eq!(
         removed["removed"],
-        serde_json::json!(["/app/b", "/app/a", "/app"])
+        // Children before their parent; a level's deletes in name order.
+        serde_json::json!(["/app/a", "/app/b", "/app"])
     );
     assert!(cluster.node("/app").is_none());
     let missing = pyxis(&addrs, &["get", "/app"]);

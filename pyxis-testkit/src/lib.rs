@@ -51,5 +51,6 @@
 
 pub mod model;
 pub mod runner;
+pub mod transcript;
 
 pub use runner::{RunnerConfig, RunnerError, TestCluster, TestServer};

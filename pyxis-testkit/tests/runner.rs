@@ -22,6 +22,29 @@ fn server_answers_over_loopback() {
     assert_eq!(server.sessions().unwrap(), vec![sid]);
 }
 
+/// Known difference: the original's ids are `(ms since the epoch << 16) | counter`, so a
+/// restarted server never repeats one; the runner's (and `pyxis dev`'s) were the same
+/// after every start.
+#[test]
+fn session_ids_come_from_the_wall_clock_and_differ_across_restarts() {
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    let first = {
+        let server = TestServer::start();
+        RawClient::connect(&server.addr()).register(5000)
+    };
+    std::thread::sleep(Duration::from_millis(2));
+    let second = {
+        let server = TestServer::start();
+        RawClient::connect(&server.addr()).register(5000)
+    };
+    assert!(first >> 16 >= before, "{first} is not (ms << 16) | n");
+    assert_ne!(first, second);
+    assert!(second > first);
+}
+
 #[test]
 fn pipelined_reads_overtake_writes_over_tcp() {
     let mut config = RunnerConfig::fast();

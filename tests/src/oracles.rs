@@ -268,6 +268,9 @@ impl World {
     fn check_ephemerals(&mut self) {
         let mut closed: BTreeMap<u64, u64> = BTreeMap::new();
         let mut alive: BTreeMap<String, u64> = BTreeMap::new();
+        // Every node's creator: like the original, a session's end also deletes a
+        // persistent node it re-created where its deleted ephemeral node was.
+        let mut created_by: BTreeMap<String, u64> = BTreeMap::new();
         let mut found = Vec::new();
         for op in self.model.applied_ops() {
             let at = us_since(self.base, op.at);
@@ -275,21 +278,27 @@ impl World {
                 AppliedKind::SessionClosed { .. } => {
                     closed.insert(op.sid, at);
                 }
-                AppliedKind::Create { flags, .. } if flags & 1 != 0 => {
-                    if closed.contains_key(&op.sid) {
-                        found.push(format!(
-                            "ephemeral {} created by closed session {:#x}",
-                            op.path, op.sid
-                        ));
+                AppliedKind::Create { flags, .. } => {
+                    if flags & 1 != 0 {
+                        if closed.contains_key(&op.sid) {
+                            found.push(format!(
+                                "ephemeral {} created by closed session {:#x}",
+                                op.path, op.sid
+                            ));
+                        }
+                        alive.insert(op.path.clone(), op.sid);
                     }
-                    alive.insert(op.path.clone(), op.sid);
+                    created_by.insert(op.path.clone(), op.sid);
                 }
                 AppliedKind::Delete => {
                     alive.remove(&op.path);
+                    created_by.remove(&op.path);
                 }
                 AppliedKind::EphemeralDeleted
-                    if alive.remove(&op.path) != Some(op.sid)
-                        || closed.get(&op.sid) != Some(&at) =>
+                    if {
+                        alive.remove(&op.path);
+                        created_by.remove(&op.path) != Some(op.sid)
+                    } || closed.get(&op.sid) != Some(&at) =>
                 {
                     found.push(format!(
                         "ephemeral {} deleted with session {:#x} that did not just end",

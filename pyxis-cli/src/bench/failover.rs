@@ -67,7 +67,7 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
 pub async fn run(cluster: &Arc<TestCluster>, moves: u32) -> Result<FailoverReport, CliError> {
     let addrs = cluster.addrs();
     let client = connect(&addrs).await?;
-    let path = format!("/pyxis-bench-failover-{}", std::process::id());
+    let path = super::data_root("failover");
     client
         .create(
             &path,

@@ -100,7 +100,7 @@ pub async fn run(
             mix: args.mix,
             concurrency,
             data: bytes::Bytes::from(vec![b'x'; args.size]),
-            root: format!("/pyxis-bench-{}-c{concurrency}", std::process::id()),
+            root: super::data_root(&format!("c{concurrency}")),
         };
         let admin = connect(addrs).await?;
         setup(&admin, &plan).await?;

@@ -39,6 +39,19 @@ use crate::output;
 use progress::{Progress, MIN_RUN_FOR_BAR};
 use workload::Mix;
 
+/// The root of a benchmark's nodes for `run` (`c8`, `failover`, `rewatch`): unique per
+/// process, and a name real servers accept. The original server refuses to create any
+/// path whose string starts with `/pyxis` (`/pyxis-bench-…` included).
+///
+/// ```
+/// let root = pyxis_cli::bench::data_root("c8");
+/// assert!(root.starts_with("/bench-") && root.ends_with("-c8"));
+/// assert!(!root.starts_with("/pyxis"));
+/// ```
+pub fn data_root(run: &str) -> String {
+    format!("/bench-{}-{run}", std::process::id())
+}
+
 /// Arguments of `pyxis bench`.
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]

@@ -88,7 +88,7 @@ pub async fn run(
     moves: usize,
 ) -> Result<RewatchReport, CliError> {
     let addrs = cluster.addrs();
-    let root = format!("/pyxis-bench-rewatch-{}", std::process::id());
+    let root = super::data_root("rewatch");
     let paths: Arc<Vec<String>> = Arc::new((0..count).map(|i| format!("{root}/w{i}")).collect());
 
     // Floor first, each time on a fresh session (its watches are dropped with it).

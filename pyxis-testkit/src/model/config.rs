@@ -50,8 +50,14 @@ pub struct ModelConfig {
     pub election_gap: Duration,
     /// Fate of uncommitted writes when leadership is lost.
     pub in_flight_on_move: InFlightOnMove,
-    /// Base of session ids; ids are `base + (seconds since start << 20) + counter`, never 0.
+    /// Base of session ids: the n-th session of the model gets `sid_base + n`, never 0.
+    /// The original server uses `(milliseconds since the epoch << 16)` at its start, so
+    /// ids never repeat across restarts; [`with_wall_clock`](Self::with_wall_clock) sets
+    /// that.
     pub sid_base: u64,
+    /// The wall-clock time (since the Unix epoch) at the model's start: the session proc
+    /// node's `join` and `last` are this plus the model time passed.
+    pub wall_clock: Duration,
     /// Cap on a frame's `len` from a client (the real server's is 64 MiB).
     pub max_frame_len: u32,
     /// Advertised client address (`host:port`) of each node, by index. Nodes without one
@@ -81,6 +87,7 @@ impl ModelConfig {
             election_gap: Duration::from_millis(2_000),
             in_flight_on_move: InFlightOnMove::Drop,
             sid_base: 0x008b_cfe5_6800_0000,
+            wall_clock: Duration::from_secs(1_700_000_000),
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             addrs: Vec::new(),
             history_limit: 100_000,
@@ -96,6 +103,25 @@ impl ModelConfig {
             election_gap: Duration::from_millis(200),
             ..Self::real_defaults()
         }
+    }
+
+    /// Sets the wall clock at the model's start (the caller reads it: the model never
+    /// does) and session ids as the original makes them, `(ms since the epoch << 16)`
+    /// plus a counter, so a model started later never reuses an earlier one's ids.
+    ///
+    /// ```
+    /// use pyxis_testkit::model::ModelConfig;
+    /// use std::time::Duration;
+    ///
+    /// let c = ModelConfig::fast().with_wall_clock(Duration::from_millis(1_700_000_000_123));
+    /// assert_eq!(c.sid_base, 1_700_000_000_123 << 16);
+    /// ```
+    #[must_use]
+    pub fn with_wall_clock(mut self, since_epoch: Duration) -> Self {
+        let ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX >> 16);
+        self.wall_clock = since_epoch;
+        self.sid_base = ms.min(u64::MAX >> 16) << 16;
+        self
     }
 
     /// Clamps a requested session timeout (ms; absent or ≤ 0 means the minimum).

@@ -1,9 +1,12 @@
 //! Request dispatch, commits, session ends and event delivery ([protocol](pyxis_proto::protocol)
 //! §3–§6).
 //!
-//! Owns: which request does what and in which order (register, then the session check,
-//! then unregister/create/delete/write through the commit queue, then ping, read, stat,
-//! watch), the error answers, the held-ping rules and the one-event-per-ping delivery.
+//! Owns: which request does what and in which order, the error answers, the held-ping
+//! rules and the one-event-per-ping delivery. As on the original server, a request is
+//! one operation: register first; then (after the session check) a request carrying
+//! unregister, create, delete or write performs the first present of unregister, create,
+//! delete, read, write, stat (so write + read performs the read); any other performs the
+//! first of ping, read, stat, watch. A watch alone does not check its path.
 //! Must never read a clock: every instant comes from the caller.
 
 use std::time::Instant;
@@ -14,8 +17,9 @@ use pyxis_proto::limits::parent;
 use pyxis_proto::rpc::{self, Request, Response};
 use pyxis_proto::{encode_response, event_type, ErrorType};
 
+use super::proc_tree::is_writable_proc;
 use super::session::{HeldPing, Session};
-use super::store::{is_proc_path, valid_path, Refusal};
+use super::store::{is_proc_path, valid_path, Refusal, DELETE_UNDER_PROC};
 use super::types::{AppliedKind, ConnId, Output, SessionEnd};
 use super::watch::Watch;
 use super::ClusterModel;
@@ -118,6 +122,13 @@ impl ClusterModel {
         if let Some(delete) = req.delete {
             return self.enqueue(conn, xid, sid, CommitOp::Delete(delete), now);
         }
+        if req.write.is_some() {
+            // A replicated request: read goes before write in the original's order.
+            if let Some(read) = req.read {
+                let rsp = self.read(sid, &read.path, req.watch.as_ref(), xid);
+                return self.send(conn, rsp);
+            }
+        }
         if let Some(write) = req.write {
             return self.enqueue(conn, xid, sid, CommitOp::Write(write), now);
         }
@@ -129,10 +140,8 @@ impl ClusterModel {
         } else if let Some(stat) = req.stat {
             self.stat(sid, &stat.path, req.watch.as_ref(), xid)
         } else if let Some(watch) = req.watch {
-            match self.register_watch(sid, &watch) {
-                Ok(()) => empty(xid),
-                Err(r) => error(xid, r),
-            }
+            self.register_watch(sid, &watch);
+            empty(xid)
         } else {
             empty(xid)
         };
@@ -143,6 +152,7 @@ impl ClusterModel {
         let clock = self.clock;
         if let Some(s) = self.sessions.get_mut(&sid) {
             s.expiry_tick = clock.expiry_tick(now, s.timeout);
+            s.last_refresh = now;
         }
     }
 
@@ -160,15 +170,25 @@ impl ClusterModel {
         });
     }
 
-    fn register_watch(&mut self, sid: u64, req: &rpc::WatchRequest) -> Result<(), Refusal> {
+    /// Registers a watch as sent: the original checks neither its path nor its mask
+    /// (an absent path is `""`, an absent mask 0).
+    fn register_watch(&mut self, sid: u64, req: &rpc::WatchRequest) {
         let path = req.path.as_deref().unwrap_or("");
-        valid_path(path)?;
         let watch = Watch {
             mask: req.watch.unwrap_or(0),
             recursive: req.recursive.unwrap_or(false),
         };
         self.watches.register(sid, path, watch);
-        Ok(())
+    }
+
+    /// The data a read of `path` answers (a valid path), or its error.
+    fn read_data(&self, path: &str) -> Result<Bytes, Refusal> {
+        let data = if is_proc_path(path) {
+            self.proc_node(path)?.map(|n| n.data.unwrap_or_default())
+        } else {
+            self.store.get(path).map(|n| n.data.clone())
+        };
+        data.ok_or_else(|| Refusal::new(ErrorType::KNotFound, path))
     }
 
     fn read(
@@ -178,22 +198,13 @@ impl ClusterModel {
         watch: Option<&rpc::WatchRequest>,
         xid: u64,
     ) -> Response {
-        if let Err(r) = valid_path(path) {
-            return error(xid, r);
-        }
-        let data = if is_proc_path(path) {
-            self.proc_node(path).map(|n| n.data.unwrap_or_default())
-        } else {
-            self.store.get(path).map(|n| n.data.clone())
-        };
-        let Some(data) = data else {
+        let data = match valid_path(path).and_then(|()| self.read_data(path)) {
+            Ok(data) => data,
             // read + watch on a missing node registers nothing.
-            return error(xid, Refusal::new(ErrorType::KNotFound, path));
+            Err(r) => return error(xid, r),
         };
         if let Some(w) = watch {
-            if let Err(r) = self.register_watch(sid, w) {
-                return error(xid, r);
-            }
+            self.register_watch(sid, w);
         }
         Response {
             xid: Some(xid),
@@ -214,17 +225,16 @@ impl ClusterModel {
         }
         // stat + watch registers the watch even when the node is missing.
         if let Some(w) = watch {
-            if let Err(r) = self.register_watch(sid, w) {
-                return error(xid, r);
-            }
+            self.register_watch(sid, w);
         }
         match self.lookup(path) {
-            Some(node) => Response {
+            Ok(Some(node)) => Response {
                 xid: Some(xid),
                 data: Some(Bytes::from(node.encode_to_vec())),
                 ..Default::default()
             },
-            None => error(xid, Refusal::new(ErrorType::KNotFound, path)),
+            Ok(None) => error(xid, Refusal::new(ErrorType::KNotFound, path)),
+            Err(r) => error(xid, r),
         }
     }
 
@@ -273,18 +283,33 @@ impl ClusterModel {
         }
     }
 
-    /// Raises an event on `path`: matching watches fire and their sessions get it pending.
+    /// Raises an event on `path`: matching watches fire (the node's own first, then
+    /// recursive ones on its ancestors); a session holding a ping gets its first event in
+    /// the ping's answer at once, the others wait, ordered by watched path.
     fn raise(&mut self, path: &str, kind: u32) {
         for fired in self.watches.fire(path, kind) {
             self.event_seq += 1;
-            if let Some(s) = self.sessions.get_mut(&fired.sid) {
-                let event = rpc::WatchEvent {
-                    path: path.to_owned(),
-                    r#type: kind,
-                };
-                s.pending
-                    .insert((fired.watched_path, self.event_seq), event);
-                self.dirty.insert(fired.sid);
+            let Some(s) = self.sessions.get_mut(&fired.sid) else {
+                continue;
+            };
+            let event = rpc::WatchEvent {
+                path: path.to_owned(),
+                r#type: kind,
+            };
+            match s.held_ping.take() {
+                Some(ping) => {
+                    let rsp = Response {
+                        xid: Some(ping.xid),
+                        watch: Some(event),
+                        path: Some(fired.watched_path),
+                        ..Default::default()
+                    };
+                    self.send(ping.conn, rsp);
+                }
+                None => {
+                    s.pending
+                        .insert((fired.watched_path, self.event_seq), event);
+                }
             }
         }
     }
@@ -297,16 +322,10 @@ impl ClusterModel {
         }
     }
 
-    fn new_sid(&mut self, at: Instant) -> u64 {
+    fn new_sid(&mut self) -> u64 {
         self.sid_counter += 1;
-        // Like the real server's, ids grow with the leader's clock: whole seconds since
-        // the model started, above a counter.
-        let secs = at.saturating_duration_since(self.clock.epoch).as_secs();
-        let mut sid = self
-            .config
-            .sid_base
-            .wrapping_add(secs.wrapping_shl(20))
-            .wrapping_add(self.sid_counter);
+        // Like the original's: a base taken from the wall clock at start, plus a counter.
+        let mut sid = self.config.sid_base.wrapping_add(self.sid_counter);
         if sid <= self.last_sid {
             sid = self.last_sid.wrapping_add(1);
         }
@@ -322,17 +341,24 @@ impl ClusterModel {
         let xid = c.xid;
         if let CommitOp::Register { sid, timeout } = &c.op {
             return match sid {
-                Some(s) if self.sessions.contains_key(s) => Response {
-                    xid: Some(xid),
-                    sid: Some(*s),
-                    ..Default::default()
-                },
+                Some(s) if self.sessions.contains_key(s) => {
+                    // Resuming replaces the timeout (clamped) but does not refresh.
+                    let timeout = self.config.clamp_timeout(*timeout);
+                    if let Some(session) = self.sessions.get_mut(s) {
+                        session.timeout = timeout;
+                    }
+                    Response {
+                        xid: Some(xid),
+                        sid: Some(*s),
+                        ..Default::default()
+                    }
+                }
                 Some(_) => error(xid, Refusal::bare(ErrorType::KSessionExpired)),
                 None => {
                     let timeout = self.config.clamp_timeout(*timeout);
-                    let sid = self.new_sid(at);
+                    let sid = self.new_sid();
                     let tick = self.clock.expiry_tick(at, timeout);
-                    self.sessions.insert(sid, Session::new(timeout, tick));
+                    self.sessions.insert(sid, Session::new(timeout, tick, at));
                     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
                     self.record(
                         sid,
@@ -361,6 +387,7 @@ impl ClusterModel {
             }
             CommitOp::Create(req) => self.apply_create(c, req, at, ack),
             CommitOp::Delete(req) => self.apply_delete(c, &req.path, at, ack),
+            CommitOp::Write(req) if is_proc_path(&req.path) => self.apply_proc_write(&req.path),
             CommitOp::Write(req) => self
                 .store
                 .write(&req.path, req.data.clone())
@@ -407,6 +434,25 @@ impl ClusterModel {
         Ok(())
     }
 
+    /// A write to a `/pyxis…` path: at or below `/pyxis/snapshot` and `/pyxis/eventlog`
+    /// it succeeds (the original starts a snapshot or reopens its event log) and fires
+    /// Modify watches; to another proc node kInternal; where nothing is, kNotFound.
+    fn apply_proc_write(&mut self, path: &str) -> Result<(), Refusal> {
+        valid_path(path)?;
+        let exists = !matches!(self.proc_node(path), Ok(None));
+        if !exists {
+            return Err(Refusal::new(ErrorType::KNotFound, path));
+        }
+        if !is_writable_proc(path) {
+            return Err(Refusal::new(
+                ErrorType::KInternal,
+                format!("{path} NotFound: {path}"),
+            ));
+        }
+        self.raise(path, event_type::MODIFY);
+        Ok(())
+    }
+
     fn apply_delete(
         &mut self,
         c: &PendingCommit,
@@ -414,11 +460,18 @@ impl ClusterModel {
         at: Instant,
         ack: bool,
     ) -> Result<(), Refusal> {
-        let node = self.store.delete(path)?;
-        if let Some(owner) = node.sid.filter(|_| node.is_ephemeral()) {
-            if let Some(s) = self.sessions.get_mut(&owner) {
-                s.ephemerals.remove(path);
-            }
+        if is_proc_path(path) {
+            valid_path(path)?;
+            return Err(match self.proc_node(path) {
+                Ok(None) => Refusal::new(ErrorType::KNotFound, path),
+                _ => Refusal::new(ErrorType::KInvalidArgument, DELETE_UNDER_PROC),
+            });
+        }
+        self.store.delete(path)?;
+        // The deleting session's own list drops the path; an owner whose ephemeral node
+        // another session deleted keeps it listed, as on the original.
+        if let Some(s) = self.sessions.get_mut(&c.sid) {
+            s.ephemerals.remove(path);
         }
         self.record(c.sid, Some(c.xid), path, AppliedKind::Delete, ack, at);
         self.raise_with_parent(path, event_type::DELETE);
@@ -443,6 +496,11 @@ impl ClusterModel {
             at,
         );
         for path in session.ephemerals {
+            // Whatever node the session still owns there goes, even one it re-created as
+            // persistent; a node another session created there stays.
+            if self.store.get(&path).and_then(|n| n.sid) != Some(sid) {
+                continue;
+            }
             if self.store.delete(&path).is_ok() {
                 self.record(sid, None, &path, AppliedKind::EphemeralDeleted, false, at);
                 self.raise_with_parent(&path, event_type::DELETE);

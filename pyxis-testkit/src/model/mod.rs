@@ -281,7 +281,7 @@ impl ClusterModel {
 
     /// The node at `path` as a stat would show it now (proc nodes included).
     pub fn node(&self, path: &str) -> Option<NodeSnapshot> {
-        let n = self.lookup(path)?;
+        let n = self.lookup(path).ok()??;
         Some(NodeSnapshot {
             data: n.data.unwrap_or_default(),
             children: n.children,
@@ -366,13 +366,19 @@ impl ClusterModel {
         }
     }
 
-    /// A stat view of `path`: a proc node or a stored one (`/` lists `pyxis` too).
-    fn lookup(&self, path: &str) -> Option<pb_store::Node> {
+    /// A stat view of `path`: a proc node (for any path starting with `/pyxis`) or a
+    /// stored one; `Ok(None)` when there is none, an error where the proc tree answers
+    /// one.
+    fn lookup(&self, path: &str) -> Result<Option<pb_store::Node>, store::Refusal> {
         if store::is_proc_path(path) {
             return self.proc_node(path);
         }
-        let extra: &[&str] = if path == "/" { &["pyxis"] } else { &[] };
-        self.store.get(path).map(|n| n.to_proto(extra))
+        Ok(self.store.get(path).map(store::StoredNode::to_proto))
+    }
+
+    /// Whole seconds since the Unix epoch at model time `at` (for the session proc node).
+    fn wall_secs(&self, at: Instant) -> u64 {
+        (self.config.wall_clock + at.saturating_duration_since(self.clock.epoch)).as_secs()
     }
 
     /// Processes everything due at or before `now`, in time order.
@@ -394,6 +400,8 @@ impl ClusterModel {
             } else if commit == Some(earliest) {
                 if let Some(c) = self.commits.pop_front() {
                     let rsp = self.apply_commit(&c, earliest, true);
+                    // Events for held pings go out before the answer that caused them.
+                    self.deliver_events();
                     self.send(c.conn, rsp);
                 }
             } else {
@@ -417,13 +425,15 @@ impl ClusterModel {
         }
     }
 
-    /// The session check of tick `k`: expire due sessions, answer the held pings of the
-    /// next bucket.
+    /// The session check of tick `k`: answer the held pings of sessions whose expiry
+    /// tick is the next one, and expire sessions whose expiry tick has passed. Like the
+    /// original, a silent session goes one tick after its expiry tick: two ticks after its
+    /// last ping was answered, somewhat after T.
     fn check_sessions(&mut self, k: u64, at: Instant) {
         let expired: Vec<u64> = self
             .sessions
             .iter()
-            .filter(|(_, s)| s.expiry_tick <= k)
+            .filter(|(_, s)| s.expiry_tick < k)
             .map(|(sid, _)| *sid)
             .collect();
         for sid in expired {

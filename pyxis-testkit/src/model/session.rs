@@ -27,7 +27,14 @@ pub(crate) struct Session {
     pub(crate) held_ping: Option<HeldPing>,
     /// Events waiting for a ping, keyed by (watched path, arrival order).
     pub(crate) pending: BTreeMap<(String, u64), WatchEvent>,
+    /// Paths of the ephemeral nodes the session created. A node deleted by another
+    /// session stays listed, as on the original server; at the session's end each listed
+    /// path whose node it still owns is deleted.
     pub(crate) ephemerals: BTreeSet<String>,
+    /// When the session was registered.
+    pub(crate) joined: Instant,
+    /// When a request last refreshed it.
+    pub(crate) last_refresh: Instant,
 }
 
 /// Maps instants to check ticks: tick `k` is at `epoch + k * interval`.
@@ -64,8 +71,10 @@ impl Clock {
 }
 
 impl Session {
-    pub(crate) fn new(timeout: Duration, expiry_tick: u64) -> Self {
+    pub(crate) fn new(timeout: Duration, expiry_tick: u64, at: Instant) -> Self {
         Self {
+            joined: at,
+            last_refresh: at,
             timeout,
             expiry_tick,
             held_ping: None,

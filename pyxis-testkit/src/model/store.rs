@@ -1,15 +1,21 @@
-//! The replicated node tree and its rules ([protocol](pyxis_proto::protocol) §2, §8).
+//! The replicated node tree and its rules ([protocol](pyxis_proto::protocol) §2, §8), as
+//! the original server applies them.
 //!
-//! Owns: stored nodes (data, children, flags, version, creator sid), path checks, the
-//! create/delete/write rules and their errors (same types and `err.data` texts as the
-//! real server). Must never know about sessions' liveness, watches or connections: the
-//! caller raises events and tracks ephemeral owners.
+//! Owns: stored nodes (data, children in creation order, flags, version, creator sid),
+//! path checks, the create/delete/write rules and their errors (same types and `err.data`
+//! texts as the real server). The original server's quirks are kept on purpose, since
+//! clients meet them: only create refuses a trailing `/` (other requests look the literal
+//! key up and answer kNotFound), `//x` is stored under that key and listed by `/` as `x`,
+//! children keep creation order and a delete moves the last child into the deleted one's
+//! place, and `/` lists `pyxis` first. Must never know about sessions' liveness, watches,
+//! connections or the proc tree: the caller raises events, tracks ephemeral owners and
+//! answers for `/pyxis…` paths.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use bytes::Bytes;
 use prost::Message;
-use pyxis_proto::limits::{check_path, parent, MAX_NODE_SIZE, PROC_ROOT};
+use pyxis_proto::limits::{check_path, parent, PathError, MAX_NODE_SIZE, PROC_ROOT};
 use pyxis_proto::{node_flags, store, ErrorType};
 
 /// An error answer: the error type and its `err.data`.
@@ -36,17 +42,26 @@ pub(crate) const NODE_SIZE_EXCEED: &str = "node size exceed";
 pub(crate) const PARENT_NOT_PERSISTENT: &str = "parent not persistent node";
 pub(crate) const CHILDREN_NOT_EMPTY: &str = "children not empty";
 pub(crate) const UNDER_PROC: &str = "can't create node under pyxis node";
+pub(crate) const DELETE_UNDER_PROC: &str = "can't delete node under pyxis node";
 
-/// Whether `path` is `/pyxis` or below it.
+/// Whether the path string starts with `/pyxis` (`/pyxisfoo` and `/pyxis-bench` too): the
+/// original server refuses to create any of them and answers them from its proc tree.
 pub(crate) fn is_proc_path(path: &str) -> bool {
-    path == PROC_ROOT
-        || path
-            .strip_prefix(PROC_ROOT)
-            .is_some_and(|rest| rest.starts_with('/'))
+    path.starts_with(PROC_ROOT)
 }
 
-/// A well-formed path, or kInvalidArgument with the path as `err.data`.
+/// A path the server accepts on every request (characters, length, leading `/`), or
+/// kInvalidArgument with the path as `err.data`. A trailing `/` or an empty segment
+/// passes: only create refuses a trailing `/` ([`valid_create_path`]).
 pub(crate) fn valid_path(path: &str) -> Result<(), Refusal> {
+    match check_path(path) {
+        Ok(()) | Err(PathError::TrailingSlash) => Ok(()),
+        Err(_) => Err(Refusal::new(ErrorType::KInvalidArgument, path)),
+    }
+}
+
+/// A path create accepts: [`valid_path`] without a trailing `/`.
+pub(crate) fn valid_create_path(path: &str) -> Result<(), Refusal> {
     check_path(path).map_err(|_| Refusal::new(ErrorType::KInvalidArgument, path))
 }
 
@@ -54,7 +69,9 @@ pub(crate) fn valid_path(path: &str) -> Result<(), Refusal> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct StoredNode {
     pub(crate) data: Bytes,
-    pub(crate) children: BTreeSet<String>,
+    /// Child names in creation order (a delete moves the last one into the gap; a name
+    /// may appear twice, after a create of `//x` and of `/x`).
+    pub(crate) children: Vec<String>,
     pub(crate) flags: u32,
     pub(crate) version: u64,
     pub(crate) sid: Option<u64>,
@@ -70,7 +87,7 @@ impl StoredNode {
     fn new(data: Bytes, flags: u32, sid: Option<u64>) -> Self {
         Self {
             data,
-            children: BTreeSet::new(),
+            children: Vec::new(),
             flags,
             version: 0,
             sid,
@@ -79,12 +96,10 @@ impl StoredNode {
     }
 
     /// The node as served in a stat answer.
-    pub(crate) fn to_proto(&self, extra_children: &[&str]) -> store::Node {
-        let mut children: Vec<String> = self.children.iter().cloned().collect();
-        children.extend(extra_children.iter().map(|c| (*c).to_owned()));
+    pub(crate) fn to_proto(&self) -> store::Node {
         store::Node {
             data: Some(self.data.clone()),
-            children,
+            children: self.children.clone(),
             flags: Some(self.flags),
             version: Some(self.version),
             sid: self.sid,
@@ -109,7 +124,7 @@ impl StoredNode {
     }
 }
 
-/// The node tree. `/` always exists.
+/// The node tree. `/` always exists and lists `pyxis` (the proc tree) first.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     nodes: BTreeMap<String, StoredNode>,
@@ -118,7 +133,11 @@ pub(crate) struct Store {
 impl Store {
     pub(crate) fn new() -> Self {
         let mut nodes = BTreeMap::new();
-        nodes.insert("/".to_owned(), StoredNode::new(Bytes::new(), 0, None));
+        let mut root = StoredNode::new(Bytes::new(), 0, None);
+        let proc_name = PROC_ROOT.trim_start_matches('/');
+        root.children.push(proc_name.to_owned());
+        root.children_len = child_entry_len(proc_name);
+        nodes.insert("/".to_owned(), root);
         Self { nodes }
     }
 
@@ -126,11 +145,7 @@ impl Store {
         self.nodes.get(path)
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.nodes.len()
-    }
-
-    /// Creates `path` (already known to be a well-formed path).
+    /// Creates `path`.
     pub(crate) fn create(
         &mut self,
         path: &str,
@@ -138,7 +153,7 @@ impl Store {
         data: Bytes,
         sid: u64,
     ) -> Result<(), Refusal> {
-        valid_path(path)?;
+        valid_create_path(path)?;
         if path == "/" {
             return Err(Refusal::new(ErrorType::KInvalidArgument, path));
         }
@@ -154,7 +169,7 @@ impl Store {
         let Some(parent_path) = parent(path) else {
             return Err(Refusal::new(ErrorType::KInvalidArgument, path));
         };
-        let name = &path[parent_path.len()..].trim_start_matches('/');
+        let name = child_name(path);
         let Some(parent_node) = self.nodes.get_mut(parent_path) else {
             return Err(Refusal::new(ErrorType::KNotFound, parent_path));
         };
@@ -169,7 +184,7 @@ impl Store {
         if parent_len + entry > MAX_NODE_SIZE {
             return Err(Refusal::new(ErrorType::KInvalidArgument, NODE_SIZE_EXCEED));
         }
-        parent_node.children.insert((*name).to_owned());
+        parent_node.children.push(name.to_owned());
         parent_node.children_len += entry;
         // Flags other than the ephemeral bit are stored as sent (0 or 1 in practice).
         let stored_flags = u32::from_ne_bytes(flags.to_ne_bytes());
@@ -185,9 +200,6 @@ impl Store {
         if path == "/" {
             return Err(Refusal::new(ErrorType::KInvalidArgument, path));
         }
-        if is_proc_path(path) {
-            return Err(Refusal::new(ErrorType::KInvalidArgument, UNDER_PROC));
-        }
         let Some(node) = self.nodes.get(path) else {
             return Err(Refusal::new(ErrorType::KNotFound, path));
         };
@@ -200,9 +212,10 @@ impl Store {
         let Some(parent_path) = parent(path) else {
             return Err(Refusal::new(ErrorType::KInvalidArgument, path));
         };
-        let name = path[parent_path.len()..].trim_start_matches('/');
+        let name = child_name(path);
         if let Some(p) = self.nodes.get_mut(parent_path) {
-            if p.children.remove(name) {
+            if let Some(at) = p.children.iter().position(|c| c == name) {
+                p.children.swap_remove(at);
                 p.children_len -= child_entry_len(name);
             }
         }
@@ -214,12 +227,6 @@ impl Store {
     /// Replaces the data of `path`; returns the new version.
     pub(crate) fn write(&mut self, path: &str, data: Bytes) -> Result<u64, Refusal> {
         valid_path(path)?;
-        if is_proc_path(path) {
-            return Err(Refusal::new(
-                ErrorType::KInternal,
-                format!("{path} NotFound: {path}"),
-            ));
-        }
         let Some(node) = self.nodes.get_mut(path) else {
             return Err(Refusal::new(ErrorType::KNotFound, path));
         };
@@ -231,6 +238,11 @@ impl Store {
         node.version = version;
         Ok(version)
     }
+}
+
+/// The name a created node gets in its parent's children: what follows the last `/`.
+fn child_name(path: &str) -> &str {
+    path.rfind('/').map_or(path, |i| &path[i + 1..])
 }
 
 #[cfg(test)]
@@ -246,13 +258,13 @@ mod tests {
         let a = s.get("/a").unwrap();
         assert_eq!(
             a.encoded_len_with(&a.data, a.version),
-            a.to_proto(&[]).encoded_len()
+            a.to_proto().encoded_len()
         );
         s.delete("/a/bb").unwrap();
         let a = s.get("/a").unwrap();
         assert_eq!(
             a.encoded_len_with(&a.data, a.version),
-            a.to_proto(&[]).encoded_len()
+            a.to_proto().encoded_len()
         );
     }
 
@@ -260,6 +272,7 @@ mod tests {
     fn proc_paths() {
         assert!(is_proc_path("/pyxis"));
         assert!(is_proc_path("/pyxis/db"));
-        assert!(!is_proc_path("/pyxisx"));
+        assert!(is_proc_path("/pyxisx"));
+        assert!(!is_proc_path("/pyxi"));
     }
 }

@@ -41,7 +41,8 @@ pub enum Output {
 pub struct NodeSnapshot {
     /// The node's data.
     pub data: Bytes,
-    /// Child names (bare, sorted).
+    /// Child names (bare), in the order the server lists them: creation order, a deleted
+    /// child's place taken by the last one; `/` lists `pyxis` first.
     pub children: Vec<String>,
     /// Flags: 0 persistent, 1 ephemeral.
     pub flags: u32,
@@ -91,7 +92,9 @@ pub enum AppliedKind {
         /// Why.
         reason: SessionEnd,
     },
-    /// An ephemeral node was deleted because its owner session ended.
+    /// A node was deleted because the session that created it ended: its ephemeral
+    /// nodes and, as on the original server, a node it created again at the path of one
+    /// of its ephemeral nodes that another session had deleted.
     EphemeralDeleted,
 }
 

@@ -53,12 +53,12 @@ impl Watches {
         self.by_path.clear();
     }
 
-    /// Number of watches a session holds.
-    pub(crate) fn count_for(&self, sid: u64) -> usize {
+    /// A session's watches, by path.
+    pub(crate) fn of_session(&self, sid: u64) -> Vec<(String, Watch)> {
         self.by_path
-            .values()
-            .filter(|w| w.contains_key(&sid))
-            .count()
+            .iter()
+            .filter_map(|(path, w)| w.get(&sid).map(|w| (path.clone(), *w)))
+            .collect()
     }
 
     /// Whether (sid, path) has a watch.

@@ -156,7 +156,13 @@ impl TestCluster {
             .iter()
             .map(|l| l.local_addr().map(|a| a.to_string()))
             .collect::<io::Result<Vec<_>>>()?;
-        let mut model_config = config.model.clone();
+        // The runner reads the wall clock (the model never does): session ids are made
+        // from it as the original server makes them, so a restarted `pyxis dev` or a
+        // later test cluster never hands out an id an earlier one did.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let mut model_config = config.model.clone().with_wall_clock(wall);
         model_config.addrs = addrs.clone();
         let limits = Limits {
             max_output_per_conn: config.max_output_per_conn,
