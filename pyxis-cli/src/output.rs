@@ -121,7 +121,7 @@ impl TreeView {
             let last = i + 1 == count;
             let name = child.path.rsplit('/').next().unwrap_or(&child.path);
             let more = match &child.error {
-                Some(e) => format!("  [not read: {e}]"),
+                Some(e) => format!("  [not read: {}]", escape(e)),
                 None if child.truncated => " …".to_owned(),
                 None => String::new(),
             };
@@ -399,8 +399,10 @@ mod tests {
                 path: "/x/n\ra".into(),
                 children: vec![],
                 truncated: false,
+                error: None,
             }],
             truncated: false,
+            error: None,
         };
         assert_eq!(tree.human(), "/\\u{1b}]0;t\n└── n\\ra\n");
         let event = WatchEvent {

@@ -303,10 +303,12 @@ fn scenario(seed: u64, lease: Option<Duration>, ledger: &Ledger) -> Result<(), S
         .filter(|(_, _, to)| to.is_none())
         .map(|(name, _, _)| name)
         .collect();
-    let registered = cluster
+    // In creation order, as the original server lists children: compared as a set.
+    let mut registered = cluster
         .node(SERVICES)
         .map(|n| n.children)
         .unwrap_or_default();
+    registered.sort();
     let holder = cluster.node(LEADER).map(|n| n.data);
     for line in cluster.with_model(|model, _| {
         model

@@ -127,10 +127,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     run_until(&mut sim, 60)?;
 
     let leader = log.check()?.ok_or("nobody leads at the end")?;
-    let registered = cluster
+    // Children come in creation order, as the original server lists them.
+    let mut registered = cluster
         .node(SERVICES)
         .map(|n| n.children)
         .unwrap_or_default();
+    registered.sort();
     println!("at 60 s: {leader} leads; registered: {registered:?}");
     if registered != names {
         return Err(format!("registrations did not come back: {registered:?}").into());
