@@ -80,9 +80,7 @@ impl ClusterConfig {
 /// let cluster = Cluster::add(&mut sim, 3);
 /// let addrs = cluster.addrs();
 /// sim.client("app", async move {
-///     let mut options = pyxis_tokio::Options::default();
-///     options.seed = Some(1);
-///     let client = connect(addrs, options).await?;
+///     let client = connect(addrs, pyxis_tokio::Options::new().seed(1)).await?;
 ///     client.create("/jobs", "", pyxis_tokio::CreateMode::Persistent).await?;
 ///     client.close().await;
 ///     Ok(())

@@ -26,8 +26,7 @@
 //! let addrs = cluster.addrs();
 //! let control = cluster.clone();
 //! sim.client("app", async move {
-//!     let mut options = Options::default();
-//!     options.seed = Some(7); // every source of randomness seeded
+//!     let options = Options::new().seed(7); // every source of randomness seeded
 //!     let client = connect(addrs, options).await?;
 //!     client.create("/svc", "", CreateMode::Persistent).await?;
 //!     control.move_leader(2)?;                // the client finds the new leader

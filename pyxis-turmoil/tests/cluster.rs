@@ -19,9 +19,7 @@ fn sim(seed: u64) -> Sim<'static> {
 }
 
 fn options(seed: u64) -> Options {
-    let mut options = Options::default();
-    options.seed = Some(seed);
-    options
+    Options::new().seed(seed)
 }
 
 fn run_until(sim: &mut Sim<'_>, at: Duration) {

@@ -351,8 +351,7 @@ fn add_instance(
         let (addrs, ledger, starts) = (addrs.clone(), ledger.clone(), Rc::clone(&starts));
         async move {
             starts.set(starts.get() + 1);
-            let mut options = Options::default();
-            options.seed = Some(seed ^ starts.get());
+            let options = Options::new().seed(seed ^ starts.get());
             let timeout = options.session_timeout;
             let client = connect(addrs, options).await?;
             let mut instance = Instance::new(name, client, timeout, ledger);

@@ -88,8 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sim.host(name, move || {
             let (addrs, log) = (addrs.clone(), log.clone());
             async move {
-                let mut options = Options::default();
-                options.seed = Some(seed ^ (i as u64 + 1) << 32); // replayable
+                let options = Options::new().seed(seed ^ (i as u64 + 1) << 32); // replayable
                 let timeout = options.session_timeout;
                 let client = connect(addrs, options).await?;
                 let instance = Instance::new(name, client, timeout, log);

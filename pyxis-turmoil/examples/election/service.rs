@@ -11,7 +11,8 @@
 //! server cannot expire it before `sent + session_timeout` (less the server's rounding of
 //! expiry to its check interval). The instance leads until `sent + session_timeout -
 //! margin` after the last answer that showed it the holder, and steps down when that
-//! passes without a newer one, or at once when its connection is lost.
+//! passes without a newer one, or at once when the client reports the session
+//! `Suspended` (connection lost) or `Lost`.
 //!
 //! Nothing here knows about the simulation: it takes a `pyxis_tokio::Client` and uses
 //! `tokio::time`, so the same code runs in production and under turmoil.
@@ -111,14 +112,17 @@ impl<R: Report> Instance<R> {
                     biased;
                     event = session.next() => matches!(
                         event,
-                        Some(Ok(SessionEvent::Suspended | SessionEvent::Expired { .. }))
+                        Some(Ok(SessionEvent::Suspended
+                            | SessionEvent::Lost
+                            | SessionEvent::Expired { .. }))
                     ),
                     () = deleted(&mut holder_deleted) => false,
                     () = sleep(heartbeat) => false,
                 }
             };
             if self.role.under_lease(wait).await {
-                // The connection is gone: whatever the lease says, stop now.
+                // Suspended (the connection is gone), or worse: whatever the lease says,
+                // stop now; the next round that shows this session the holder leads again.
                 self.role.step_down();
             }
         }
@@ -144,22 +148,20 @@ async fn round(client: &Client, name: &str) -> Result<Holder, Error> {
             Err(e) => return Err(e),
         }
     }
-    let holder = match client.exists(LEADER).await? {
-        None => match client.create_ephemeral(LEADER, name.to_owned()).await {
-            Ok(()) => return Ok(Holder::Me),
-            Err(Error::Exists { .. }) => client.exists(LEADER).await?,
-            Err(e) => return Err(e),
-        },
-        holder => holder,
-    };
+    // The holder and a watch for its deletion, in one server step: no deletion can
+    // slip in between the look and the watch.
+    let (holder, deleted) = client
+        .exists_and_watch(LEADER, EventMask::DELETE, false)
+        .await?;
     match holder {
         Some(node) if Some(node.owner) == client.sid() => Ok(Holder::Me),
-        Some(_) => {
-            let watch = client.watch(LEADER, EventMask::DELETE, false).await?;
-            Ok(Holder::Other(Some(watch)))
-        }
-        // Deleted meanwhile: the next round tries again.
-        None => Ok(Holder::Other(None)),
+        Some(_) => Ok(Holder::Other(Some(deleted))),
+        None => match client.create_ephemeral(LEADER, name.to_owned()).await {
+            Ok(()) => Ok(Holder::Me),
+            // Another instance was quicker: the next round watches its node.
+            Err(Error::Exists { .. }) => Ok(Holder::Other(None)),
+            Err(e) => Err(e),
+        },
     }
 }
 
