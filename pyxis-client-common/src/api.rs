@@ -93,6 +93,12 @@ impl BlockingClient {
         Call::new(self.handle.start(op), finish)
     }
 
+    /// The same client (same connection and session) as an [`AsyncClient`], for async
+    /// code and for libraries written once over `AsyncClient` (such as `pyxis-recipes`).
+    pub fn to_async(&self) -> AsyncClient {
+        AsyncClient::new(self.handle.clone())
+    }
+
     /// Waits until a session is up and returns its id. Operations do not need this:
     /// they wait for the session by themselves. `Duration::MAX` waits without a
     /// deadline.
@@ -263,6 +269,12 @@ macro_rules! shared_api {
             /// The session id (the one being resumed while reconnecting), if any.
             pub fn sid(&self) -> Option<u64> {
                 self.handle.sid()
+            }
+
+            /// The session timeout this client asked the server for
+            /// (`Options::session_timeout`; the server may raise it to its minimum).
+            pub fn session_timeout(&self) -> Duration {
+                self.handle.session_timeout()
             }
 
             /// Where the client stands now: connecting, connected (with the session id),

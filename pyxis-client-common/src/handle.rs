@@ -27,6 +27,7 @@ struct Inner {
     sink: Arc<dyn CommandSink>,
     status: Status,
     bound: usize,
+    session_timeout: Duration,
 }
 
 impl Drop for Inner {
@@ -96,6 +97,7 @@ impl Handle {
                 sink,
                 status,
                 bound: options.event_queue_bound.max(1),
+                session_timeout: options.session_timeout,
             }),
         }
     }
@@ -103,6 +105,11 @@ impl Handle {
     /// The session id (the one being resumed while reconnecting), if any.
     pub fn sid(&self) -> Option<u64> {
         self.inner.status.sid()
+    }
+
+    /// The session timeout this client asked the server for.
+    pub(crate) fn session_timeout(&self) -> Duration {
+        self.inner.session_timeout
     }
 
     /// The state the driver shares with handles.
