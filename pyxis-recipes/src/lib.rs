@@ -1,0 +1,58 @@
+//! # pyxis-recipes: what people build on Pyxis, written once
+//!
+//! A mutual-exclusion [`Lock`] (more recipes follow in this crate), each implemented
+//! once, as async code over [`AsyncClient`], and usable from every adapter:
+//!
+//! - **tokio, async-std, smol**: their `Client` derefs to [`AsyncClient`]; pass `&client`.
+//! - **blocking code**: `pyxis_blocking::Client::to_async()` gives the same client (same
+//!   connection and session) as an [`AsyncClient`], and [`wait`] runs a recipe's future
+//!   on the calling thread.
+//!
+//! Recipes that keep something up to date in the background (a lock's lease) run it on
+//! one small executor thread shared by the whole process (`pyxis-recipes`), with
+//! `async-io` timers, so they need nothing from the application's runtime and never
+//! block it. Their change streams ([`Events`]) are bounded: a consumer that falls behind
+//! loses the oldest events, never the recipe's current state, which is always readable.
+//!
+//! ## Leases: acting on owning a node
+//!
+//! A lock holder owns an ephemeral node; the server deletes it when the holder's session
+//! expires, about one session timeout `T` after the last request it received. A holder
+//! cut off from the servers may not notice that for longer, so "my session looks
+//! connected" is not a safe reason to keep acting. Instead every answer proves the
+//! session was alive when its request was sent: the recipes hold a node under a lease of
+//! `¾T` from the sending of the last request whose answer showed the node still theirs,
+//! renewed by check-ins every `T/5`, and report it lost when the lease lapses, before
+//! the server could have expired the session. This assumes the client's and the
+//! server's clocks run at about the same rate, and a server that keeps its timeout
+//! promise; it cannot stop work already under way (check before each step).
+
+mod election;
+mod lease;
+mod lock;
+mod node;
+mod runtime;
+
+pub use election::{Election, Leadership};
+pub use lock::{Lock, LockGuard};
+pub use runtime::{wait, Events, EVENT_BOUND};
+
+pub use pyxis_client_common::AsyncClient;
+
+use std::time::Duration;
+
+/// Why a recipe call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client's call failed (bad path, Pyxis unreachable past the request timeout,
+    /// client closed, ...).
+    #[error(transparent)]
+    Client(#[from] pyxis_client_common::Error),
+    /// The recipe's own deadline passed (`acquire(timeout)`, `wait(timeout)`, ...).
+    #[error("gave up after {0:?}")]
+    Timeout(Duration),
+    /// The recipes' background executor thread could not be started.
+    #[error("cannot start the recipes' executor thread: {0}")]
+    Start(String),
+}

@@ -1,0 +1,227 @@
+//! Where the recipes' background work runs, whatever runtime the application uses: one
+//! executor thread for the whole process (started on first use), timers from
+//! `async-io` (which work under tokio, async-std, smol and plain threads alike), the
+//! bounded change streams ([`Events`]) and the blocking entry point ([`wait`]).
+//!
+//! Owns: the executor thread, [`Events`] and its sender, `sleep_until`. Must never
+//! block the executor thread (every task on it is async and only waits on client calls,
+//! watches and timers) nor hold an unbounded queue.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::OnceLock;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use async_executor::{Executor, Task};
+use futures_core::Stream;
+
+use crate::Error;
+
+/// The executor of every recipe's background task.
+static EXECUTOR: Executor<'static> = Executor::new();
+
+/// The executor, with the thread that runs it started on first use.
+fn executor() -> Result<&'static Executor<'static>, Error> {
+    static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("pyxis-recipes".into())
+            .spawn(|| async_io::block_on(EXECUTOR.run(std::future::pending::<()>())))
+            .map(drop)
+            .map_err(|e| e.to_string())
+    });
+    match started {
+        Ok(()) => Ok(&EXECUTOR),
+        Err(reason) => Err(Error::Start(reason.clone())),
+    }
+}
+
+/// Runs `task` in the background until it ends or the returned handle is dropped.
+pub(crate) fn spawn<F>(task: F) -> Result<Task<()>, Error>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    Ok(executor()?.spawn(task))
+}
+
+/// Runs `task` in the background to its end, detached.
+pub(crate) fn detach<F>(task: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(task) = spawn(task) {
+        task.detach();
+    }
+}
+
+/// Completes at `deadline`.
+pub(crate) async fn sleep_until(deadline: Instant) {
+    async_io::Timer::at(deadline).await;
+}
+
+/// Completes after `duration` (saturating: a huge duration waits forever).
+pub(crate) async fn sleep(duration: Duration) {
+    match Instant::now().checked_add(duration) {
+        Some(deadline) => sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `now + duration`, or `None` for "no deadline" when it does not fit.
+pub(crate) fn deadline_after(duration: Duration) -> Option<Instant> {
+    Instant::now().checked_add(duration)
+}
+
+/// Completes at `deadline`, never without one.
+pub(crate) async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a recipe's future to completion on the calling thread: the blocking facade of
+/// every recipe (each is written once, as async code over
+/// [`AsyncClient`](pyxis_client_common::AsyncClient)).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use pyxis_recipes::{wait, Lock};
+///
+/// # fn demo(client: pyxis_blocking::Client) -> Result<(), pyxis_recipes::Error> {
+/// let lock = Lock::new(&client.to_async(), "/locks/report");
+/// let guard = wait(lock.acquire(Duration::from_secs(10)))?;
+/// // ... the critical section, checking guard.is_held() before acting ...
+/// wait(guard.release())?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// Do not call it from inside an async task (it blocks the thread).
+pub fn wait<F: Future>(future: F) -> F::Output {
+    async_io::block_on(future)
+}
+
+/// The receiving end of a recipe's change stream: an async [`Stream`] (or
+/// [`next`](Self::next)) and, for blocking code, [`recv`](Self::recv) and
+/// [`recv_timeout`](Self::recv_timeout).
+///
+/// Bounded: it keeps the newest [`EVENT_BOUND`] unread events and drops older ones
+/// (the recipe's current state is always readable from the recipe itself, so a consumer
+/// that falls behind loses history, never the present). The stream ends when the recipe
+/// is dropped or stopped.
+#[derive(Debug)]
+pub struct Events<T> {
+    rx: Pin<Box<async_channel::Receiver<T>>>,
+}
+
+/// How many unread events a change stream keeps.
+pub const EVENT_BOUND: usize = 256;
+
+/// The sending end of a change stream (dropping the oldest event when full).
+#[derive(Debug)]
+pub(crate) struct EventSender<T> {
+    txs: std::sync::Mutex<Vec<async_channel::Sender<T>>>,
+}
+
+impl<T: Clone> EventSender<T> {
+    pub(crate) fn new() -> EventSender<T> {
+        EventSender {
+            txs: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new stream of every event sent from now on.
+    pub(crate) fn subscribe(&self) -> Events<T> {
+        let (tx, rx) = async_channel::bounded(EVENT_BOUND);
+        self.lock().push(tx);
+        Events { rx: Box::pin(rx) }
+    }
+
+    /// Sends `event` to every stream still open, dropping each one's oldest if full.
+    pub(crate) fn send(&self, event: T) {
+        let mut txs = self.lock();
+        txs.retain(|tx| !tx.is_closed());
+        for tx in txs.iter() {
+            // Only fails when closed, and closed streams were just dropped.
+            let _ = tx.force_send(event.clone());
+        }
+    }
+
+    /// Ends every stream.
+    pub(crate) fn close(&self) {
+        for tx in self.lock().drain(..) {
+            tx.close();
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<async_channel::Sender<T>>> {
+        self.txs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl<T> Events<T> {
+    /// The next event (`None` once the recipe is gone).
+    pub async fn next(&mut self) -> Option<T> {
+        self.rx.recv().await.ok()
+    }
+
+    /// The next event, waiting on this thread (`None` once the recipe is gone).
+    pub fn recv(&self) -> Option<T> {
+        self.rx.recv_blocking().ok()
+    }
+
+    /// Like [`recv`](Self::recv), giving up after `timeout` (`Err(Error::Timeout)`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Timeout`] when no event came within `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, Error> {
+        wait(futures_lite::future::or(
+            async { Ok(self.rx.recv().await.ok()) },
+            async {
+                sleep(timeout).await;
+                Err(Error::Timeout(timeout))
+            },
+        ))
+    }
+
+    /// An event if one is ready now.
+    pub fn try_recv(&self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+impl<T> Stream for Events<T> {
+    type Item = T;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.get_mut().rx.as_mut().poll_next(cx)
+    }
+}
+
+/// Runs `work` but gives up at `deadline` (`Err(Error::Timeout(total))`).
+pub(crate) async fn until<T>(
+    deadline: Option<Instant>,
+    total: Duration,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    futures_lite::future::or(work, async {
+        sleep_until_opt(deadline).await;
+        Err(Error::Timeout(total))
+    })
+    .await
+}
+
+/// How long a recipe pauses before trying again after a failure that may pass (no
+/// leader, connection lost, session replaced), so an outage never turns into a hot loop.
+pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// Whether a client error may pass by itself, so the recipe tries again (after
+/// [`RETRY_PAUSE`]) rather than giving up.
+pub(crate) fn retry_later(error: &pyxis_client_common::Error) -> bool {
+    error.is_retryable() || matches!(error, pyxis_client_common::Error::SessionExpired)
+}
