@@ -31,10 +31,12 @@ mod election;
 mod lease;
 mod lock;
 mod node;
+mod registry;
 mod runtime;
 
 pub use election::{Election, Leadership};
 pub use lock::{Lock, LockGuard};
+pub use registry::{Discovery, DiscoveryEvent, Registration, RegistrationEvent};
 pub use runtime::{wait, Events, EVENT_BOUND};
 
 pub use pyxis_client_common::AsyncClient;
