@@ -27,6 +27,7 @@
 //! server's clocks run at about the same rate, and a server that keeps its timeout
 //! promise; it cannot stop work already under way (check before each step).
 
+mod config;
 mod election;
 mod lease;
 mod lock;
@@ -34,6 +35,7 @@ mod node;
 mod registry;
 mod runtime;
 
+pub use config::{ConfigValue, Configuration};
 pub use election::{Election, Leadership};
 pub use lock::{Lock, LockGuard};
 pub use registry::{Discovery, DiscoveryEvent, Registration, RegistrationEvent};
