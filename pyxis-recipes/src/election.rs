@@ -138,6 +138,15 @@ impl Election {
         self.shared.is_leader()
     }
 
+    /// Until when this candidate is assured to lead, if it leads now: the lease's end,
+    /// pushed forward by each check-in (`¾T` after the sending of the last one that
+    /// showed it the owner).
+    pub fn leading_until(&self) -> Option<std::time::Instant> {
+        let owned = self.shared.owned();
+        let lease = &owned.as_ref()?.lease;
+        lease.until().filter(|_| lease.holds())
+    }
+
     /// The changes of this candidate's leadership from now on.
     pub fn events(&self) -> Events<Leadership> {
         self.shared.events.subscribe()

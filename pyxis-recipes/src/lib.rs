@@ -1,17 +1,23 @@
 //! # pyxis-recipes: what people build on Pyxis, written once
 //!
-//! A mutual-exclusion [`Lock`] (more recipes follow in this crate), each implemented
-//! once, as async code over [`AsyncClient`], and usable from every adapter:
+//! - [`Lock`]: mutual exclusion by owning an ephemeral node;
+//! - [`Election`]: leader election with a lease and a change stream;
+//! - [`Registration`] and [`Discovery`]: a service registry and a live view of it;
+//! - [`Configuration`]: a typed value that follows one node's data.
+//!
+//! Each is implemented once, as async code over [`AsyncClient`], and usable from every
+//! adapter:
 //!
 //! - **tokio, async-std, smol**: their `Client` derefs to [`AsyncClient`]; pass `&client`.
 //! - **blocking code**: `pyxis_blocking::Client::to_async()` gives the same client (same
 //!   connection and session) as an [`AsyncClient`], and [`wait`] runs a recipe's future
 //!   on the calling thread.
 //!
-//! Recipes that keep something up to date in the background (a lock's lease) run it on
-//! one small executor thread shared by the whole process (`pyxis-recipes`), with
-//! `async-io` timers, so they need nothing from the application's runtime and never
-//! block it. Their change streams ([`Events`]) are bounded: a consumer that falls behind
+//! Recipes that keep something up to date in the background (a lease, a registration,
+//! a view) run it on one small executor thread shared by the whole process
+//! (`pyxis-recipes`), with `async-io` timers, so they need nothing from the
+//! application's runtime and never block it. A recipe keeps a clone of its client while
+//! it runs (drop or stop the recipe before expecting the client to close). Their change streams ([`Events`]) are bounded: a consumer that falls behind
 //! loses the oldest events, never the recipe's current state, which is always readable.
 //!
 //! ## Leases: acting on owning a node
@@ -25,7 +31,11 @@
 //! renewed by check-ins every `T/5`, and report it lost when the lease lapses, before
 //! the server could have expired the session. This assumes the client's and the
 //! server's clocks run at about the same rate, and a server that keeps its timeout
-//! promise; it cannot stop work already under way (check before each step).
+//! promise; it cannot stop work already under way (check before each step). A session
+//! expired early on purpose (an operator's action, `TestCluster::expire_session` in
+//! tests) breaks that promise: the holder then learns it at its next check-in (within
+//! `T/5`) or as soon as its client hears of the expiry, and may overlap with a new holder
+//! until then.
 
 mod config;
 mod election;

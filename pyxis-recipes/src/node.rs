@@ -21,12 +21,6 @@ pub(crate) async fn ensure_parents(client: &AsyncClient, path: &str) -> Result<(
     Ok(())
 }
 
-/// Creates the persistent node `path` and its missing ancestors.
-pub(crate) async fn ensure_persistent(client: &AsyncClient, path: &str) -> Result<(), ClientError> {
-    ensure_parents(client, path).await?;
-    create_if_missing(client, path).await
-}
-
 /// Creates the empty persistent node `path` unless it exists (its parent must).
 async fn create_if_missing(client: &AsyncClient, path: &str) -> Result<(), ClientError> {
     match client
