@@ -3,7 +3,8 @@
 //! - [`Lock`]: mutual exclusion by owning an ephemeral node;
 //! - [`Election`]: leader election with a lease and a change stream;
 //! - [`Registration`] and [`Discovery`]: a service registry and a live view of it;
-//! - [`Configuration`]: a typed value that follows one node's data.
+//! - [`Configuration`]: a typed value that follows one node's data;
+//! - [`Gate`] and [`DoubleBarrier`]: barriers.
 //!
 //! Each is implemented once, as async code over [`AsyncClient`], and usable from every
 //! adapter:
@@ -37,6 +38,7 @@
 //! `T/5`) or as soon as its client hears of the expiry, and may overlap with a new holder
 //! until then.
 
+mod barrier;
 mod config;
 mod election;
 mod lease;
@@ -45,6 +47,7 @@ mod node;
 mod registry;
 mod runtime;
 
+pub use barrier::{DoubleBarrier, Gate};
 pub use config::{ConfigValue, Configuration};
 pub use election::{Election, Leadership};
 pub use lock::{Lock, LockGuard};
@@ -66,6 +69,10 @@ pub enum Error {
     /// The recipe's own deadline passed (`acquire(timeout)`, `wait(timeout)`, ...).
     #[error("gave up after {0:?}")]
     Timeout(Duration),
+    /// A name the recipe reserves or cannot use (a barrier participant named `_...` or
+    /// containing `/`).
+    #[error("invalid participant name {0:?}: it must not start with '_' or contain '/'")]
+    InvalidName(String),
     /// The recipes' background executor thread could not be started.
     #[error("cannot start the recipes' executor thread: {0}")]
     Start(String),
