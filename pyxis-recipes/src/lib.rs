@@ -4,7 +4,8 @@
 //! - [`Election`]: leader election with a lease and a change stream;
 //! - [`Registration`] and [`Discovery`]: a service registry and a live view of it;
 //! - [`Configuration`]: a typed value that follows one node's data;
-//! - [`Gate`] and [`DoubleBarrier`]: barriers.
+//! - [`Gate`] and [`DoubleBarrier`]: barriers;
+//! - [`TreeCache`]: a bounded local mirror of a subtree.
 //!
 //! Each is implemented once, as async code over [`AsyncClient`], and usable from every
 //! adapter:
@@ -39,6 +40,7 @@
 //! until then.
 
 mod barrier;
+mod cache;
 mod config;
 mod election;
 mod lease;
@@ -48,6 +50,7 @@ mod registry;
 mod runtime;
 
 pub use barrier::{DoubleBarrier, Gate};
+pub use cache::{CacheEvent, TreeCache};
 pub use config::{ConfigValue, Configuration};
 pub use election::{Election, Leadership};
 pub use lock::{Lock, LockGuard};
@@ -73,6 +76,14 @@ pub enum Error {
     /// containing `/`).
     #[error("invalid participant name {0:?}: it must not start with '_' or contain '/'")]
     InvalidName(String),
+    /// A subtree cache's subtree has more nodes than its bound; the cache has stopped.
+    #[error("the subtree at {root} has more than {max_nodes} nodes, the cache's bound")]
+    TooLarge {
+        /// The cache's root.
+        root: String,
+        /// The bound.
+        max_nodes: usize,
+    },
     /// The recipes' background executor thread could not be started.
     #[error("cannot start the recipes' executor thread: {0}")]
     Start(String),
