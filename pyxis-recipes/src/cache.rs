@@ -381,3 +381,20 @@ async fn wait_for_change(
     }
     next
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn under_means_the_node_or_a_descendant_not_a_sibling_with_the_same_prefix() {
+        assert!(is_under("/a", "/a"));
+        assert!(is_under("/a/b/c", "/a"));
+        assert!(!is_under("/ab", "/a"));
+        assert!(!is_under("/", "/a"));
+        assert!(is_under("/a", "/"));
+        assert!(is_under("/", "/"));
+        assert_eq!(child("/", "x"), "/x");
+        assert_eq!(child("/a", "x"), "/a/x");
+    }
+}

@@ -260,3 +260,41 @@ pub(crate) async fn keep(
         report(false);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TERMS: Terms = Terms {
+        lease: Duration::from_secs(3),
+        heartbeat: Duration::from_secs(1),
+    };
+
+    #[test]
+    fn a_lease_holds_until_its_end_and_renewals_never_shorten_it() {
+        let now = Instant::now();
+        let lease = Lease::new(now + Duration::from_secs(10), false);
+        assert!(lease.holds_at(now));
+        assert!(!lease.holds_at(now + Duration::from_secs(10)));
+        // An answer to an older request cannot pull the end back.
+        lease.renew(now, TERMS);
+        assert_eq!(lease.until(), Some(now + Duration::from_secs(10)));
+        lease.end();
+        assert!(!lease.holds_at(now));
+        assert_eq!(lease.until(), None);
+    }
+
+    #[test]
+    fn a_final_lease_that_lapsed_is_not_renewed_but_a_renewable_one_is() {
+        let past = Instant::now() - Duration::from_secs(5);
+        let lock = Lease::new(past, true);
+        lock.renew(Instant::now(), TERMS);
+        assert!(lock.is_gone(), "a lapsed lock stays lost");
+        let leadership = Lease::new(past, false);
+        leadership.renew(Instant::now(), TERMS);
+        assert!(
+            leadership.holds(),
+            "a leadership whose node is still its own returns"
+        );
+    }
+}

@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 
 use async_executor::Task;
 use bytes::Bytes;
+use futures_lite::future;
 use pyxis_client_common::{AsyncClient, Error as ClientError, EventMask};
 
 use crate::lease::{keep, Lease, Terms};
@@ -149,8 +150,15 @@ impl Lock {
                 Err(e) => return Err(e.into()),
             };
             if holder.is_some() {
-                // Deleted (or the watch ended with the session): race for it again.
-                watch.next().await;
+                // Deleted (or the watch ended with the session): race for it again. Look
+                // again after a session timeout whatever the watch says.
+                future::or(
+                    async {
+                        watch.next().await;
+                    },
+                    sleep(self.client.session_timeout()),
+                )
+                .await;
             }
         }
     }

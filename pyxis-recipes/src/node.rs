@@ -118,3 +118,30 @@ pub(crate) async fn create_owned(
         _ => Ok(Created::Taken),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(data: Bytes) -> Node {
+        Node {
+            path: "/l".into(),
+            data,
+            children: Vec::new(),
+            flags: 1,
+            version: 0,
+            owner: 7,
+        }
+    }
+
+    #[test]
+    fn a_token_marks_only_its_own_attempt_and_keeps_the_payload_apart() {
+        let (a, b) = (Token::new(), Token::new());
+        assert_ne!(a, b);
+        let data = a.with_payload(b"host-a");
+        assert!(a.marks(&node(data.clone())));
+        assert!(!b.marks(&node(data.clone())));
+        assert_eq!(Token::payload(&data), Bytes::from_static(b"host-a"));
+        assert_eq!(Token::payload(&Bytes::from_static(b"short")), Bytes::new());
+    }
+}
