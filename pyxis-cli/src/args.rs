@@ -170,17 +170,7 @@ pub struct WatchArgs {
     pub count: Option<u64>,
 }
 
-/// Arguments of `pyxis dev`.
-#[derive(Debug, Args)]
-pub struct DevArgs {
-    /// Number of nodes (node 0 leads at start).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=16))]
-    pub nodes: u16,
-    /// Use the fast test settings (200 ms minimum session timeout, 50 ms expiry checks)
-    /// instead of the real server's defaults.
-    #[arg(long)]
-    pub fast: bool,
-}
+pub use crate::dev::DevArgs;
 
 /// The environment variable that holds the server list when `--addrs` is absent.
 pub const ADDRS_ENV: &str = "PYXIS_ADDRS";

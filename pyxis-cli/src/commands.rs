@@ -143,7 +143,7 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
         Command::Tree { path, depth, all } => walk::tree(client, json, &path, depth, all).await,
         Command::Watch(args) => watch(client, json, args).await,
         Command::Sessions => sessions(client, json).await,
-        Command::Leader => leader::leader(client, json).await,
+        Command::Leader => leader::leader(client, json, global.timeout).await,
         Command::Dev(_) | Command::Bench(_) | Command::Completions { .. } | Command::Man { .. } => {
             Err(CliError::Usage(
                 "dev, bench, completions and man do not run on a client session".into(),

@@ -88,7 +88,7 @@ pub fn run() -> ExitCode {
 /// The global options each subcommand ignores, hidden from its help, completions and
 /// manual page: `dev` serves its own cluster, `completions` and `man` only print.
 const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
-    ("dev", &["addrs", "timeout"]),
+    ("dev", &["timeout"]),
     ("completions", &["addrs", "json", "timeout"]),
     ("man", &["addrs", "json", "timeout"]),
 ];
@@ -163,7 +163,7 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
                 .build()?;
             runtime.block_on(async {
                 match command {
-                    Command::Dev(args) => dev::run(&args, cli.global.json).await,
+                    Command::Dev(args) => dev::run(&args, &cli.global).await,
                     other => commands::run(&cli.global, other).await,
                 }
             })

@@ -185,15 +185,6 @@ pub struct SessionView {
     pub this: bool,
 }
 
-/// The leader and server list as printed by `pyxis leader`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LeaderView {
-    /// The leader's client address.
-    pub leader: String,
-    /// Every server's client address.
-    pub servers: Vec<String>,
-}
-
 /// Lays out rows in aligned columns (two spaces apart); `header` may be empty. Every cell
 /// is [`escape`]d.
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

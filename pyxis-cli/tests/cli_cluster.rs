@@ -111,3 +111,130 @@ fn rm_recursive_refuses_a_subtree_with_an_unreadable_child() {
         text(&out.stderr)
     );
 }
+
+/// `leader` probes every server: a killed node is shown as down, not as a follower.
+#[test]
+fn leader_probes_every_server_and_shows_a_down_node() {
+    let cluster = TestCluster::start(3);
+    let addrs = cluster.addrs();
+    cluster.kill(2).expect("kill node 2");
+    let view = json(&pyxis(&addrs[..2], &["--json", "leader"]));
+    assert_eq!(view["leader"], addrs[0].as_str());
+    let roles = view["roles"].as_array().expect("roles");
+    assert_eq!(roles.len(), 3);
+    assert_eq!(roles[0]["role"], "leader");
+    assert_eq!(roles[1]["role"]["follower"]["leader"], addrs[0].as_str());
+    assert!(roles[2]["role"]["down"]["reason"].is_string(), "{view}");
+    let table = ok(&pyxis(&addrs[..2], &["leader"]));
+    assert!(table.contains(&format!("{}  down (", addrs[2])), "{table}");
+    assert!(
+        table.contains(&format!("{}  follower (leader {})", addrs[1], addrs[0])),
+        "{table}"
+    );
+}
+
+/// A free port of 127.0.0.1 (bound and released: another process could take it first,
+/// which the test would report as a failure to listen, not as a wrong answer).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts `pyxis dev` with `args` and returns it with its first stdout line.
+fn dev(args: &[&str]) -> (std::process::Child, String) {
+    use std::io::BufRead as _;
+    let mut child = Command::new(BIN)
+        .env_remove("PYXIS_ADDRS")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn pyxis dev");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            all.push_str(&line);
+            all.push('\n');
+            if line.starts_with("export PYXIS_ADDRS=") || line.starts_with('{') {
+                let _ = tx.send(all.clone());
+            }
+        }
+    });
+    let Ok(printed) = rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+        let _ = child.kill();
+        let out = child.wait_with_output().expect("dev output");
+        panic!("pyxis dev did not start: {}", text(&out.stderr));
+    };
+    (child, printed)
+}
+
+#[test]
+fn dev_listens_on_a_port_base_or_the_given_addrs_and_prints_the_addrs_line() {
+    let port = free_port();
+    let (mut child, printed) = dev(&["dev", "--nodes", "1", "--port", &port.to_string()]);
+    let addr = format!("127.0.0.1:{port}");
+    assert!(
+        printed.contains(&format!("export PYXIS_ADDRS={addr}\n")),
+        "{printed}"
+    );
+    ok(&pyxis(
+        std::slice::from_ref(&addr),
+        &["create", "/via-port", "x"],
+    ));
+    child.kill().expect("kill dev");
+    let _ = child.wait();
+
+    let port = free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let (mut child, printed) = dev(&["--json", "--addrs", &addr, "dev", "--commit-delay", "50ms"]);
+    let view: Value = serde_json::from_str(printed.trim()).expect("one JSON line");
+    assert_eq!(view["addrs"], serde_json::json!([addr]));
+    // Every write waits for the commit delay (a lower bound; nothing here is timed
+    // against a target).
+    let started = std::time::Instant::now();
+    ok(&pyxis(
+        std::slice::from_ref(&addr),
+        &["create", "/slow", "x"],
+    ));
+    assert!(started.elapsed() >= std::time::Duration::from_millis(50));
+    child.kill().expect("kill dev");
+    let _ = child.wait();
+}
+
+#[test]
+fn dev_refuses_a_port_it_cannot_listen_on() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port().to_string();
+    let out = Command::new(BIN)
+        .env_remove("PYXIS_ADDRS")
+        .args(["dev", "--nodes", "1", "--port", &port])
+        .stdin(Stdio::null())
+        .output()
+        .expect("pyxis dev runs");
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains(&format!("127.0.0.1:{port}")),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn dev_help_documents_the_commit_delay_against_real_clusters() {
+    let out = Command::new(BIN)
+        .args(["dev", "--help"])
+        .output()
+        .expect("pyxis dev --help runs");
+    let help = ok(&out);
+    assert!(help.contains("--commit-delay"), "{help}");
+    assert!(help.contains("0.1 ms") && help.contains("50 ms"), "{help}");
+    assert!(help.contains("[default: 0ms]"), "{help}");
+}

@@ -152,6 +152,47 @@ fn killing_the_leader_closes_its_connections_and_elects_another_after_the_gap() 
     );
 }
 
+/// Known difference: after the original's leader dies, the followers name it (kNotLeader
+/// with its address) for 1–2 s, then answer kAgain until a new leader is elected.
+#[test]
+fn killed_leader_is_named_by_the_followers_for_a_while_then_again_until_the_election() {
+    let config = ModelConfig::fast().with_dead_leader_redirects(ms(1500), ms(2500));
+    let mut h = Harness::with_config(config, 3);
+    h.connect(0, C1);
+    h.connect(1, C2);
+    let sid = h.register(C1, 60_000);
+    h.model.kill_node(0, h.now).unwrap();
+    h.drain();
+    assert_err(
+        &h.call(C2, &stat(sid, 1, "/")),
+        ErrorType::KNotLeader,
+        "127.0.0.1:7000",
+    );
+    h.advance(ms(1400));
+    assert_err(
+        &h.call(C2, &stat(sid, 2, "/")),
+        ErrorType::KNotLeader,
+        "127.0.0.1:7000",
+    );
+    h.advance(ms(200));
+    assert_err(
+        &h.call(C2, &stat(sid, 3, "/")),
+        ErrorType::KAgain,
+        "try again",
+    );
+    h.advance(ms(1000));
+    assert_eq!(h.model.leader(), Some(1));
+    assert_ok(&h.call(C2, &stat(sid, 4, "/")));
+    // Killing the new leader starts the sequence again, naming it.
+    h.model.kill_node(1, h.now).unwrap();
+    h.connect(2, C3);
+    assert_err(
+        &h.call(C3, &stat(sid, 5, "/")),
+        ErrorType::KNotLeader,
+        "127.0.0.1:7001",
+    );
+}
+
 #[test]
 fn single_node_kill_and_restart_keeps_the_state() {
     let mut h = Harness::new(1);

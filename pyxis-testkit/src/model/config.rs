@@ -48,6 +48,11 @@ pub struct ModelConfig {
     pub commit_delay: Duration,
     /// No-leader window after the leader is killed, before another node leads.
     pub election_gap: Duration,
+    /// After the leader is killed, how long the other nodes keep answering kNotLeader
+    /// with the dead leader's address (as the original's followers do for 1–2 s) before
+    /// answering kAgain for the rest of [`election_gap`](Self::election_gap). Zero:
+    /// kAgain at once.
+    pub dead_leader_redirect: Duration,
     /// Fate of uncommitted writes when leadership is lost.
     pub in_flight_on_move: InFlightOnMove,
     /// Base of session ids: the n-th session of the model gets `sid_base + n`, never 0.
@@ -77,7 +82,9 @@ impl Default for ModelConfig {
 
 impl ModelConfig {
     /// The real server's defaults ([protocol](pyxis_proto::protocol) §9): sessions 5 s..120 s,
-    /// checked every second, a 2 s election gap, a 64 MiB frame cap, and a 1 ms commit delay.
+    /// checked every second, a 2 s election gap, a 64 MiB frame cap, and a 1 ms commit
+    /// delay. Redirects to a dead leader are off; [`with_dead_leader_redirects`](Self::with_dead_leader_redirects)
+    /// turns them on.
     pub fn real_defaults() -> Self {
         Self {
             min_session_timeout: Duration::from_millis(u64::from(MIN_SESSION_TIMEOUT_MS)),
@@ -85,6 +92,7 @@ impl ModelConfig {
             check_interval: Duration::from_millis(u64::from(SESSION_CHECK_INTERVAL_MS)),
             commit_delay: Duration::from_millis(1),
             election_gap: Duration::from_millis(2_000),
+            dead_leader_redirect: Duration::ZERO,
             in_flight_on_move: InFlightOnMove::Drop,
             sid_base: 0x008b_cfe5_6800_0000,
             wall_clock: Duration::from_secs(1_700_000_000),
@@ -121,6 +129,26 @@ impl ModelConfig {
         let ms = u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX >> 16);
         self.wall_clock = since_epoch;
         self.sid_base = ms.min(u64::MAX >> 16) << 16;
+        self
+    }
+
+    /// What the original's followers do after the leader dies: they answer kNotLeader
+    /// with the dead leader's address for `redirect`, then kAgain until a new leader is
+    /// elected `election` after the death (seen on 3-node clusters: 1–2 s, then about 2 s
+    /// in all, up to 7–12 s with split votes).
+    ///
+    /// ```
+    /// use pyxis_testkit::model::ModelConfig;
+    /// use std::time::Duration;
+    ///
+    /// let c = ModelConfig::real_defaults()
+    ///     .with_dead_leader_redirects(Duration::from_millis(1500), Duration::from_millis(2500));
+    /// assert!(c.dead_leader_redirect < c.election_gap);
+    /// ```
+    #[must_use]
+    pub fn with_dead_leader_redirects(mut self, redirect: Duration, election: Duration) -> Self {
+        self.dead_leader_redirect = redirect;
+        self.election_gap = election.max(redirect);
         self
     }
 

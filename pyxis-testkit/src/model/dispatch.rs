@@ -90,10 +90,15 @@ impl ClusterModel {
         let xid = req.xid.unwrap_or(0);
         match self.leader {
             None => {
+                // The original's followers name a dead leader for a while after its death.
+                if let Some((dead, _)) = self.dead_leader.filter(|&(_, until)| now < until) {
+                    let addr = self.node_addr(dead);
+                    return self.send(conn, error(xid, Refusal::new(ErrorType::KNotLeader, addr)));
+                }
                 return self.send(
                     conn,
                     error(xid, Refusal::new(ErrorType::KAgain, "try again")),
-                )
+                );
             }
             Some(l) if l != node => {
                 let addr = self.node_addr(l);

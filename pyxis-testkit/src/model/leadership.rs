@@ -74,6 +74,9 @@ impl ClusterModel {
             self.outputs.push_back(Output::Close { conn });
         }
         let was_candidate = self.election.is_some_and(|e| e.candidate == Some(n));
+        if self.leader == Some(n) && !self.config.dead_leader_redirect.is_zero() {
+            self.dead_leader = Some((n, now + self.config.dead_leader_redirect));
+        }
         if self.leader == Some(n) || was_candidate {
             self.lose_leadership(now);
             let next = self.first_up_from(n + 1);
@@ -124,6 +127,7 @@ impl ClusterModel {
 
     pub(super) fn gain_leadership(&mut self, n: usize, at: Instant) {
         self.leader = Some(n);
+        self.dead_leader = None;
         let clock = self.clock;
         for s in self.sessions.values_mut() {
             s.expiry_tick = clock.expiry_tick(at, s.timeout);

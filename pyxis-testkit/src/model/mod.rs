@@ -103,6 +103,8 @@ pub struct ClusterModel {
     nodes: Vec<NodeState>,
     leader: Option<usize>,
     election: Option<Election>,
+    /// A killed leader the other nodes still name, until when.
+    dead_leader: Option<(usize, Instant)>,
     store: Store,
     sessions: BTreeMap<u64, Session>,
     watches: Watches,
@@ -144,6 +146,7 @@ impl ClusterModel {
             nodes: node_states,
             leader: Some(0),
             election: None,
+            dead_leader: None,
             store: Store::new(),
             sessions: BTreeMap::new(),
             watches: Watches::default(),

@@ -80,15 +80,16 @@ const NET_QUEUE: usize = 64;
 /// Bytes gathered from the output queue into one socket write.
 const WRITE_COALESCE: usize = 256 * 1024;
 
-/// Binds a loopback listener (std sets `SO_REUSEADDR` on Unix, so a killed node's port
-/// can be bound again while old connections linger in TIME_WAIT).
-pub(crate) fn bind_listener(port: u16) -> std::io::Result<std::net::TcpListener> {
-    std::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
+/// Binds a listener (std sets `SO_REUSEADDR` on Unix, so a killed node's port can be
+/// bound again while old connections linger in TIME_WAIT).
+pub(crate) fn bind_listener(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    std::net::TcpListener::bind(addr)
 }
 
 struct Driver {
     model: ClusterModel,
-    ports: Vec<u16>,
+    /// Where each node listens (rebound there on a restart).
+    listen: Vec<SocketAddr>,
     acceptors: Vec<Option<JoinHandle<()>>>,
     conns: BTreeMap<ConnId, ConnHandle>,
     next_conn: u64,
@@ -104,13 +105,16 @@ pub(crate) async fn run(
     limits: Limits,
 ) {
     let (net_tx, mut net_rx) = mpsc::channel(NET_QUEUE);
-    let ports = listeners
+    let listen = listeners
         .iter()
-        .map(|l| l.local_addr().map(|a| a.port()).unwrap_or(0))
+        .map(|l| {
+            l.local_addr()
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))
+        })
         .collect();
     let mut driver = Driver {
         model,
-        ports,
+        listen,
         acceptors: Vec::new(),
         conns: BTreeMap::new(),
         next_conn: 1,
@@ -310,13 +314,13 @@ impl Driver {
     }
 
     fn restart(&mut self, node: usize, now: Instant) -> Result<(), RunnerError> {
-        let Some(&port) = self.ports.get(node) else {
+        let Some(&addr) = self.listen.get(node) else {
             return Err(ControlError::NoSuchNode(node).into());
         };
         if self.acceptors.get(node).is_some_and(Option::is_some) {
             return Ok(()); // already up
         }
-        let listener = bind_listener(port)?;
+        let listener = bind_listener(addr)?;
         let acceptor = self.spawn_acceptor(node, listener);
         if let Some(slot) = self.acceptors.get_mut(node) {
             *slot = acceptor;

@@ -17,6 +17,7 @@
 mod driver;
 
 use std::io;
+use std::net::SocketAddr;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Mutex;
 use std::thread::JoinHandle;
@@ -59,6 +60,9 @@ pub struct RunnerConfig {
     pub max_output_per_conn: usize,
     /// Open connections per node beyond which new ones are closed at once.
     pub max_conns_per_node: usize,
+    /// Where node `i` listens (`listen[i]`); a node without an entry gets a free port on
+    /// `127.0.0.1`. Each node advertises the address it is bound to.
+    pub listen: Vec<SocketAddr>,
 }
 
 impl RunnerConfig {
@@ -79,6 +83,7 @@ impl RunnerConfig {
             model,
             max_output_per_conn: 64 * 1024 * 1024,
             max_conns_per_node: 1024,
+            listen: Vec::new(),
         }
     }
 }
@@ -149,8 +154,9 @@ impl TestCluster {
     /// Starts `nodes` nodes (at least one) with the given settings.
     pub fn try_start(nodes: usize, config: RunnerConfig) -> io::Result<Self> {
         let count = nodes.max(1);
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
         let listeners = (0..count)
-            .map(|_| bind_listener(0))
+            .map(|i| bind_listener(config.listen.get(i).copied().unwrap_or(loopback)))
             .collect::<io::Result<Vec<_>>>()?;
         let addrs = listeners
             .iter()
