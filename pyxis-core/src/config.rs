@@ -18,7 +18,7 @@ pub struct Backoff {
 
 impl Default for Backoff {
     /// 10 ms doubling to 1 s: short enough to find a new leader within a second of an
-    /// election ending (PROTOCOL.md §9: elections take 1.6–3.4 s).
+    /// election ending ([protocol](pyxis_proto::protocol) §9: elections take 1.6–3.4 s).
     fn default() -> Self {
         Backoff {
             initial: Duration::from_millis(10),

@@ -2,7 +2,7 @@
 //!
 //! Owns: the configured address list and the position in it (the start is drawn from the
 //! seed), the backoff attempt counter with full jitter, and the redirect rules of
-//! PROTOCOL.md §7 (follow a kNotLeader's address, but fall back to the list, with backoff,
+//! [protocol](pyxis_proto::protocol) §7 (follow a kNotLeader's address, but fall back to the list, with backoff,
 //! on a redirect to the same server, an unparsable address, or more than
 //! [`MAX_REDIRECTS_IN_ROW`] redirects without a session). Must never open connections,
 //! read a clock or use a global RNG: it returns (address, delay) pairs and the caller

@@ -2,7 +2,7 @@
 //!
 //! Owns: the frame each [`Op`] becomes (a read is a stat, as in both public clients, with
 //! the path's watch registration riding along when it arms a watch), the mapping of each
-//! answer to a completion per PROTOCOL.md §4 (kNotLeader ⇒ retried at the leader, writes
+//! answer to a completion per [protocol](pyxis_proto::protocol) §4 (kNotLeader ⇒ retried at the leader, writes
 //! included, since a follower applied nothing; kAgain ⇒ reads retried, writes `Again`
 //! with an unknown outcome; kSessionExpired ⇒ `SessionExpired`). The watch registry's
 //! own arms are sent and settled by `arms`. Must never decide when a connection is opened

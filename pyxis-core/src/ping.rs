@@ -14,7 +14,7 @@
 //! ## Liveness
 //!
 //! The server answers an idle ping about T − 1 s after the session's last refresh, where
-//! T is the session timeout *after the server's clamp* (PROTOCOL.md §5: [5 s, 120 s] by
+//! T is the session timeout *after the server's clamp* ([protocol](pyxis_proto::protocol) §5: [5 s, 120 s] by
 //! default). The core only knows the T it asked for: a server with a higher minimum
 //! holds the ping longer, and a busy session's requests keep refreshing it, so its ping
 //! may be held as long as they do. The liveness bound is therefore:
@@ -116,7 +116,7 @@ pub(crate) const LATE_SLACK: Duration = Duration::from_secs(1);
 /// check interval (1 s), plus network slack.
 pub(crate) const HOLD_TOLERANCE: Duration = Duration::from_millis(1100);
 
-/// The longest a server holds a ping: its largest session timeout (PROTOCOL.md §9).
+/// The longest a server holds a ping: its largest session timeout ([protocol](pyxis_proto::protocol) §9).
 pub(crate) const MAX_HOLD: Duration =
     Duration::from_millis(pyxis_proto::limits::MAX_SESSION_TIMEOUT_MS as u64);
 
@@ -267,7 +267,7 @@ impl Pinger {
 
     /// An empty answer held (from the last refresh) less than this is early. The server
     /// answers an idle ping when the session's expiry bucket comes up, about
-    /// T − interval after the last refresh (PROTOCOL.md §5, interval 1 s, expiry rounded
+    /// T − interval after the last refresh ([protocol](pyxis_proto::protocol) §5, interval 1 s, expiry rounded
     /// to it), so a held ping comes back no sooner than about T − 1.5 s after it. The
     /// bound is T − 2 s, never under T / 2; or, once the server's shorter hold is known,
     /// that hold less [`HOLD_TOLERANCE`].

@@ -26,7 +26,7 @@
 //! complete with an unknown outcome; reads go back to the queue.
 //!
 //! Must never read a clock or pick addresses itself (that is `discovery`), and never
-//! complete application operations except through the request rules of PROTOCOL.md §4
+//! complete application operations except through the request rules of [protocol](pyxis_proto::protocol) §4
 //! (reads retried, writes refused by a follower retried, writes in flight told their
 //! outcome is unknown only when their answer can no longer arrive).
 
@@ -98,7 +98,7 @@ pub(crate) enum Phase {
         deadline: Instant,
     },
     /// `close` needs a connection to send the session its Unregister (sessions are not
-    /// tied to connections, PROTOCOL.md §3): `conn` is being opened; closing at
+    /// tied to connections, [protocol](pyxis_proto::protocol) §3): `conn` is being opened; closing at
     /// `deadline` at the latest.
     ClosingConnect {
         conn: ConnId,
@@ -555,7 +555,7 @@ impl Client {
     /// Takes the answer by reference: it is large, and moving it costs a copy per answer.
     #[inline]
     pub(crate) fn on_response(&mut self, rsp: &mut rpc::Response, now: Instant) -> bool {
-        // An answer without xid is xid 0 (PROTOCOL.md §1), which the core never uses.
+        // An answer without xid is xid 0 (protocol §1), which the core never uses.
         let Some(xid) = rsp.xid else {
             return false;
         };

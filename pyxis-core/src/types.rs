@@ -32,7 +32,7 @@ pub enum CreateMode {
     Ephemeral,
 }
 
-/// A set of watch event types: a bit mask with the protocol's values (PROTOCOL.md §2).
+/// A set of watch event types: a bit mask with the protocol's values ([protocol](pyxis_proto::protocol) §2).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct EventMask(pub u32);
 
@@ -53,7 +53,7 @@ pub struct WatchSpec {
     pub path: String,
     /// Event types of interest.
     pub mask: EventMask,
-    /// Also match events on descendants (PROTOCOL.md §6).
+    /// Also match events on descendants ([protocol](pyxis_proto::protocol) §6).
     pub recursive: bool,
     /// One-shot or persistent.
     pub mode: WatchMode,

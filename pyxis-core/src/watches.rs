@@ -15,7 +15,7 @@
 //! (`arms`) sends the arm batches this registry asks for and hands their answers back.
 //!
 //! The server keeps at most one watch per (session, path) and does not merge masks
-//! (PROTOCOL.md §6), so the registration always includes every node event type: a watch
+//! ([protocol](pyxis_proto::protocol) §6), so the registration always includes every node event type: a watch
 //! added while it is set is covered at once (an event no watch asked for is not
 //! delivered, only re-armed). The recursive flag cannot be widened that way: a recursive
 //! watch added while a non-recursive registration is set gets it from the next re-arm
@@ -78,7 +78,7 @@ struct Baseline {
     /// A Children event reported exactly one change (one child added or removed) since
     /// `children` was seen.
     one_child_changed: bool,
-    /// The session that created the node (PROTOCOL.md §2): another one means another
+    /// The session that created the node ([protocol](pyxis_proto::protocol) §2): another one means another
     /// incarnation of the path.
     owner: Option<u64>,
     /// A digest of the data at `version`. Outside the proc tree data changes only with a

@@ -1,4 +1,5 @@
-//! One scripted exchange per behaviour of issue 3 (see the table in the crate docs).
+//! One scripted exchange per behaviour of the core (the behaviour -> test table is in the
+//! repository's TESTING.md).
 
 mod support;
 
