@@ -108,8 +108,21 @@ pub fn command() -> clap::Command {
             .collect();
         command = command.mut_subcommand(name, |sub| sub.args(copies));
     }
+    // dev reads --addrs as the addresses to listen on, not servers to reach: its own
+    // copy, with its own help.
+    let listen = command
+        .get_arguments()
+        .find(|arg| arg.get_id() == "addrs")
+        .map(|arg| arg.clone().global(false).help(DEV_ADDRS_HELP));
+    if let Some(listen) = listen {
+        command = command.mut_subcommand("dev", |sub| sub.arg(listen));
+    }
     command
 }
+
+/// The help of `--addrs` under `pyxis dev`.
+const DEV_ADDRS_HELP: &str = "Addresses the nodes listen on, ip:port separated by commas \
+     (one node each) [env: PYXIS_ADDRS]";
 
 /// Starts listening for Ctrl-C (SIGINT) and SIGTERM now and returns a future that
 /// completes on either. Registering before a command announces itself means a signal sent

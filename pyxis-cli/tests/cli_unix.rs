@@ -368,6 +368,26 @@ fn help_texts_have_no_backticks_and_dev_lists_only_its_options() {
         "{dev}"
     );
     assert!(!dev.contains("--timeout"), "dev ignores it: {dev}");
+    assert!(
+        dev.contains("Addresses the nodes listen on") && !dev.contains("followers redirect"),
+        "dev's --addrs are where it listens: {dev}"
+    );
+    // Before or after the subcommand, the addresses reach the command.
+    for argv in [
+        ["pyxis", "dev", "--addrs", "127.0.0.1:9"],
+        ["pyxis", "--addrs", "127.0.0.1:9", "dev"],
+    ] {
+        let matches = pyxis_cli::command()
+            .try_get_matches_from(argv)
+            .expect("parses");
+        let cli = <pyxis_cli::args::Cli as clap::FromArgMatches>::from_arg_matches(&matches)
+            .expect("a command line");
+        assert_eq!(
+            cli.global.addrs,
+            Some(vec!["127.0.0.1:9".to_owned()]),
+            "{argv:?}"
+        );
+    }
 }
 
 #[test]
