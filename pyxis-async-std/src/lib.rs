@@ -86,27 +86,29 @@ impl Deref for Client {
 struct AsyncIo;
 
 impl AsyncRuntime for AsyncIo {
-    type Stream = TcpStream;
+    type Reader = TcpStream;
+    type Writer = TcpStream;
 
-    async fn connect(addr: String) -> io::Result<TcpStream> {
+    async fn connect(addr: String) -> io::Result<(TcpStream, TcpStream)> {
         let stream = TcpStream::connect(addr.as_str()).await?;
         // Small frames must not wait for Nagle; failing to set it only costs latency.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        // Both halves share one socket (async-net streams are reference counted).
+        Ok((stream.clone(), stream))
     }
 
     fn read<'a>(
-        stream: &'a mut TcpStream,
+        reader: &'a mut TcpStream,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        stream.read(buf)
+        reader.read(buf)
     }
 
-    fn write_all<'a>(
-        stream: &'a mut TcpStream,
+    fn write<'a>(
+        writer: &'a mut TcpStream,
         data: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
-        stream.write_all(data)
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        writer.write(data)
     }
 
     async fn sleep_until(deadline: Instant) {

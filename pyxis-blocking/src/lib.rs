@@ -1,11 +1,12 @@
 //! # pyxis-blocking: the Pyxis client for plain threads
 //!
 //! No async runtime: `std::net` sockets, one driver thread that owns the sans-IO
-//! [`pyxis_core::Client`], and a reader thread per open connection (std has no
-//! readiness API). The driver sleeps on its channel until a command, a chunk of bytes or
-//! the core's next deadline arrives, so a request goes out the moment it is made: no busy
-//! polling, no sleep ticks. Every protocol decision is the core's; the API and the event
-//! routing are shared with the async adapters through `pyxis-client-common`.
+//! [`pyxis_core::Client`], and a reader and a writer thread per open connection (std has
+//! no readiness API, and the driver thread never blocks on a socket). The driver sleeps
+//! on its channel until a command, a chunk of bytes or the core's next deadline arrives,
+//! so a request goes out the moment it is made: no busy polling, no sleep ticks. Every
+//! protocol decision is the core's; the API, the event routing and the loop itself live
+//! in `pyxis-client-common`: this crate only starts it.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -30,13 +31,9 @@
 //! keeps at most [`Options::event_queue_bound`] unread events; past that the oldest are
 //! discarded and the next item read is a `Lagged(n)` error counting them.
 
-mod driver;
-
 use std::ops::Deref;
-use std::sync::Arc;
-use std::time::Instant;
 
-use pyxis_client_common::__private::{Driver, Handle};
+use pyxis_client_common::__private::blocking_loop;
 pub use pyxis_client_common::{
     BlockingClient, Bytes, ClientState, ConnectError, CreateMode, Error, EventMask, EventType,
     Lagged, Node, Options, ReadOptions, SessionEvent, SessionEvents, Stats, Timeout, Watch,
@@ -57,30 +54,16 @@ impl Client {
     /// once the driver runs, without waiting for the session: operations wait for it (up
     /// to their deadline), or use [`wait_connected`](BlockingClient::wait_connected).
     ///
-    /// Fails if the server list or options are invalid or the thread cannot be spawned.
+    /// # Errors
+    ///
+    /// The server list or options are invalid, or the thread cannot be spawned.
     pub fn connect<I, S>(addrs: I, options: Options) -> Result<Client, ConnectError>
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let driver = Driver::with_options(addrs, &options, Instant::now())?;
-        let (to_self, inbox) = std::sync::mpsc::channel();
-        let handle = Handle::new(
-            Arc::new(driver::Commands(to_self.clone())),
-            driver.status(),
-            &options,
-        );
-        let driver_loop = driver::Loop {
-            driver,
-            inbox,
-            to_self,
-            connect_timeout: options.connect_timeout,
-        };
-        std::thread::Builder::new()
-            .name("pyxis-driver".into())
-            .spawn(move || driver_loop.run())?;
         Ok(Client {
-            api: BlockingClient::new(handle),
+            api: blocking_loop::start(addrs, &options)?,
         })
     }
 }

@@ -17,9 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(30);
 const MAX: usize = 1024 * 1024;
 
 fn options(seed: u64) -> Options {
-    let mut options = Options::default();
-    options.seed = Some(seed);
-    options
+    Options::new().seed(seed)
 }
 
 fn client(cluster: &TestCluster, seed: u64) -> Client {
@@ -472,4 +470,69 @@ fn lock_release_between_the_waiters_two_steps() {
         waiter.create_ephemeral("/race-lock", "waiter").unwrap();
         waiter.delete("/race-lock").unwrap();
     }
+}
+
+/// A server that stops reading what the client writes never stops the client's
+/// timers: every request fails at its deadline (once the driver thread sat in
+/// `write_all` and nothing timed out at all). The connection is then given up
+/// (`Suspended`, a new connection), and the session reported `Lost` once that has
+/// lasted longer than the session timeout.
+#[test]
+fn a_peer_that_stops_reading_never_stops_the_timers() {
+    let server = pyxis_testkit::TestServer::start();
+    let proxy = pyxis_client_common::scenarios::StallingProxy::start(server.addr());
+    let a = Client::connect(
+        [proxy.addr()],
+        options(21).request_timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    a.wait_connected(PATIENCE).unwrap();
+    let events = a.session_events();
+    a.create("/big", "", CreateMode::Persistent).unwrap();
+    proxy.stop_reading();
+    let big = pyxis_blocking::Bytes::from(vec![7u8; 1000 * 1000]);
+    let start = Instant::now();
+    // 32 MB from 8 threads: far more than the socket buffers on both sides hold.
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (a, big) = (a.clone(), big.clone());
+            thread::spawn(move || (0..4).map(|_| a.write("/big", big.clone())).collect())
+        })
+        .collect();
+    for writer in writers {
+        let results: Vec<Result<(), Error>> = writer.join().unwrap();
+        for result in results {
+            assert!(
+                matches!(result, Err(Error::Timeout { .. })),
+                "write: {result:?}"
+            );
+        }
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(6),
+        "1 s deadlines kept while the server reads nothing: took {elapsed:?}"
+    );
+    session_event(&events, "suspended", |e| *e == SessionEvent::Suspended);
+    eventually("a new connection", || proxy.connections() >= 2);
+    session_event(&events, "lost", |e| *e == SessionEvent::Lost);
+    a.close();
+}
+
+/// With `close_on_expiry`, an expired session closes the client: `Expired`, `Closed`,
+/// and later calls fail with `Closed`.
+#[test]
+fn close_on_expiry_makes_expiry_terminal() {
+    let cluster = TestCluster::start(3);
+    let a = Client::connect(cluster.addrs(), options(22).close_on_expiry(true)).unwrap();
+    let sid = a.wait_connected(PATIENCE).unwrap();
+    let events = a.session_events();
+    assert!(cluster.expire_session(sid).unwrap());
+    let _ = a.exists("/");
+    session_event(&events, "expired", |e| {
+        *e == SessionEvent::Expired { old_sid: sid }
+    });
+    session_event(&events, "closed", |e| *e == SessionEvent::Closed);
+    assert_eq!(events.recv_timeout(PATIENCE), Ok(None));
+    assert_eq!(a.exists("/"), Err(Error::Closed));
 }

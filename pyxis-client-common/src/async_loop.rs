@@ -3,19 +3,24 @@
 //! implement that trait and spawn the loop [`start`] returns on their runtime.
 //!
 //! Owns: the loop that feeds the [`Driver`] (commands, connection events, bytes,
-//! deadlines) and performs its steps (connect, close, one `write_all` per `Transmit`).
-//! Must never make a protocol decision (no retry, no xid, no frame parsing) and never
-//! await the application: the only awaits are the socket, the timer and the command
-//! channel. Racing uses `futures-lite` combinators, which work under every runtime.
+//! deadlines) and performs its steps (connect, close, write). Writes never hold up the
+//! loop: the bytes of a `Transmit` are written as far as the socket takes them at once,
+//! and the rest waits in the loop's outbox, written whenever the socket is ready again,
+//! raced against commands, reads and the timer like any other input; the driver gives
+//! the connection up if the peer takes nothing for too long. Must never make a
+//! protocol decision (no retry, no xid, no frame parsing) and never await the
+//! application: the only awaits are the socket, the timer and the command channel.
+//! Racing uses `futures-lite` combinators, which work under every runtime.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use futures_lite::future::{self, FutureExt as _};
+use bytes::{Buf, Bytes};
+use futures_lite::future;
 
 use crate::driver::{Command, Driver, Step};
 use crate::handle::Handle;
@@ -26,28 +31,32 @@ use pyxis_core::{ConnId, IoAction};
 
 /// Commands taken from the channel at most per turn of the loop.
 const COMMAND_BATCH: usize = 256;
-/// A write that takes longer than this means the connection is dead.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What an async runtime provides to the adapter loop.
 pub trait AsyncRuntime: 'static {
-    /// The runtime's TCP stream.
-    type Stream: Send + 'static;
+    /// The reading half of the runtime's TCP stream.
+    type Reader: Send + 'static;
+    /// The writing half of the runtime's TCP stream.
+    type Writer: Send + 'static;
 
-    /// Connects to `addr` (`host:port`, resolved by the runtime) with `TCP_NODELAY` set.
-    fn connect(addr: String) -> impl Future<Output = io::Result<Self::Stream>> + Send + 'static;
+    /// Connects to `addr` (`host:port`, resolved by the runtime) with `TCP_NODELAY` set,
+    /// and splits the stream into its halves.
+    fn connect(
+        addr: String,
+    ) -> impl Future<Output = io::Result<(Self::Reader, Self::Writer)>> + Send + 'static;
 
     /// Reads what is available into `buf` (0: the peer closed). Must be cancel safe.
     fn read<'a>(
-        stream: &'a mut Self::Stream,
+        reader: &'a mut Self::Reader,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
 
-    /// Writes all of `data`.
-    fn write_all<'a>(
-        stream: &'a mut Self::Stream,
+    /// Writes some of `data` once the socket takes any, returning how much. Must be
+    /// cancel safe: a write dropped before it completes has written nothing.
+    fn write<'a>(
+        writer: &'a mut Self::Writer,
         data: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + Send + 'a;
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
 
     /// Completes at `deadline`, an instant of [`now`](Self::now)'s clock.
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
@@ -60,47 +69,106 @@ pub trait AsyncRuntime: 'static {
     }
 }
 
-type Connecting<S> = Pin<Box<dyn Future<Output = io::Result<S>> + Send>>;
+type Connecting<R> = Pin<
+    Box<
+        dyn Future<Output = io::Result<(<R as AsyncRuntime>::Reader, <R as AsyncRuntime>::Writer)>>
+            + Send,
+    >,
+>;
 
 /// The connection the core asked for, if any (the core uses one at a time).
-enum Link<R: AsyncRuntime> {
-    None,
-    Connecting(ConnId, Connecting<R::Stream>),
-    Up(ConnId, R::Stream),
+struct Link<R: AsyncRuntime> {
+    conn: Option<ConnId>,
+    connecting: Option<Connecting<R>>,
+    reader: Option<R::Reader>,
+    writer: Option<R::Writer>,
+    /// What is still to be written on it, oldest first.
+    outbox: VecDeque<Bytes>,
 }
 
 /// What woke the loop.
-enum Input<S> {
+enum Input<R: AsyncRuntime> {
     /// Commands were taken into the batch (`false`: every handle is gone).
     Commands(bool),
-    Connected(ConnId, S),
+    Connected(ConnId, R::Reader, R::Writer),
     Data(ConnId, usize),
+    Wrote(ConnId, usize),
     Closed(ConnId, io::Error),
     Timeout,
 }
 
 impl<R: AsyncRuntime> Link<R> {
-    fn conn(&self) -> Option<ConnId> {
-        match self {
-            Link::None => None,
-            Link::Connecting(conn, _) | Link::Up(conn, _) => Some(*conn),
+    fn none() -> Link<R> {
+        Link {
+            conn: None,
+            connecting: None,
+            reader: None,
+            writer: None,
+            outbox: VecDeque::new(),
         }
     }
 
-    /// The next event of the connection; pending forever when there is none. Cancel
-    /// safe: a read that loses the race has consumed nothing.
-    async fn next(&mut self, buf: &mut [u8]) -> Input<R::Stream> {
-        match self {
-            Link::None => future::pending().await,
-            Link::Connecting(conn, connecting) => match connecting.await {
-                Ok(stream) => Input::Connected(*conn, stream),
-                Err(e) => Input::Closed(*conn, e),
+    /// Drops the connection (closing the socket) and what was left to write on it.
+    fn drop_conn(&mut self) {
+        *self = Link::none();
+    }
+
+    /// The next event of the connection's reading side, or of its opening; pending
+    /// forever when there is none. Cancel safe: a read that loses the race has consumed
+    /// nothing.
+    async fn next_read(
+        conn: Option<ConnId>,
+        connecting: &mut Option<Connecting<R>>,
+        reader: &mut Option<R::Reader>,
+        buf: &mut [u8],
+    ) -> Input<R> {
+        let Some(conn) = conn else {
+            return future::pending().await;
+        };
+        if let Some(connecting) = connecting {
+            return match connecting.await {
+                Ok((reader, writer)) => Input::Connected(conn, reader, writer),
+                Err(e) => Input::Closed(conn, e),
+            };
+        }
+        match reader {
+            Some(reader) => match R::read(reader, buf).await {
+                Ok(0) => Input::Closed(conn, io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => Input::Data(conn, n),
+                Err(e) => Input::Closed(conn, e),
             },
-            Link::Up(conn, stream) => match R::read(stream, buf).await {
-                Ok(0) => Input::Closed(*conn, io::ErrorKind::UnexpectedEof.into()),
-                Err(e) => Input::Closed(*conn, e),
-                Ok(n) => Input::Data(*conn, n),
+            None => future::pending().await,
+        }
+    }
+
+    /// The next progress of the outbox; pending forever when there is nothing to write.
+    async fn next_write(
+        conn: Option<ConnId>,
+        writer: &mut Option<R::Writer>,
+        outbox: &VecDeque<Bytes>,
+    ) -> Input<R> {
+        match (conn, writer, outbox.front()) {
+            (Some(conn), Some(writer), Some(data)) => match R::write(writer, data).await {
+                Ok(0) => Input::Closed(conn, io::ErrorKind::WriteZero.into()),
+                Ok(n) => Input::Wrote(conn, n),
+                Err(e) => Input::Closed(conn, e),
             },
+            _ => future::pending().await,
+        }
+    }
+
+    /// Takes `n` written bytes off the outbox.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.outbox.front_mut() else {
+                return;
+            };
+            let take = n.min(front.len());
+            front.advance(take);
+            n -= take;
+            if front.is_empty() {
+                self.outbox.pop_front();
+            }
         }
     }
 }
@@ -108,7 +176,9 @@ impl<R: AsyncRuntime> Link<R> {
 /// Builds a client for these servers (`host:port`) and the loop that drives it, for an
 /// async adapter to spawn on its runtime: the client works once the loop runs.
 ///
-/// Fails if the server list or options are invalid.
+/// # Errors
+///
+/// The server list or options are invalid.
 pub fn start<R, I, S>(
     addrs: I,
     options: &Options,
@@ -126,7 +196,7 @@ where
 
 /// Runs the client until it is closed (by `close`, or by the last handle being dropped).
 pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
-    let mut link = Link::<R>::None;
+    let mut link = Link::<R>::none();
     let mut buf = ReadBuffer::new();
     let mut handles_open = true;
     // The commands taken in one turn; its capacity is swapped with the channel's queue.
@@ -167,13 +237,23 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
             }
             Input::Timeout
         };
-        // `race_with_seed` polls the ready branches in random order, so that neither a stream of
-        // commands nor a chatty server can starve the other or the timer.
-        //
-        // The order is drawn from a seed that changes every turn, not from a thread's
-        // entropy, so that the same inputs give the same order (a simulation replays).
+        let Link {
+            conn,
+            connecting,
+            reader,
+            writer,
+            outbox,
+        } = &mut link;
+        let read = Link::<R>::next_read(*conn, connecting, reader, buf.space());
+        let write = Link::<R>::next_write(*conn, writer, outbox);
+        // `race_with_seed` polls the ready branches in random order, so that neither a
+        // stream of commands nor a chatty server nor a slow reader can starve the others
+        // or the timer. The order is drawn from a seed that changes every turn, not from
+        // a thread's entropy, so that the same inputs give the same order (a simulation
+        // replays).
         turn = turn.wrapping_add(1);
-        let inner = future::race_with_seed(command, link.next(buf.space()), turn);
+        let io = future::race_with_seed(read, write, turn.rotate_left(17));
+        let inner = future::race_with_seed(command, io, turn);
         let input = future::race_with_seed(inner, alarm, !turn).await;
         let now = R::now();
         match input {
@@ -189,53 +269,75 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                 handles_open = false;
                 driver.command(Command::HandlesGone, now);
             }
-            Input::Connected(conn, stream) => {
-                link = Link::Up(conn, stream);
+            Input::Connected(conn, reader, writer) => {
+                link.connecting = None;
+                link.reader = Some(reader);
+                link.writer = Some(writer);
                 driver.handle_connected(conn, now);
             }
             Input::Data(conn, n) => {
                 driver.handle_data(conn, buf.filled(n), now);
                 buf.fit(n);
             }
+            Input::Wrote(conn, n) => {
+                link.consume(n);
+                driver.handle_written(conn, n, now);
+            }
             Input::Closed(conn, cause) => {
-                link = Link::None;
+                link.drop_conn();
                 driver.handle_closed(conn, &cause, now);
             }
             Input::Timeout => {
                 // The armed timer may be for an earlier deadline than the driver's now
                 // (the deadline moved later meanwhile): then only re-arm.
                 timer = None;
-                if driver.deadline().is_some_and(|at| at <= now) {
-                    driver.handle_timeout(now);
-                }
             }
         }
+        // The one rule for deadlines, whatever woke the loop.
+        driver.handle_due(now);
     }
 }
 
-/// Carries out one step of the core.
+/// Carries out one step of the core. A write goes out at once as far as the socket
+/// takes it (one attempt, never waiting); the rest waits in the outbox.
 async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut Driver) {
     match step {
         Step::Io(IoAction::Connect { conn, addr }) => {
-            *link = Link::Connecting(conn, Box::pin(R::connect(addr)));
+            *link = Link::none();
+            link.conn = Some(conn);
+            link.connecting = Some(Box::pin(R::connect(addr)));
         }
-        Step::Io(IoAction::Close { conn }) if link.conn() == Some(conn) => *link = Link::None,
+        Step::Io(IoAction::Close { conn }) if link.conn == Some(conn) => link.drop_conn(),
         Step::Transmit(transmit) => {
-            let Link::Up(conn, stream) = link else {
-                return;
-            };
-            if *conn != transmit.conn {
+            if link.conn != Some(transmit.conn) {
                 return;
             }
-            let write = async { R::write_all(stream, &transmit.data).await.is_ok() };
-            let expire = async {
-                R::sleep_until(R::now() + WRITE_TIMEOUT).await;
-                false
-            };
-            if !write.or(expire).await {
-                let conn = *conn;
-                *link = Link::None;
-                driver.handle_closed(conn, &"write failed or stalled", R::now());
+            let mut data = transmit.data;
+            if link.outbox.is_empty() {
+                if let Some(writer) = &mut link.writer {
+                    match future::poll_once(R::write(writer, &data)).await {
+                        Some(Ok(n)) if n > 0 => {
+                            data.advance(n.min(data.len()));
+                            driver.handle_written(transmit.conn, n, R::now());
+                        }
+                        Some(Ok(_)) => {
+                            let cause = io::Error::from(io::ErrorKind::WriteZero);
+                            link.drop_conn();
+                            driver.handle_closed(transmit.conn, &cause, R::now());
+                            return;
+                        }
+                        Some(Err(cause)) => {
+                            link.drop_conn();
+                            driver.handle_closed(transmit.conn, &cause, R::now());
+                            return;
+                        }
+                        // The socket takes nothing now: the loop writes it when it can.
+                        None => {}
+                    }
+                }
+            }
+            if !data.is_empty() {
+                link.outbox.push_back(data);
             }
         }
         _ => {}

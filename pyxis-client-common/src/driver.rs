@@ -17,8 +17,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use pyxis_core::{
-    Client, Config, ConfigError, Error, Event, IoAction, Op, Reply, RequestId, SessionState,
-    Transmit, WatchEvent, WatchId,
+    Client, Config, ConfigError, ConnId, Error, Event, IoAction, Op, Reply, RequestId,
+    SessionState, Transmit, WatchEvent, WatchId,
 };
 
 use crate::log;
@@ -74,8 +74,52 @@ pub enum Command {
 pub enum Step {
     /// Open or close a connection (`IoAction::Connect` / `IoAction::Close`).
     Io(IoAction),
-    /// Write these bytes on their connection, after whatever is still unwritten on it.
+    /// Write these bytes on their connection, after whatever is still unwritten on it,
+    /// without waiting for the peer to take them: report what it took with
+    /// [`Driver::handle_written`].
     Transmit(Transmit),
+}
+
+/// The bytes handed to the adapter for the current connection and not yet written, and
+/// since when they have made no progress: a peer that takes none of them for longer
+/// than [`Driver::write_stall_bound`] is given up.
+#[derive(Debug, Default)]
+struct Unwritten {
+    conn: Option<ConnId>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+impl Unwritten {
+    fn queued(&mut self, conn: ConnId, len: usize, now: Instant) {
+        if self.conn != Some(conn) {
+            *self = Unwritten {
+                conn: Some(conn),
+                ..Unwritten::default()
+            };
+        }
+        self.bytes += len;
+        self.since.get_or_insert(now);
+    }
+
+    fn written(&mut self, conn: ConnId, n: usize, now: Instant) {
+        if self.conn == Some(conn) {
+            self.bytes = self.bytes.saturating_sub(n);
+            self.since = (self.bytes > 0).then_some(now);
+        }
+    }
+
+    fn forget(&mut self, conn: ConnId) {
+        if self.conn == Some(conn) {
+            *self = Unwritten::default();
+        }
+    }
+
+    /// The stalled connection, if its bytes have waited `bound` at `now`.
+    fn stalled(&self, now: Instant, bound: Duration) -> Option<(ConnId, Duration)> {
+        let waited = now.saturating_duration_since(self.since?);
+        (waited >= bound).then_some((self.conn?, waited))
+    }
 }
 
 /// Hashes the core's request and watch ids. They are counters the core assigns (never
@@ -122,6 +166,9 @@ pub struct Driver {
     shown: ClientState,
     suspension: Suspension,
     close_on_expiry: bool,
+    unwritten: Unwritten,
+    /// A connection the driver gave up (its writes stalled): the adapter closes it.
+    abandoned: Option<ConnId>,
 }
 
 impl Driver {
@@ -141,6 +188,8 @@ impl Driver {
             shown: ClientState::Connecting,
             suspension: Suspension::default(),
             close_on_expiry: false,
+            unwritten: Unwritten::default(),
+            abandoned: None,
         })
     }
 
@@ -207,30 +256,37 @@ impl Driver {
     }
 
     /// The connection `conn` is open.
-    pub fn handle_connected(&mut self, conn: pyxis_core::ConnId, now: Instant) {
+    pub fn handle_connected(&mut self, conn: ConnId, now: Instant) {
         log::connected(conn);
         self.core.handle_connected(conn, now);
     }
 
     /// Bytes arrived on `conn`.
-    pub fn handle_data(&mut self, conn: pyxis_core::ConnId, data: &[u8], now: Instant) {
+    pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         self.core.handle_data(conn, data, now);
     }
 
     /// The connection `conn` failed to open, broke, or was closed by the peer; `cause`
     /// says why, for the log.
-    pub fn handle_closed(
-        &mut self,
-        conn: pyxis_core::ConnId,
-        cause: &dyn std::fmt::Display,
-        now: Instant,
-    ) {
+    pub fn handle_closed(&mut self, conn: ConnId, cause: &dyn std::fmt::Display, now: Instant) {
         log::conn_died(conn, cause);
+        self.unwritten.forget(conn);
         self.core.handle_closed(conn, now);
+    }
+
+    /// `n` more bytes of what [`Step::Transmit`] handed over for `conn` were written.
+    pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
+        self.unwritten.written(conn, n, now);
     }
 
     /// The deadline from [`deadline`](Self::deadline) has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some((conn, waited)) = self.unwritten.stalled(now, self.write_stall_bound()) {
+            log::write_stalled(conn, waited);
+            self.unwritten.forget(conn);
+            self.abandoned = Some(conn);
+            self.core.handle_closed(conn, now);
+        }
         self.core.handle_timeout(now);
         let (expired, waiting) = std::mem::take(&mut self.connect_waiters)
             .into_iter()
@@ -273,14 +329,23 @@ impl Driver {
     /// returns `None`, every event has been delivered and the adapter waits for the next
     /// input or [`deadline`](Self::deadline).
     pub fn next_step(&mut self, now: Instant) -> Option<Step> {
+        if let Some(conn) = self.abandoned.take() {
+            return Some(Step::Io(IoAction::Close { conn }));
+        }
         if let Some(action) = self.core.poll_io() {
-            if let IoAction::Connect { conn, addr } = &action {
-                self.status.count(Counter::ConnectAttempts, 1);
-                log::connecting(*conn, addr);
+            match &action {
+                IoAction::Connect { conn, addr } => {
+                    self.status.count(Counter::ConnectAttempts, 1);
+                    log::connecting(*conn, addr);
+                }
+                IoAction::Close { conn } => self.unwritten.forget(*conn),
+                _ => {}
             }
             return Some(Step::Io(action));
         }
         if let Some(transmit) = self.core.poll_transmit() {
+            self.unwritten
+                .queued(transmit.conn, transmit.data.len(), now);
             return Some(Step::Transmit(transmit));
         }
         // Before routing: a caller woken by an event must see the session id it implies.
@@ -405,8 +470,10 @@ impl Driver {
                 return;
             }
         };
-        // Subscribers first: a waiter woken below may subscribe at once, and must not
-        // then receive the event that woke it.
+        // The state first: a subscriber woken by the event must see the state it implies.
+        // Subscribers before waiters: a waiter woken below may subscribe at once, and
+        // must not then receive the event that woke it.
+        self.show_state();
         self.publish(&event);
         match &event {
             SessionEvent::Connected { sid } => {

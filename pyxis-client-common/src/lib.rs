@@ -54,6 +54,8 @@ mod watch;
 #[doc(hidden)]
 pub mod async_loop;
 #[doc(hidden)]
+pub mod blocking_loop;
+#[doc(hidden)]
 pub mod driver;
 #[doc(hidden)]
 pub mod inbox;
@@ -82,6 +84,7 @@ pub use pyxis_core::{CreateMode, Error, EventMask, EventType, Node, WatchEvent, 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::async_loop::{self, AsyncRuntime};
+    pub use crate::blocking_loop;
     pub use crate::driver::{self, Command, Driver, Step};
     pub use crate::handle::{CommandSink, Handle};
     pub use crate::inbox::{self, command_channel, AsyncCommands, CommandInbox};

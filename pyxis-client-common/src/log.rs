@@ -90,3 +90,12 @@ pub(crate) fn lagged(what: &str, dropped: u64) {
 pub(crate) fn unknown_session_event(event: &pyxis_core::SessionEvent) {
     record!(debug, ?event, "session event not shown to applications");
 }
+
+pub(crate) fn write_stalled(conn: ConnId, waited: Duration) {
+    record!(
+        warn,
+        conn = conn.0,
+        ?waited,
+        "the server takes none of what we write; giving the connection up"
+    );
+}

@@ -42,6 +42,7 @@ pub use pyxis_client_common::{
     WatchEvent,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 /// A Pyxis client on tokio. Clones share one connection and session; dropping the last
@@ -102,27 +103,28 @@ impl Deref for Client {
 struct Tokio;
 
 impl AsyncRuntime for Tokio {
-    type Stream = TcpStream;
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
 
-    async fn connect(addr: String) -> io::Result<TcpStream> {
+    async fn connect(addr: String) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
         let stream = TcpStream::connect(addr).await?;
         // Small frames must not wait for Nagle; failing to set it only costs latency.
         let _ = stream.set_nodelay(true);
-        Ok(stream)
+        Ok(stream.into_split())
     }
 
     fn read<'a>(
-        stream: &'a mut TcpStream,
+        reader: &'a mut OwnedReadHalf,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        stream.read(buf)
+        reader.read(buf)
     }
 
-    fn write_all<'a>(
-        stream: &'a mut TcpStream,
+    fn write<'a>(
+        writer: &'a mut OwnedWriteHalf,
         data: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
-        stream.write_all(data)
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        writer.write(data)
     }
 
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {

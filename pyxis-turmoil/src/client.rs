@@ -11,6 +11,7 @@ use std::time::Instant;
 use pyxis_client_common::__private::AsyncRuntime;
 use pyxis_tokio::{Client, ConnectError, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use turmoil::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use turmoil::net::TcpStream;
 
 use crate::clock;
@@ -38,24 +39,25 @@ where
 struct Turmoil;
 
 impl AsyncRuntime for Turmoil {
-    type Stream = TcpStream;
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
 
-    async fn connect(addr: String) -> io::Result<TcpStream> {
-        TcpStream::connect(addr).await
+    async fn connect(addr: String) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
+        Ok(TcpStream::connect(addr).await?.into_split())
     }
 
     fn read<'a>(
-        stream: &'a mut TcpStream,
+        reader: &'a mut OwnedReadHalf,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        stream.read(buf)
+        reader.read(buf)
     }
 
-    fn write_all<'a>(
-        stream: &'a mut TcpStream,
+    fn write<'a>(
+        writer: &'a mut OwnedWriteHalf,
         data: &'a [u8],
-    ) -> impl Future<Output = io::Result<()>> + Send + 'a {
-        stream.write_all(data)
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        writer.write(data)
     }
 
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {

@@ -703,3 +703,70 @@ pub async fn lock_release_between_the_waiters_two_steps(h: Harness) {
         EventType::Delete
     );
 }
+
+/// A server that stops reading what the client writes (its socket buffers fill) never
+/// stops the client's timers: every request still fails at its deadline (once the
+/// driver sat in a write for 10 s, or forever in the blocking client). The connection
+/// is then given up like a silent one (`Suspended`, a new connection), and once that has
+/// lasted longer than the session timeout the session is reported `Lost`.
+pub async fn a_peer_that_stops_reading_never_stops_the_timers(h: Harness) {
+    use std::time::Instant;
+    let server = pyxis_testkit::TestServer::start();
+    let proxy = super::StallingProxy::start(server.addr());
+    let opts = options(21).request_timeout(Duration::from_secs(1));
+    let a = h.client(vec![proxy.addr()], opts).await;
+    let mut events = a.session_events();
+    a.create("/big", "", CreateMode::Persistent).await.unwrap();
+    proxy.stop_reading();
+    let big = bytes::Bytes::from(vec![7u8; 1000 * 1000]);
+    let start = Instant::now();
+    // 32 MB: far more than the socket buffers on both sides hold.
+    let writes: Vec<_> = (0..32).map(|_| a.write("/big", big.clone())).collect();
+    let read = a.read("/big");
+    for write in writes {
+        let result = within(PATIENCE, "stalled write", write).await;
+        assert!(
+            matches!(result, Err(Error::Timeout { .. })),
+            "write: {result:?}"
+        );
+    }
+    let read = within(PATIENCE, "stalled read", read).await;
+    assert!(matches!(read, Err(Error::Timeout { .. })), "read: {read:?}");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "1 s deadlines kept while the server reads nothing: took {elapsed:?}"
+    );
+    session_event(&mut events, "suspended", |e| *e == SessionEvent::Suspended).await;
+    assert!(
+        matches!(a.state(), crate::ClientState::Disconnected { .. }),
+        "{:?}",
+        a.state()
+    );
+    eventually("a new connection", || proxy.connections() >= 2).await;
+    session_event(&mut events, "lost", |e| *e == SessionEvent::Lost).await;
+    assert!(a.stats().reconnects >= 1, "{:?}", a.stats());
+    within(PATIENCE, "close", a.close()).await;
+}
+
+/// With `close_on_expiry`, an expired session closes the client instead of going on
+/// with a new one: `Expired`, then `Closed`, and later calls fail with `Closed`.
+pub async fn close_on_expiry_makes_expiry_terminal(h: Harness) {
+    let cluster = TestCluster::start(3);
+    let a = h
+        .client(cluster.addrs(), options(22).close_on_expiry(true))
+        .await;
+    let sid = sid_of(&a);
+    let mut events = a.session_events();
+    assert!(cluster.expire_session(sid).unwrap());
+    let _ = a.exists("/").await;
+    let expired = session_event(&mut events, "expired", |e| {
+        matches!(e, SessionEvent::Expired { .. })
+    })
+    .await;
+    assert_eq!(expired, SessionEvent::Expired { old_sid: sid });
+    session_event(&mut events, "closed", |e| *e == SessionEvent::Closed).await;
+    assert_eq!(within(PATIENCE, "ended", events.next()).await, None);
+    assert_eq!(a.exists("/").await, Err(Error::Closed));
+    assert_eq!(a.state(), crate::ClientState::Closed);
+}

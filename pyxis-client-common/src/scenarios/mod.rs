@@ -12,7 +12,11 @@
 mod cases;
 
 use std::future::Future;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_lite::FutureExt as _;
@@ -91,7 +95,9 @@ macro_rules! async_scenarios {
             duration_max_waits_without_a_deadline,
             session_events_end_after_close,
             calls_are_sent_in_call_order,
-            lock_release_between_the_waiters_two_steps);
+            lock_release_between_the_waiters_two_steps,
+            a_peer_that_stops_reading_never_stops_the_timers,
+            close_on_expiry_makes_expiry_terminal);
     };
     (@each $block_on:path, $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -105,4 +111,79 @@ macro_rules! async_scenarios {
             }
         )*
     };
+}
+
+/// A hostile peer: a TCP proxy on 127.0.0.1 in front of `upstream` that forwards both
+/// ways until [`stop_reading`](Self::stop_reading), then stops reading what clients send
+/// (on every connection, present and later) while still forwarding what the server
+/// sends. Counts the connections it accepted.
+pub struct StallingProxy {
+    addr: String,
+    reading: Arc<AtomicBool>,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl StallingProxy {
+    /// Starts the proxy (its threads live as long as the test process).
+    pub fn start(upstream: String) -> StallingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let reading = Arc::new(AtomicBool::new(true));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (reading.clone(), accepted.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                let (mut server_r, mut client_w) = (server, client);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_r, &mut client_w);
+                });
+                let flag = flag.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 16 * 1024];
+                    loop {
+                        if !flag.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(20));
+                            continue;
+                        }
+                        match client_r.read(&mut buf) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => {
+                                if server_w.write_all(&buf[..n]).is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        StallingProxy {
+            addr,
+            reading,
+            accepted,
+        }
+    }
+
+    /// The proxy's address, for the client.
+    pub fn addr(&self) -> String {
+        self.addr.clone()
+    }
+
+    /// From now on, reads nothing more from clients.
+    pub fn stop_reading(&self) {
+        self.reading.store(false, Ordering::SeqCst);
+    }
+
+    /// How many connections it accepted.
+    pub fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
 }
