@@ -114,6 +114,12 @@ pub enum Command {
     Watch(WatchArgs),
     /// List live sessions (the /pyxis/session proc tree).
     Sessions,
+    /// Run a command while holding the lock NAME (an ephemeral node); exit with its exit
+    /// code. No fairness among waiters (see pyxis-recipes' Lock).
+    Lock(LockArgs),
+    /// Stand as a candidate in the election NAME and print each change of leadership
+    /// until Ctrl-C.
+    Elect(ElectArgs),
     /// Print the current leader and the server list (/pyxis/cluster).
     Leader,
     /// Start a local test cluster, print its addresses and serve until Ctrl-C.
@@ -168,6 +174,30 @@ pub struct WatchArgs {
     /// Stop after this many events.
     #[arg(short = 'n', long, value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
+}
+
+/// Arguments of `pyxis lock`.
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The lock's node (its missing parents are created).
+    pub name: String,
+    /// Give up (exit code 6) if the lock is not free within this long (default: wait
+    /// forever).
+    #[arg(long, value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// The command and its arguments, after --.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `pyxis elect`.
+#[derive(Debug, Args)]
+pub struct ElectArgs {
+    /// The election's node (its missing parents are created).
+    pub name: String,
+    /// Stored in the leader's node so others can see who leads.
+    #[arg(long)]
+    pub id: Option<String>,
 }
 
 pub use crate::dev::DevArgs;

@@ -144,6 +144,8 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
         Command::Watch(args) => watch(client, json, args).await,
         Command::Sessions => sessions(client, json).await,
         Command::Leader => leader::leader(client, json, global.timeout).await,
+        Command::Lock(args) => crate::recipes::lock(client, args).await,
+        Command::Elect(args) => crate::recipes::elect(client, json, args).await,
         Command::Dev(_) | Command::Bench(_) | Command::Completions { .. } | Command::Man { .. } => {
             Err(CliError::Usage(
                 "dev, bench, completions and man do not run on a client session".into(),

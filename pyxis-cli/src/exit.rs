@@ -96,6 +96,21 @@ pub enum CliError {
         /// Why.
         reason: String,
     },
+    /// A recipe (`lock`, `elect`) on `path` failed for a reason of its own (a lock lost
+    /// while its command ran, a wait that ran out).
+    #[error("{op} {path}: {reason}")]
+    Recipe {
+        /// The command.
+        op: &'static str,
+        /// The lock's or election's node.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The command `pyxis lock` ran ended with this exit code (128 + signal if killed),
+    /// which `pyxis` exits with, quietly.
+    #[error("the command exited with code {0}")]
+    Exit(u8),
     /// The local test cluster could not start.
     #[error("cannot start the dev cluster: {0}")]
     Dev(String),
@@ -129,7 +144,10 @@ impl CliError {
         match self {
             CliError::StdoutClosed => ExitStatus::Success,
             CliError::Request { source, .. } => status_of(source),
-            CliError::Connect { .. } | CliError::WatchEnded { .. } => ExitStatus::Connection,
+            CliError::Connect { .. } | CliError::WatchEnded { .. } | CliError::Recipe { .. } => {
+                ExitStatus::Connection
+            }
+            CliError::Exit(_) => ExitStatus::Failure,
             CliError::Usage(_) => ExitStatus::Usage,
             CliError::Io(_) | CliError::Dev(_) | CliError::Bench(_) => ExitStatus::Failure,
         }

@@ -1,7 +1,8 @@
 //! # pyxis-cli: the `pyxis` command line
 //!
 //! Browse and change a Pyxis tree (`ls`, `get`, `create`, `set`, `rm`, `tree`), stream its
-//! events (`watch`), inspect the cluster (`sessions`, `leader`), run a local test cluster
+//! events (`watch`), inspect the cluster (`sessions`, `leader`), run a command under a lock
+//! (`lock`) or stand in an election (`elect`), run a local test cluster
 //! (`dev`) and benchmark the client against a raw-frame floor (`bench`); print shell
 //! completions (`completions`) and its manual page (`man`). Install with
 //! `cargo install pyxis-cli` (or `cargo install --path pyxis-cli` from a checkout); the
@@ -28,6 +29,7 @@ pub mod dev;
 pub mod exit;
 pub mod leader;
 pub mod output;
+pub mod recipes;
 pub mod walk;
 
 use std::process::ExitCode;
@@ -51,6 +53,8 @@ Exit codes:
   5  invalid argument: bad path, data too large, node has children, parent ephemeral,
      create or rm under /pyxis
   6  connection: cluster unreachable, timeout, no leader, session lost
+     (also: a lock not free within --wait, or lost while its command ran)
+pyxis lock exits with its command's exit code (128 + signal if it was killed).
 
 Ctrl-C (SIGINT) and SIGTERM end a command gracefully: its session is closed, so the
 ephemeral node of create --ephemeral is deleted at once.";
@@ -72,6 +76,8 @@ pub fn run() -> ExitCode {
         // The reader of our output went away (`| head -1`): nothing left to say, as with
         // other Unix tools; see EXIT_CODES_HELP.
         Err(CliError::StdoutClosed) => ExitStatus::Success.into(),
+        // `pyxis lock`'s command failed: its own exit code, nothing more to say.
+        Err(CliError::Exit(code)) => ExitCode::from(code),
         Err(e) => {
             // The message may carry server-supplied text (reasons, paths): escaped, so
             // it stays one line and cannot drive the terminal.
