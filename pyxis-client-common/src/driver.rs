@@ -338,7 +338,10 @@ impl Driver {
                     self.status.count(Counter::ConnectAttempts, 1);
                     log::connecting(*conn, addr);
                 }
-                IoAction::Close { conn } => self.unwritten.forget(*conn),
+                IoAction::Close { conn } => {
+                    log::conn_dropped(*conn);
+                    self.unwritten.forget(*conn);
+                }
                 _ => {}
             }
             return Some(Step::Io(action));

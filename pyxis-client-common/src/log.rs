@@ -41,18 +41,26 @@ pub(crate) fn conn_died(conn: ConnId, cause: &dyn Display) {
     record!(info, conn = conn.0, %cause, "connection closed");
 }
 
+pub(crate) fn conn_dropped(conn: ConnId) {
+    record!(
+        info,
+        conn = conn.0,
+        cause = "given up by the client (bad frame, liveness, redirect or close)",
+        "connection closed"
+    );
+}
+
 pub(crate) fn session_up(sid: u64, suspended_since: Option<Instant>, now: Instant) {
-    match suspended_since {
-        Some(since) => {
-            let after: Duration = now.saturating_duration_since(since);
-            record!(
-                info,
-                sid = format_args!("{sid:#x}"),
-                ?after,
-                "session resumed"
-            );
-        }
-        None => record!(info, sid = format_args!("{sid:#x}"), "session established"),
+    if let Some(since) = suspended_since {
+        let after: Duration = now.saturating_duration_since(since);
+        record!(
+            info,
+            sid = format_args!("{sid:#x}"),
+            ?after,
+            "session resumed"
+        );
+    } else {
+        record!(info, sid = format_args!("{sid:#x}"), "session established");
     }
 }
 
