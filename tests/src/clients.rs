@@ -88,6 +88,12 @@ pub(crate) struct Incarnation {
     pub started: u64,
     /// Whether it started by resuming a session.
     pub resumed: bool,
+    /// Writes the server answered kNotLeader and not sent again, with the link.
+    pub refused: BTreeMap<RequestId, usize>,
+    /// The session `close` must end (its sid when `close` was called).
+    pub closing_sid: Option<u64>,
+    /// `CloseUnconfirmed` was reported.
+    pub close_unconfirmed: bool,
 }
 
 impl World {
@@ -136,6 +142,9 @@ impl World {
             connected_sids: Vec::new(),
             started: self.now,
             resumed: resume.is_some(),
+            refused: BTreeMap::new(),
+            closing_sid: None,
+            close_unconfirmed: false,
         });
         self.slots[slot] = idx;
         self.drain_client(idx);
@@ -180,6 +189,7 @@ impl World {
         self.record(("open", client, link), || {
             format!("client {client}: {conn:?} (link {link}) open")
         });
+        self.links[link].last_frame_at = self.now;
         self.clients[client].core.handle_connected(conn, now);
         self.drain_client_on(client, Some(link));
     }
@@ -191,7 +201,9 @@ impl World {
             format!("client {client}: {} bytes on link {link}", data.len())
         });
         let before = self.clients[client].core.state();
-        self.clients[client].core.handle_data(conn, data, now);
+        let data = self.delivered_to_client(client, link, data);
+        self.clients[client].core.handle_data(conn, &data, now);
+        self.drop_on_not_leader(client, link, conn, &data);
         let c = &mut self.clients[client];
         // A session came up on this input: its first transmit carries the re-registrations.
         c.session_came_up = before == pyxis_core::SessionState::Registering
@@ -269,6 +281,7 @@ impl World {
                 } else {
                     t.data.clone()
                 };
+                self.note_client_requests(client, &data);
                 if let Some(link) = self.clients[client].links.get(&t.conn).copied() {
                     self.record(
                         ("transmit", client, link, crate::trace::bytes_key(&data)),
@@ -395,7 +408,11 @@ impl World {
             Event::Session(SessionEvent::Disconnected) => {
                 self.clients[client].up_link = None;
             }
+            Event::Session(SessionEvent::CloseUnconfirmed { .. }) => {
+                self.clients[client].close_unconfirmed = true;
+            }
             Event::Session(SessionEvent::Closed) => {
+                self.check_closed(client);
                 let c = &mut self.clients[client];
                 c.closed = true;
                 c.up_link = None;
@@ -411,6 +428,7 @@ impl World {
     }
 
     fn on_completed(&mut self, client: usize, id: RequestId, result: Result<Reply, Error>) {
+        self.check_not_leader_unknown(client, id, &result);
         let now = self.now;
         let Some(p) = self.clients[client].pending.remove(&id) else {
             self.violation(

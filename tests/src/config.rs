@@ -21,15 +21,23 @@ pub enum Variant {
     /// The ping deadline is pushed an hour out, so a silently dead connection is never
     /// noticed.
     NoPingLiveness,
+    /// The connection is given up at the first kNotLeader answer, failing the other
+    /// writes in flight on it as unknown although their refusals are on the way.
+    DropOnNotLeader,
+    /// Any answer to the Unregister of `close` is taken as done (kNotLeader and kAgain
+    /// answers are rewritten to success before the core sees them).
+    CloseTakesAnyAnswer,
 }
 
 impl Variant {
     /// Every variant, correct first.
-    pub const ALL: [Variant; 4] = [
+    pub const ALL: [Variant; 6] = [
         Variant::Correct,
         Variant::NoWatchReregistration,
         Variant::RetryUnknownWrites,
         Variant::NoPingLiveness,
+        Variant::DropOnNotLeader,
+        Variant::CloseTakesAnyAnswer,
     ];
 
     /// The command-line name.
@@ -39,6 +47,8 @@ impl Variant {
             Variant::NoWatchReregistration => "no-watch-reregistration",
             Variant::RetryUnknownWrites => "retry-unknown-writes",
             Variant::NoPingLiveness => "no-ping-liveness",
+            Variant::DropOnNotLeader => "drop-on-not-leader",
+            Variant::CloseTakesAnyAnswer => "close-takes-any-answer",
         }
     }
 }

@@ -1,8 +1,10 @@
 //! Faults: what the network and the cluster do to the clients, and when it stops.
 //!
-//! Owns: the fault mix (connection resets and blackholes, partitions of a client from
-//! some nodes, leader moves, node crashes and restarts, no-leader windows, server-side
-//! session expiry, client pauses past the session timeout) and healing everything when
+//! Owns: the fault mix (connection resets and blackholes, connections stalled in the
+//! middle of a frame, partitions of a client from some nodes, leader moves, node crashes
+//! and restarts, no-leader windows, server-side session expiry, client pauses past the
+//! session timeout, a client closing during a leader move, pipelined writes across a
+//! leader move) and healing everything when
 //! faults stop. Must never touch a client core directly except to pause it: faults act on
 //! links and on the model.
 
@@ -13,8 +15,8 @@ use crate::config::KnownGap;
 use crate::world::{Ev, World, MS, NODES, SEC};
 
 /// The fault mix, per mille of fault steps.
-pub const FAULTS: [(&str, u32); 10] = [
-    ("reset a connection", 280),
+pub const FAULTS: [(&str, u32); 13] = [
+    ("reset a connection", 190),
     ("blackhole a connection", 70),
     ("partition a client from some nodes", 130),
     ("move the leader", 120),
@@ -24,6 +26,9 @@ pub const FAULTS: [(&str, u32); 10] = [
     ("pause a client past its session timeout", 60),
     ("expire a session at the server", 30),
     ("move the leader after a no-leader window", 90),
+    ("stall a connection in the middle of a frame", 30),
+    ("close a client during a leader move", 30),
+    ("pipelined writes across a leader move", 30),
 ];
 
 impl World {
@@ -161,6 +166,45 @@ impl World {
                         format!("FAULT server expires session {sid:#x} of client {client} (alive: {alive})")
                     });
                 }
+            }
+            10 if !live_links.is_empty() => {
+                let link = live_links[self.rng.usize(0..live_links.len())];
+                let c = self.links[link].client;
+                self.clients[c].disturbed = self.now;
+                self.record(("stall", link), || {
+                    format!("FAULT stall link {link} in the middle of its next frame")
+                });
+                self.stall_link(link);
+            }
+            11 => {
+                let Some(to) = self.leader_target(exercise_gap) else {
+                    return self.drain_model();
+                };
+                let gap = self.rng.u64(0..SEC);
+                self.cluster_disturbed = self.now + gap;
+                let r = self
+                    .model
+                    .move_leader_after_gap(to, Duration::from_micros(gap), now);
+                self.record(("move-gap-close", to, gap), || {
+                    format!(
+                        "FAULT move leader to {to} after {} ms without one: {r:?}",
+                        gap / MS
+                    )
+                });
+                self.drain_model();
+                self.close_during_leader_move(client);
+            }
+            12 => {
+                let Some(to) = self.leader_target(exercise_gap) else {
+                    return self.drain_model();
+                };
+                // Writes in flight reach a node that no longer leads: each is refused.
+                self.burst_of_writes(client);
+                self.cluster_disturbed = self.now;
+                let r = self.model.move_leader(to, now);
+                self.record(("move-leader-burst", to), || {
+                    format!("FAULT move leader to {to} under pipelined writes of client {client}: {r:?}")
+                });
             }
             9 => {
                 let Some(to) = self.leader_target(exercise_gap) else {

@@ -3,9 +3,12 @@
 //! Several `pyxis-core` clients and the `pyxis-testkit` cluster model (three nodes) run
 //! in one [`World`](world::World), joined by simulated byte streams on a virtual clock,
 //! every random choice drawn from one seed. The network delays, fragments and coalesces
-//! bytes, reorders only between connections, resets and blackholes connections, refuses
-//! connects and partitions a client from some nodes; the cluster moves its leader, loses
-//! nodes, goes without a leader and expires sessions; clients pause past their session
+//! bytes, reorders only between connections, resets, blackholes and stalls connections
+//! (in the middle of a frame), refuses connects and partitions a client from some nodes;
+//! the cluster moves its leader (also under pipelined writes, which the old leader then
+//! refuses with kNotLeader, and while a client closes), loses nodes, goes without a
+//! leader and expires sessions, and in one run in four holds session bounds of
+//! [1 s, 3 s], below the 5 s the clients ask for; clients pause past their session
 //! timeout, crash and resume their session, close, and run a workload of creates,
 //! writes, deletes, reads and watches. Oracles ([`Oracle`]) check every run; the same
 //! seed gives the same trace, byte for byte, which [`run_seed`] proves by hashing.
@@ -23,9 +26,12 @@
 //! the model applies or drops uncommitted writes on a leader change. Faults ([`FAULTS`])
 //! come every 0.3–4 s until 25 s before the end; the workload ([`MIX`]) runs every
 //! 20–600 ms per slot until 15 s before the end. Oracles run every virtual second
-//! (ephemeral owners), 15 s after faults stop and at the end (every client connected to
+//! (ephemeral owners; no connection kept that delivered no complete frame for
+//! T + 2 × `ping_grace`), 15 s after faults stop and at the end (every client connected to
 //! the leader with a live session), at every event (exactly-once completion within the
-//! deadline + 50 ms, truthful session reports) and at the end over the server's history
+//! deadline + 50 ms, truthful session reports, no write the server answered kNotLeader
+//! reported with an unknown outcome, no `Closed` without `CloseUnconfirmed` while the
+//! session lives) and at the end over the server's history
 //! (acknowledged writes applied exactly once, definite failures never applied, outcome-
 //! unknown writes at most once, reads linearizable, ephemerals bound to their session,
 //! no session expiring without a fault near its client within 12 s, no change of a
@@ -73,6 +79,7 @@
 mod clients;
 pub mod config;
 pub mod describe;
+mod faultcheck;
 mod faults;
 pub mod history;
 pub mod net;

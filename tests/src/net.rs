@@ -105,6 +105,15 @@ pub struct Link {
     pub up: Stream,
     /// Server → client.
     pub down: Stream,
+    /// Stalled in the middle of a frame: `Some(false)` cuts the next server frame
+    /// halfway, `Some(true)` once cut (nothing more reaches the client, with no close).
+    pub stall: Option<bool>,
+    /// Reassembles what reaches the client, to count complete frames.
+    pub delivered: pyxis_proto::FrameDecoder,
+    /// When the client last received a complete frame on it (or the link opened), µs.
+    pub last_frame_at: u64,
+    /// Reassembles server frames a broken variant rewrites before the client sees them.
+    pub rewrite: pyxis_proto::FrameDecoder,
 }
 
 impl Link {
@@ -121,6 +130,10 @@ impl Link {
             blackholed: false,
             up: Stream::default(),
             down: Stream::default(),
+            stall: None,
+            delivered: pyxis_proto::FrameDecoder::new(),
+            last_frame_at: 0,
+            rewrite: pyxis_proto::FrameDecoder::new(),
         }
     }
 

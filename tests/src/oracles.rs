@@ -38,6 +38,13 @@ pub enum Oracle {
     Watch,
     /// Once faults stop, every client is connected to the leader in bounded time.
     Reconnect,
+    /// No write the server answered kNotLeader (and that was not sent again) completes
+    /// with an unknown outcome.
+    NotLeaderUnknown,
+    /// A connection that delivers no complete frame for T + 2 × `ping_grace` is given up.
+    FrameLiveness,
+    /// `Closed` without `CloseUnconfirmed` means the session is gone at the server.
+    Close,
     /// Nothing panics.
     Panic,
     /// The same seed gives the same trace.
@@ -53,6 +60,9 @@ impl fmt::Display for Oracle {
             Oracle::Session => "session",
             Oracle::Watch => "watch",
             Oracle::Reconnect => "reconnect",
+            Oracle::NotLeaderUnknown => "not-leader-unknown",
+            Oracle::FrameLiveness => "frame-liveness",
+            Oracle::Close => "close",
             Oracle::Panic => "panic",
             Oracle::Determinism => "determinism",
         })

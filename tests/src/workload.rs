@@ -147,6 +147,7 @@ impl World {
                 let now = self.now_instant();
                 self.record(("close", client), || format!("client {client}: close()"));
                 self.clients[client].close_called = true;
+                self.note_close(client);
                 self.clients[client].core.close(now);
                 self.drain_client(client);
                 let at = self.now + self.rng.u64(100 * MS..2 * SEC);
@@ -173,7 +174,7 @@ impl World {
         }
     }
 
-    fn unique_data(&mut self, client: usize) -> Bytes {
+    pub(crate) fn unique_data(&mut self, client: usize) -> Bytes {
         let c = &mut self.clients[client];
         c.counter += 1;
         Bytes::from(format!("c{client}-{}", c.counter))

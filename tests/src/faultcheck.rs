@@ -1,0 +1,269 @@
+//! The fault-policy oracles and the link faults they need: writes answered kNotLeader,
+//! connections stalled in the middle of a frame, and `close` across leader changes.
+//!
+//! Owns: the books of what the server answered kNotLeader (per client, the write ids,
+//! forgotten when the write is sent again or its link is cut before the answer could
+//! arrive), the count of complete frames each link delivers, the stalled-link fault, the
+//! checks of [`Oracle::NotLeaderUnknown`], [`Oracle::FrameLiveness`] and
+//! [`Oracle::Close`], and the wrappers of the variants that break them on purpose
+//! ([`Variant::DropOnNotLeader`], [`Variant::CloseTakesAnyAnswer`]). Must never reach into
+//! a core: it reads frames on the links and the cores' public outputs.
+
+use bytes::{Bytes, BytesMut};
+use pyxis_core::{ConnId, Error, RequestId, SessionState};
+use pyxis_proto::{encode_response, ErrorType, FrameDecoder};
+
+use crate::config::Variant;
+use crate::oracles::Oracle;
+use crate::world::{World, SEC};
+
+/// Slack past T + 2 × `ping_grace` before a connection that delivers no complete frame
+/// counts as kept too long (timers fire at their deadline; the check runs every second).
+const LIVENESS_SLACK: u64 = 2 * SEC;
+
+/// T + 2 × `ping_grace` with the default configuration (the guarantee; a broken variant
+/// may configure its core otherwise).
+fn liveness_bound() -> u64 {
+    let cfg = pyxis_core::Config::new(["n0:7000"]);
+    (cfg.session_timeout + 2 * cfg.ping_grace).as_micros() as u64
+}
+
+fn error_type(rsp: &pyxis_proto::rpc::Response) -> Option<ErrorType> {
+    rsp.err
+        .as_ref()
+        .and_then(|e| ErrorType::try_from(e.r#type).ok())
+}
+
+impl World {
+    /// The model answered on `link` with `bytes` (whole frames): a write refused with
+    /// kNotLeader is booked for the link's client (an operation's xid is twice its id).
+    fn note_model_answers(&mut self, link: usize, bytes: &Bytes) {
+        let mut d = FrameDecoder::new();
+        d.extend(bytes);
+        let client = self.links[link].client;
+        while let Ok(Some(rsp)) = d.next_response() {
+            let (Some(xid), Some(ErrorType::KNotLeader)) = (rsp.xid, error_type(&rsp)) else {
+                continue;
+            };
+            if xid % 2 == 0 {
+                self.clients[client]
+                    .refused
+                    .insert(RequestId(xid / 2), link);
+            }
+        }
+    }
+
+    /// `client` writes `data` (whole frames): an operation sent again is no longer
+    /// refused.
+    pub(crate) fn note_client_requests(&mut self, client: usize, data: &Bytes) {
+        if self.clients[client].refused.is_empty() {
+            return;
+        }
+        let mut d = FrameDecoder::new();
+        d.extend(data);
+        while let Ok(Some(req)) = d.next_request() {
+            if let Some(xid) = req.xid.filter(|x| x % 2 == 0) {
+                self.clients[client].refused.remove(&RequestId(xid / 2));
+            }
+        }
+    }
+
+    /// A fault cut `link`: answers still on their way can no longer arrive.
+    pub(crate) fn excuse_cut_link(&mut self, link: usize) {
+        let client = self.links[link].client;
+        self.clients[client].refused.retain(|_, l| *l != link);
+    }
+
+    /// `client` completed `id` with `result`: an unknown outcome for a write the server
+    /// refused with kNotLeader (and that was not sent again) is a lie.
+    pub(crate) fn check_not_leader_unknown(
+        &mut self,
+        client: usize,
+        id: RequestId,
+        result: &Result<pyxis_core::Reply, Error>,
+    ) {
+        let unknown = matches!(
+            result,
+            Err(Error::ConnectionLoss {
+                outcome_unknown: true
+            } | Error::Again {
+                outcome_unknown: true
+            } | Error::Timeout {
+                outcome_unknown: true
+            })
+        );
+        if let Some(link) = self.clients[client].refused.remove(&id).filter(|_| unknown) {
+            self.violation(
+                Oracle::NotLeaderUnknown,
+                format!(
+                    "client {client}: request #{} answered kNotLeader on link {link} completed {result:?}",
+                    id.0
+                ),
+            );
+        }
+    }
+
+    /// Bytes reach `client` on `link`: counts the complete frames, and returns what the
+    /// core is given (a broken variant rewrites answers).
+    pub(crate) fn delivered_to_client(&mut self, client: usize, link: usize, data: &[u8]) -> Bytes {
+        let l = &mut self.links[link];
+        l.delivered.extend(data);
+        while let Ok(Some(_)) = l.delivered.next_payload() {
+            l.last_frame_at = self.now;
+        }
+        if self.cfg.variant == Variant::CloseTakesAnyAnswer && self.clients[client].close_called {
+            // A client that takes any answer to its Unregister for done.
+            let l = &mut self.links[link];
+            l.rewrite.extend(data);
+            let mut out = BytesMut::new();
+            while let Ok(Some(mut rsp)) = l.rewrite.next_response() {
+                if matches!(
+                    error_type(&rsp),
+                    Some(ErrorType::KNotLeader | ErrorType::KAgain)
+                ) {
+                    rsp.err = None;
+                }
+                out.extend_from_slice(&encode_response(&rsp));
+            }
+            return out.freeze();
+        }
+        Bytes::copy_from_slice(data)
+    }
+
+    /// After `data` reached the core on `conn`: the [`Variant::DropOnNotLeader`] client
+    /// gives the connection up at the first kNotLeader answer it sees.
+    pub(crate) fn drop_on_not_leader(
+        &mut self,
+        client: usize,
+        link: usize,
+        conn: ConnId,
+        data: &[u8],
+    ) {
+        if self.cfg.variant != Variant::DropOnNotLeader {
+            return;
+        }
+        let mut d = FrameDecoder::new();
+        d.extend(data);
+        let mut refused = false;
+        while let Ok(Some(rsp)) = d.next_response() {
+            refused |= error_type(&rsp) == Some(ErrorType::KNotLeader);
+        }
+        if refused && !self.links[link].client_gone {
+            let now = self.now_instant();
+            self.links[link].client_gone = true;
+            self.close_from_client(link);
+            self.clients[client].core.handle_closed(conn, now);
+        }
+    }
+
+    /// The stalled-link fault: the next server frame on `link` is cut halfway and
+    /// nothing more reaches the client, with no close.
+    pub(crate) fn stall_link(&mut self, link: usize) {
+        self.links[link].stall = Some(false);
+    }
+
+    /// What of a server write `bytes` goes down `link` (all of it unless stalled); the
+    /// answers in what goes down whole are booked (see `note_model_answers`).
+    pub(crate) fn stalled_cut(&mut self, link: usize, bytes: Bytes) -> Option<Bytes> {
+        match self.links[link].stall {
+            None => {
+                self.note_model_answers(link, &bytes);
+                Some(bytes)
+            }
+            Some(true) => None,
+            Some(false) => {
+                self.links[link].stall = Some(true);
+                let cut = (bytes.len() / 2).max(1).min(bytes.len().saturating_sub(1));
+                (cut > 0).then(|| bytes.slice(..cut))
+            }
+        }
+    }
+
+    /// Every link a running client still holds must have delivered a complete frame
+    /// within T + 2 × `ping_grace` (plus slack), counted from its opening, the last such
+    /// frame, or the end of the client's last pause.
+    pub(crate) fn check_frame_liveness(&mut self) {
+        let mut late = Vec::new();
+        for (i, l) in self.links.iter().enumerate() {
+            let c = &self.clients[l.client];
+            if l.client_gone || !l.established || c.crashed || c.closed {
+                continue;
+            }
+            let bound = liveness_bound();
+            let since = l.last_frame_at.max(c.paused_until);
+            if self.now > since + bound + LIVENESS_SLACK && c.paused_until <= self.now {
+                late.push((i, l.client, (self.now - since) / 1_000));
+            }
+        }
+        for (link, client, ms) in late {
+            self.violation(
+                Oracle::FrameLiveness,
+                format!("client {client}: link {link} delivered no complete frame for {ms} ms and is still kept"),
+            );
+        }
+    }
+
+    /// `Closed` reached `client`: unless the core said the Unregister was not confirmed,
+    /// the session must be gone at the server.
+    pub(crate) fn check_closed(&mut self, client: usize) {
+        let c = &self.clients[client];
+        let Some(sid) = c.closing_sid.filter(|_| !c.close_unconfirmed) else {
+            return;
+        };
+        if self.model.sessions().contains(&sid) {
+            self.violation(
+                Oracle::Close,
+                format!("client {client}: Closed as confirmed while session {sid:#x} lives"),
+            );
+        }
+    }
+
+    /// `close()` on `client`: remembers the session it must end.
+    pub(crate) fn note_close(&mut self, client: usize) {
+        let c = &mut self.clients[client];
+        c.closing_sid = c
+            .core
+            .sid()
+            .filter(|_| c.core.state() != SessionState::Idle);
+    }
+
+    /// Part of the fault "pipelined writes across a leader move": a client with a
+    /// session up pipelines a few writes.
+    pub(crate) fn burst_of_writes(&mut self, client: usize) {
+        let c = &self.clients[client];
+        if c.crashed || c.close_called || c.core.state() != SessionState::Connected {
+            return;
+        }
+        for _ in 0..4 {
+            let path = crate::workload::PATHS[self.rng.usize(0..crate::workload::PATHS.len())];
+            let data = self.unique_data(client);
+            self.submit(
+                client,
+                pyxis_core::Op::Write {
+                    path: path.into(),
+                    data,
+                },
+            );
+        }
+    }
+
+    /// The fault "close a client during a leader move": leadership moves (after a short
+    /// no-leader window) and a client with a session closes at once.
+    pub(crate) fn close_during_leader_move(&mut self, client: usize) {
+        let c = &self.clients[client];
+        if c.crashed || c.close_called || c.core.sid().is_none() {
+            return;
+        }
+        let now = self.now_instant();
+        self.record(("close-during-move", client), || {
+            format!("FAULT client {client} closes during a leader move")
+        });
+        self.clients[client].close_called = true;
+        self.note_close(client);
+        self.clients[client].core.close(now);
+        self.drain_client(client);
+        let at = self.now + self.rng.u64(100 * crate::world::MS..2 * SEC);
+        let slot = self.clients[client].slot;
+        self.schedule(at, crate::world::Ev::Respawn { slot, resume: None });
+    }
+}
