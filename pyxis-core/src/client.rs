@@ -326,12 +326,16 @@ impl Client {
             .requests
             .next_deadline()
             .map(|at| (at, TimerReason::RequestDeadline));
-        let phase = self.phase.deadline();
-        let ping = self.session.ping.deadline();
-        [requests, phase, ping]
-            .into_iter()
-            .flatten()
-            .min_by_key(|(at, _)| *at)
+        // The earliest; on a tie, the first named.
+        let earliest =
+            |a: Option<(Instant, TimerReason)>, b: Option<(Instant, TimerReason)>| match (a, b) {
+                (Some(x), Some(y)) => Some(if y.0 < x.0 { y } else { x }),
+                (x, y) => x.or(y),
+            };
+        earliest(
+            earliest(requests, self.phase.deadline()),
+            self.session.ping.deadline(),
+        )
     }
 
     // ----- glue -----

@@ -200,7 +200,8 @@ pub(crate) struct Pinger {
     replaced: Option<(u64, Instant)>,
     /// When the next ping is due (pacing), while none is outstanding.
     due: Option<Instant>,
-    /// Longest hold seen for an empty answer (at most [`MAX_HOLD`]).
+    /// Longest hold seen for an empty answer, from the session's last refresh (at most
+    /// [`MAX_HOLD`]).
     hold: Duration,
     /// When the last answer to a request in flight was read (a complete frame).
     last_rx: Option<Instant>,
@@ -344,9 +345,14 @@ impl Pinger {
             // The connection is alive and the server held the ping longer than the bound:
             // the probe may be held up to the server's largest timeout; its answer tells.
             self.replaced = None;
-            // A ping sent before a late wake-up was "held" through the pause too.
+            // A ping sent before a late wake-up was "held" through the pause too. The
+            // hold runs from the session's last refresh: a busy session's requests keep
+            // its ping held longer, which says nothing of an idle one.
             if empty && self.learns_from(sent) {
-                self.hold = self.hold.max((now - sent).min(MAX_HOLD));
+                let refreshed = self.last_tx.map_or(sent, |tx| tx.max(sent));
+                self.hold = self
+                    .hold
+                    .max(now.saturating_duration_since(refreshed).min(MAX_HOLD));
             }
             if let Some(p) = self.current.as_mut().filter(|p| p.probe) {
                 p.deadline = p.sent + MAX_HOLD + self.grace;
@@ -368,7 +374,7 @@ impl Pinger {
         // longer one): the process may have slept through a release.
         let overdue = empty && since_refresh > self.asked.max(self.hold) + LATE_SLACK;
         if empty && self.learns_from(answered.sent) {
-            self.hold = self.hold.max((now - answered.sent).min(MAX_HOLD));
+            self.hold = self.hold.max(since_refresh.min(MAX_HOLD));
         }
         let mut verdict = Verdict {
             healthy: answer != PingAnswer::Failed,

@@ -31,6 +31,19 @@ fn watch_regression_seeds_hold_every_oracle() {
     }
 }
 
+/// Seeds on which a connection blackholed after a busy spell was kept past
+/// T + 2 × `ping_grace`: the hold learned from the busy session's ping (held by its
+/// requests' refreshes) had stretched the liveness bound.
+const FRAME_LIVENESS_REGRESSION_SEEDS: [u64; 3] = [1_174, 1_569, 1_993];
+
+#[test]
+fn frame_liveness_regression_seeds_hold_every_oracle() {
+    for seed in FRAME_LIVENESS_REGRESSION_SEEDS {
+        let report = run_seed(&SimConfig::new(seed, 60));
+        assert!(report.passed(), "{}", report.failure_text());
+    }
+}
+
 #[test]
 fn same_seed_same_trace_and_different_seeds_differ() {
     let a = run_once(&SimConfig::new(42, 30));
