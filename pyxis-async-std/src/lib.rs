@@ -40,7 +40,7 @@ use std::time::Instant;
 
 use async_net::TcpStream;
 use futures_lite::{AsyncReadExt as _, AsyncWriteExt as _};
-use pyxis_client_common::__private::{async_loop, AsyncRuntime};
+use pyxis_client_common::__private::{async_loop, tcp, AsyncRuntime};
 pub use pyxis_client_common::{
     AsyncClient, Bytes, Call, ClientState, ConnectError, CreateMode, Error, EventMask, EventType,
     Lagged, Node, Options, ReadOptions, SessionEvent, SessionEvents, Stats, Watch, WatchError,
@@ -91,17 +91,15 @@ impl AsyncRuntime for AsyncIo {
 
     async fn connect(addr: String) -> io::Result<(TcpStream, TcpStream)> {
         let stream = TcpStream::connect(addr.as_str()).await?;
-        // Small frames must not wait for Nagle; failing to set it only costs latency.
-        let _ = stream.set_nodelay(true);
+        tcp::configure(&stream);
         // Both halves share one socket (async-net streams are reference counted).
         Ok((stream.clone(), stream))
     }
 
-    fn read<'a>(
-        reader: &'a mut TcpStream,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        reader.read(buf)
+    async fn read(reader: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        let n = reader.read(buf).await?;
+        tcp::acknowledge_promptly(reader);
+        Ok(n)
     }
 
     fn write<'a>(

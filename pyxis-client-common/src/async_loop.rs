@@ -39,13 +39,16 @@ pub trait AsyncRuntime: 'static {
     /// The writing half of the runtime's TCP stream.
     type Writer: Send + 'static;
 
-    /// Connects to `addr` (`host:port`, resolved by the runtime) with `TCP_NODELAY` set,
-    /// and splits the stream into its halves.
+    /// Connects to `addr` (`host:port`, resolved by the runtime), with the options of
+    /// [`tcp::configure`](crate::tcp::configure) set on a real socket, and splits the
+    /// stream into its halves.
     fn connect(
         addr: String,
     ) -> impl Future<Output = io::Result<(Self::Reader, Self::Writer)>> + Send + 'static;
 
-    /// Reads what is available into `buf` (0: the peer closed). Must be cancel safe.
+    /// Reads what is available into `buf` (0: the peer closed), then re-arms quick ACKs
+    /// on a real socket ([`tcp::acknowledge_promptly`](crate::tcp::acknowledge_promptly)).
+    /// Must be cancel safe.
     fn read<'a>(
         reader: &'a mut Self::Reader,
         buf: &'a mut [u8],

@@ -31,6 +31,7 @@ use pyxis_core::{ConnId, IoAction};
 use crate::driver::{Command, Driver, Step};
 use crate::handle::{CommandSink, Handle};
 use crate::read_buffer::ReadBuffer;
+use crate::tcp;
 use crate::{BlockingClient, ConnectError, Options};
 
 /// Inputs taken from the channel at most per turn of the loop.
@@ -239,8 +240,7 @@ fn open(addr: &str, timeout: Duration) -> io::Result<TcpStream> {
 /// what it reads, one chunk at a time, until the socket or the driver is gone.
 fn read_connection(conn: ConnId, addr: &str, timeout: Duration, to_driver: &Sender<Input>) {
     let opened = open(addr, timeout).and_then(|stream| {
-        // Small frames must not wait for Nagle; failing to set it only costs latency.
-        let _ = stream.set_nodelay(true);
+        tcp::configure(&stream);
         let socket = stream.try_clone()?;
         let writer = stream.try_clone()?;
         Ok((stream, socket, writer))
@@ -272,7 +272,10 @@ fn read_connection(conn: ConnId, addr: &str, timeout: Duration, to_driver: &Send
     let cause = loop {
         let n = match stream.read(buf.space()) {
             Ok(0) => break io::ErrorKind::UnexpectedEof.into(),
-            Ok(n) => n,
+            Ok(n) => {
+                tcp::acknowledge_promptly(&stream);
+                n
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break e,
         };

@@ -11,7 +11,8 @@
 //! - the plumbing, under the hidden `__private` module and **not API**: the driver (the
 //!   core plus the routing of its events to callers, watches and subscribers), the
 //!   adapter loops (async over a small runtime trait, and blocking), the command
-//!   channel, the bounded never-blocking event queues, the socket read buffer.
+//!   channel, the bounded never-blocking event queues, the socket read buffer, the TCP
+//!   options (`TCP_NODELAY`, quick ACKs after reads).
 //!
 //! ## The adapter loop
 //!
@@ -63,6 +64,8 @@ pub mod inbox;
 pub mod queue;
 #[doc(hidden)]
 pub mod read_buffer;
+#[doc(hidden)]
+pub mod tcp;
 
 #[cfg(feature = "scenarios")]
 pub mod scenarios;
@@ -91,5 +94,6 @@ pub mod __private {
     pub use crate::queue;
     pub use crate::read_buffer;
     pub use crate::status::Status;
+    pub use crate::tcp;
     pub use pyxis_core::{ConnId, IoAction, Transmit};
 }

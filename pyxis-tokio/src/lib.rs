@@ -35,7 +35,7 @@ use std::io;
 use std::ops::Deref;
 use std::time::Instant;
 
-use pyxis_client_common::__private::{async_loop, AsyncRuntime};
+use pyxis_client_common::__private::{async_loop, tcp, AsyncRuntime};
 pub use pyxis_client_common::{
     AsyncClient, Bytes, Call, ClientState, ConnectError, CreateMode, Error, EventMask, EventType,
     Lagged, Node, Options, ReadOptions, SessionEvent, SessionEvents, Stats, Watch, WatchError,
@@ -108,16 +108,14 @@ impl AsyncRuntime for Tokio {
 
     async fn connect(addr: String) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
         let stream = TcpStream::connect(addr).await?;
-        // Small frames must not wait for Nagle; failing to set it only costs latency.
-        let _ = stream.set_nodelay(true);
+        tcp::configure(&stream);
         Ok(stream.into_split())
     }
 
-    fn read<'a>(
-        reader: &'a mut OwnedReadHalf,
-        buf: &'a mut [u8],
-    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        reader.read(buf)
+    async fn read(reader: &mut OwnedReadHalf, buf: &mut [u8]) -> io::Result<usize> {
+        let n = reader.read(buf).await?;
+        tcp::acknowledge_promptly(reader.as_ref());
+        Ok(n)
     }
 
     fn write<'a>(

@@ -1,0 +1,124 @@
+//! A pipelined read burst against a server that keeps Nagle's algorithm on and sends each
+//! answer in its own small write, as the original server does (PROTOCOL.md §1): the
+//! second answer of a burst waits in the server's socket until the client acknowledges
+//! the first, so a client that delays its ACKs (~40 ms on Linux) stalls every burst.
+//!
+//! The server is a proxy in front of a `TestServer`: requests pass through unchanged;
+//! answers are cut into frames and each frame is written on its own to a socket with
+//! Nagle on. Run: `cargo bench -p pyxis-tokio --bench nagle` (`PYXIS_BENCH_BURSTS` sets the
+//! number of bursts, default 200). Prints the burst time (median, p90, max) for
+//! `BURST` concurrent reads, and the same burst straight to the `TestServer` (no proxy,
+//! Nagle off) as the floor.
+
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use pyxis_proto::{frame_payload, FrameDecoder};
+use pyxis_testkit::TestServer;
+use pyxis_tokio::{Client, Options};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Reads in flight per burst.
+const BURST: usize = 16;
+
+/// Accepts clients on 127.0.0.1 and relays them to `upstream`, answers one frame per write.
+async fn nagle_proxy(listener: TcpListener, upstream: String) {
+    while let Ok((client, _)) = listener.accept().await {
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let Ok(server) = TcpStream::connect(&upstream).await else {
+                return;
+            };
+            // Nagle stays on toward the client (the default); off toward the TestServer.
+            let _ = server.set_nodelay(true);
+            let (mut client_read, mut client_write) = client.into_split();
+            let (mut server_read, mut server_write) = server.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+            });
+            let mut decoder = FrameDecoder::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut frame = BytesMut::new();
+            loop {
+                let n = match server_read.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => n,
+                };
+                decoder.extend(&buf[..n]);
+                while let Ok(Some(payload)) = decoder.next_payload() {
+                    frame.clear();
+                    frame_payload(&payload, &mut frame);
+                    if client_write.write_all(&frame).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// `BURST` concurrent reads; the time until the last answer.
+async fn burst(client: &Client) -> Duration {
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..BURST)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.exists("/").await.expect("exists") })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    start.elapsed()
+}
+
+/// Median, p90 and max of `bursts` bursts, in µs.
+async fn measure(client: &Client, bursts: usize) -> [f64; 3] {
+    let mut times = Vec::with_capacity(bursts);
+    for _ in 0..bursts {
+        times.push(burst(client).await.as_secs_f64() * 1e6);
+    }
+    times.sort_by(f64::total_cmp);
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+    [at(0.5), at(0.9), at(1.0)]
+}
+
+fn main() {
+    let bursts: usize = std::env::var("PYXIS_BENCH_BURSTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(200);
+    let server = TestServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (proxied, direct) = runtime.block_on(async {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let proxy = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(nagle_proxy(listener, server.addr()));
+        let mut figures = Vec::new();
+        for addr in [proxy, server.addr()] {
+            let client = Client::connect([addr], Options::default())
+                .await
+                .expect("connect");
+            client
+                .wait_connected(Duration::from_secs(10))
+                .await
+                .expect("session");
+            burst(&client).await; // warm up
+            figures.push(measure(&client, bursts).await);
+            client.close().await;
+        }
+        (figures[0], figures[1])
+    });
+    println!("{bursts} bursts of {BURST} pipelined reads (burst time, µs: median / p90 / max)");
+    for (name, [p50, p90, max]) in [
+        ("server with Nagle on, one write per answer", proxied),
+        ("TestServer (Nagle off, coalesced answers)", direct),
+    ] {
+        println!("{name}: {p50:.0} / {p90:.0} / {max:.0}");
+    }
+}
