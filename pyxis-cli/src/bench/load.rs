@@ -13,6 +13,7 @@ use pyxis_core::Error as PyxisError;
 use pyxis_tokio::{Client, CreateMode, Options};
 use serde::Serialize;
 
+use crate::bench::cpu::CpuScope;
 use crate::bench::floor::{self, RawSession};
 use crate::bench::progress::Progress;
 use crate::bench::stats::{micros, Ratios, Recorder, Summary, P99_TARGET, THROUGHPUT_TARGET};
@@ -32,6 +33,8 @@ pub struct LoadReport {
     pub mix: String,
     /// Floor/client phase pairs run.
     pub rounds: u32,
+    /// Whose CPU time the figures per operation are.
+    pub cpu_scope: CpuScope,
     /// The raw-frame floor.
     pub floor: Summary,
     /// The client.
@@ -56,10 +59,16 @@ impl LoadReport {
                 micros(s.p999_us),
                 s.ops.to_string(),
                 s.errors.to_string(),
+                s.cpu_per_op_us
+                    .map_or_else(|| "n/a".to_owned(), |us| format!("{us:.1}µs")),
             ]
         };
         let r = &self.ratios;
         let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
+        let cpu_ratio = match (self.client.cpu_per_op_us, self.floor.cpu_per_op_us) {
+            (Some(c), Some(f)) if f > 0.0 => format!("{:.2}x", c / f),
+            _ => String::new(),
+        };
         let rows = vec![
             row("floor (raw frames)", &self.floor),
             row("pyxis-tokio client", &self.client),
@@ -71,15 +80,20 @@ impl LoadReport {
                 format!("{:.2}x", r.p999),
                 String::new(),
                 String::new(),
+                cpu_ratio,
             ],
         ];
         format!(
-            "concurrency {} on {} client(s), mix {}, {} round(s)\n{}target: throughput >= {THROUGHPUT_TARGET}x floor: {} ({:.2}x); p99 <= {P99_TARGET}x floor: {} ({:.2}x)\n",
+            "concurrency {} on {} client(s), mix {}, {} round(s); CPU/op: {}\n{}target: throughput >= {THROUGHPUT_TARGET}x floor: {} ({:.2}x); p99 <= {P99_TARGET}x floor: {} ({:.2}x)\n",
             self.concurrency,
             self.clients,
             self.mix,
             self.rounds,
-            output::table(&["", "ops/s", "p50", "p99", "p99.9", "ops", "errors"], &rows),
+            self.cpu_scope.describe(),
+            output::table(
+                &["", "ops/s", "p50", "p99", "p99.9", "ops", "errors", "CPU/op"],
+                &rows
+            ),
             verdict(self.throughput_ok),
             r.throughput,
             verdict(self.p99_ok),
@@ -132,6 +146,7 @@ async fn measure(
     let warm = Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
     client_phase(&handles, plan, warm, Arc::new(AtomicU64::new(0))).await?;
 
+    let scope = CpuScope::for_threads(args.threads);
     let mut floor_total = Recorder::new();
     let mut client_total = Recorder::new();
     for round in 0..args.rounds {
@@ -142,18 +157,20 @@ async fn measure(
                 .and_then(|d| Instant::now().checked_add(d)),
             args.ops,
         );
+        let cpu = scope.now();
         let floor = floor::run(&mut raw, plan, &budget, &counter).await?;
         floor_total.merge(&floor);
-        floor_total.elapsed += floor.elapsed;
+        floor_total.add_phase(floor.elapsed, used_since(scope, cpu));
         let counter = progress.phase(&format!("{label}: client"));
         let budget = Arc::new(Budget::new(
             args.phase_duration()
                 .and_then(|d| Instant::now().checked_add(d)),
             args.ops,
         ));
+        let cpu = scope.now();
         let client = client_phase(&handles, plan, budget, counter).await?;
         client_total.merge(&client);
-        client_total.elapsed += client.elapsed;
+        client_total.add_phase(client.elapsed, used_since(scope, cpu));
     }
     progress.finish_phase();
     raw.close().await;
@@ -168,12 +185,18 @@ async fn measure(
         clients,
         mix: plan.mix.to_string(),
         rounds: args.rounds,
+        cpu_scope: scope,
         floor,
         client,
         ratios,
         throughput_ok: ratios.throughput_ok(),
         p99_ok: ratios.p99_ok(),
     })
+}
+
+/// CPU time used by `scope` since it read `before`.
+fn used_since(scope: CpuScope, before: Option<Duration>) -> Option<Duration> {
+    Some(scope.now()?.saturating_sub(before?))
 }
 
 /// A client with a session, for measurement or setup.

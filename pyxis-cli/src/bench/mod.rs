@@ -16,6 +16,7 @@
 //! Owns: the bench grammar, choosing the target cluster and runtime, and printing the
 //! reports. Must never be used as a correctness test: it reports, it does not assert.
 
+pub mod cpu;
 pub mod failover;
 pub mod floor;
 pub mod load;

@@ -20,6 +20,8 @@ pub struct Recorder {
     pub errors: u64,
     /// Time spent issuing operations (summed over phases).
     pub elapsed: Duration,
+    /// CPU time used meanwhile (summed over phases; `None` once a phase was not measured).
+    pub cpu: Option<Duration>,
 }
 
 impl Default for Recorder {
@@ -38,6 +40,7 @@ impl Recorder {
             histogram,
             errors: 0,
             elapsed: Duration::ZERO,
+            cpu: Some(Duration::ZERO),
         }
     }
 
@@ -54,6 +57,12 @@ impl Recorder {
         // counts would be visibly short in the report.
         let _ = self.histogram.add(&other.histogram);
         self.errors += other.errors;
+    }
+
+    /// Adds a phase's length and CPU time (`None`: not measured, which sticks).
+    pub fn add_phase(&mut self, elapsed: Duration, cpu: Option<Duration>) {
+        self.elapsed += elapsed;
+        self.cpu = self.cpu.zip(cpu).map(|(total, phase)| total + phase);
     }
 
     /// Operations recorded.
@@ -80,6 +89,10 @@ impl Recorder {
             p99_us: us(0.99),
             p999_us: us(0.999),
             max_us: self.histogram.max() as f64 / 1000.0,
+            cpu_per_op_us: self
+                .cpu
+                .filter(|_| ops > 0)
+                .map(|cpu| cpu.as_secs_f64() * 1e6 / ops as f64),
         }
     }
 }
@@ -105,6 +118,8 @@ pub struct Summary {
     pub p999_us: f64,
     /// Largest latency, µs.
     pub max_us: f64,
+    /// CPU time per operation, µs (scope in the report; `None` if not measured).
+    pub cpu_per_op_us: Option<f64>,
 }
 
 /// The client's figures divided by the floor's.
@@ -169,10 +184,17 @@ mod tests {
             floor.record(Duration::from_micros(i));
             client.record(Duration::from_micros(2 * i));
         }
-        floor.elapsed = Duration::from_secs(1);
-        client.elapsed = Duration::from_secs(2);
+        floor.add_phase(Duration::from_secs(1), Some(Duration::from_millis(10)));
+        client.add_phase(Duration::from_secs(1), Some(Duration::from_millis(10)));
+        client.add_phase(Duration::from_secs(1), Some(Duration::from_millis(30)));
         let (f, c) = (floor.summary(), client.summary());
         assert_eq!(f.ops, 1000);
+        assert_eq!(f.cpu_per_op_us.map(f64::round), Some(10.0));
+        assert_eq!(c.cpu_per_op_us.map(f64::round), Some(40.0));
+        let mut unmeasured = Recorder::new();
+        unmeasured.add_phase(Duration::from_secs(1), Some(Duration::from_secs(1)));
+        unmeasured.add_phase(Duration::from_secs(1), None);
+        assert_eq!(unmeasured.cpu, None);
         assert!((f.p50_us - 500.0).abs() < 1.0, "{}", f.p50_us);
         assert!((f.p99_us - 990.0).abs() < 1.5, "{}", f.p99_us);
         let r = Ratios::of(&c, &f);
