@@ -349,10 +349,12 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
     // Armed on the server: scripts (and the tests) wait for this line on stderr.
     eprintln!("watching {} for {mask}", output::escape(&args.path));
     let mut seen = 0u64;
+    // The session stream ends after `Closed`: stop polling it then (the watch ends too).
+    let mut session_open = true;
     while args.count.is_none_or(|n| seen < n) {
         tokio::select! {
             _ = &mut interrupted => break,
-            state = session.next() => match state {
+            state = session.next(), if session_open => match state {
                 Some(Ok(SessionEvent::Suspended)) => eprintln!("disconnected; reconnecting"),
                 Some(Ok(SessionEvent::Connected { sid })) => {
                     eprintln!("connected (session {})", output::sid(sid))
@@ -361,6 +363,7 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
                     "session {} expired; watch re-armed on the new session",
                     output::sid(old_sid)
                 ),
+                None => session_open = false,
                 _ => {}
             },
             event = events.next() => match event {
