@@ -44,15 +44,27 @@ pub enum PathError {
     /// The path ends with `/` (only the root may).
     #[error("path must not end with '/'")]
     TrailingSlash,
+    /// The path has an empty segment (`//`).
+    #[error("path has an empty segment ('//') at byte {at}")]
+    EmptySegment {
+        /// The offset of the second `/`.
+        at: usize,
+    },
 }
 
-/// Checks a path against the server's rules ([protocol](crate::protocol) §8).
+/// Checks a path against the server's rules ([protocol](crate::protocol) §8), and refuses
+/// two kinds of path the server accepts but handles in ways no caller wants: a trailing
+/// `/` (only create refuses it; other requests look the literal key up and answer
+/// kNotFound) and empty segments (`/a//b` reads kNotFound, and a create of `//x` stores a
+/// node `/` lists as `x` that `/x` does not reach). A client calls this before sending, so
+/// such paths fail locally with the reason.
 ///
 /// ```
 /// use pyxis_proto::limits::{check_path, PathError};
 /// assert!(check_path("/").is_ok());
 /// assert!(check_path("/svc/web-1.a_b").is_ok());
 /// assert_eq!(check_path("/a/"), Err(PathError::TrailingSlash));
+/// assert_eq!(check_path("//x"), Err(PathError::EmptySegment { at: 1 }));
 /// assert!(matches!(check_path("/a b"), Err(PathError::BadChar { found: ' ', at: 2 })));
 /// ```
 pub fn check_path(path: &str) -> Result<(), PathError> {
@@ -72,6 +84,9 @@ pub fn check_path(path: &str) -> Result<(), PathError> {
     }
     if path.len() > 1 && path.ends_with('/') {
         return Err(PathError::TrailingSlash);
+    }
+    if let Some(at) = path.find("//") {
+        return Err(PathError::EmptySegment { at: at + 1 });
     }
     Ok(())
 }
@@ -117,6 +132,8 @@ mod tests {
             check_path("/é"),
             Err(PathError::BadChar { at: 1, .. })
         ));
-        assert_eq!(check_path("/a//b"), Ok(()));
+        assert_eq!(check_path("/a//b"), Err(PathError::EmptySegment { at: 3 }));
+        assert_eq!(check_path("/a//"), Err(PathError::TrailingSlash));
+        assert_eq!(check_path("/a/./.."), Ok(()));
     }
 }

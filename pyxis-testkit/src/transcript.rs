@@ -248,6 +248,7 @@ fn parse_step(v: &Value) -> Result<Step, String> {
 pub struct Labels {
     sids: BTreeMap<String, u64>,
     addrs: Vec<String>,
+    time: Option<String>,
 }
 
 impl Labels {
@@ -256,7 +257,14 @@ impl Labels {
         Self {
             sids: BTreeMap::new(),
             addrs,
+            time: None,
         }
+    }
+
+    /// Gives `$time` a value (seconds since the epoch) for building frames; when
+    /// comparing, `$time` matches any number.
+    pub fn set_time(&mut self, secs: u64) {
+        self.time = Some(secs.to_string());
     }
 
     /// The session id `$sN` stands for, once bound.
@@ -293,6 +301,9 @@ impl Labels {
     /// The text a label stands for (`None` for `$time`, which stands for any number, and
     /// for unbound labels).
     fn text(&self, label: &str) -> Option<String> {
+        if label == "$time" {
+            return self.time.clone();
+        }
         if let Some(n) = label.strip_prefix("$addr") {
             let i: usize = n.parse().ok()?;
             return self.addrs.get(i.checked_sub(1)?).cloned();
@@ -563,6 +574,85 @@ fn request_payload(req: &Value, labels: &Labels) -> Result<Vec<u8>, String> {
         out.extend(hex_bytes(extra, labels)?);
     }
     Ok(out)
+}
+
+/// The response a recorded frame stands for, labels replaced by their values (a stat
+/// answer's data is built from the decoded `node`, so lengths fit the values), with `xid`
+/// in place of the recorded one. For a replayer that plays the server's part.
+///
+/// # Errors
+///
+/// A field of the wrong kind or an unbound label.
+pub fn response_of(frame: &Value, labels: &Labels, xid: Option<u64>) -> Result<Response, String> {
+    let text = |v: Option<&Value>| -> Result<Option<String>, String> {
+        v.and_then(Value::as_str)
+            .map(|s| labels.substitute(s))
+            .transpose()
+    };
+    let hex = |v: Option<&Value>| -> Result<Option<Bytes>, String> {
+        v.and_then(Value::as_str)
+            .map(|h| hex_bytes(h, labels).map(Bytes::from))
+            .transpose()
+    };
+    let sid = |v: Option<&Value>| -> Result<Option<u64>, String> {
+        v.map(|s| sid_value(s, labels)).transpose()
+    };
+    let err = match frame.get("err") {
+        Some(e) => {
+            let name = e.get("type").and_then(Value::as_str).unwrap_or("");
+            let ty = ErrorType::from_str_name(name).ok_or(format!("unknown error {name}"))?;
+            Some(pyxis_proto::rpc::Error {
+                r#type: ty as i32,
+                data: hex(e.get("data_hex"))?,
+            })
+        }
+        None => None,
+    };
+    let data = match frame.get("node") {
+        Some(n) => {
+            let children = n
+                .get("children")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .map(|c| text(Some(c)).map(Option::unwrap_or_default))
+                        .collect()
+                })
+                .transpose()?
+                .unwrap_or_default();
+            let node = store::Node {
+                data: hex(n.get("data_hex"))?,
+                children,
+                flags: n
+                    .get("flags")
+                    .and_then(Value::as_u64)
+                    .and_then(|f| u32::try_from(f).ok()),
+                version: n.get("version").and_then(Value::as_u64),
+                sid: sid(n.get("sid"))?,
+            };
+            Some(Bytes::from(node.encode_to_vec()))
+        }
+        None => hex(frame.get("data_hex"))?,
+    };
+    let watch = match frame.get("watch") {
+        Some(w) => Some(pyxis_proto::rpc::WatchEvent {
+            path: text(w.get("path"))?.unwrap_or_default(),
+            r#type: w
+                .get("type")
+                .and_then(Value::as_u64)
+                .and_then(|t| u32::try_from(t).ok())
+                .unwrap_or(0),
+        }),
+        None => None,
+    };
+    Ok(Response {
+        xid,
+        err,
+        data,
+        watch,
+        sid: sid(frame.get("sid"))?,
+        path: text(frame.get("path"))?,
+    })
 }
 
 /// The xid of a request of a `send` step, if it has one.

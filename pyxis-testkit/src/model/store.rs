@@ -52,17 +52,21 @@ pub(crate) fn is_proc_path(path: &str) -> bool {
 
 /// A path the server accepts on every request (characters, length, leading `/`), or
 /// kInvalidArgument with the path as `err.data`. A trailing `/` or an empty segment
-/// passes: only create refuses a trailing `/` ([`valid_create_path`]).
+/// passes (clients refuse both, the server does not): only create refuses a trailing
+/// `/` ([`valid_create_path`]).
 pub(crate) fn valid_path(path: &str) -> Result<(), Refusal> {
     match check_path(path) {
-        Ok(()) | Err(PathError::TrailingSlash) => Ok(()),
+        Ok(()) | Err(PathError::TrailingSlash | PathError::EmptySegment { .. }) => Ok(()),
         Err(_) => Err(Refusal::new(ErrorType::KInvalidArgument, path)),
     }
 }
 
 /// A path create accepts: [`valid_path`] without a trailing `/`.
 pub(crate) fn valid_create_path(path: &str) -> Result<(), Refusal> {
-    check_path(path).map_err(|_| Refusal::new(ErrorType::KInvalidArgument, path))
+    match check_path(path) {
+        Ok(()) | Err(PathError::EmptySegment { .. }) => Ok(()),
+        Err(_) => Err(Refusal::new(ErrorType::KInvalidArgument, path)),
+    }
 }
 
 /// One stored node.
