@@ -52,7 +52,11 @@
 //! answers every idle ping "early". A release by a leader change happens once, at no
 //! particular moment; a server's own hold repeats: so a second early answer in a row held
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
-//! plus slack) is the server's hold, not a release. It re-registers nothing, and from then
+//! plus slack) is the server's hold, not a release, if it can be one: a hold of at least
+//! [`MIN_PING_INTERVAL`], with no spell without a request while the ping was held longer
+//! than that hold (give or take the tolerance), or a ping not held at all (answered within that interval, no request sent
+//! meanwhile). On a busy session a release comes a moment after some request, every
+//! time: two in a row look alike, but they are neither. It re-registers nothing, and from then
 //! on an answer counts as early only if it comes back [`HOLD_TOLERANCE`] sooner than
 //! that learned hold. An answer held well past the learned hold
 //! (by more than [`EARLY_MARGIN`]) shows the guess wrong, and it is forgotten. Such a
@@ -66,11 +70,12 @@
 //! and the early answer that told of it is read only now, when it looks like an idle one
 //! (or never came, if no ping was held). Every watch is then re-registered as above.
 //!
-//! Likewise, an empty answer read more than a second after the longest hold known (the
+//! Likewise, an answer read more than a second after the longest hold known (the
 //! requested T, or a longer hold already seen), counted from the last request sent,
 //! re-registers every watch: the process may have been paused past a release and read
 //! it only now (the first answer of a server that holds longer than asked does so once,
-//! then its hold is known).
+//! then its hold is known), or, if it carries an event, paused with it unread while no
+//! ping was held, through a leader change nothing else would tell of.
 //!
 //! A leader change that lands while no ping is held by the server (one in flight, or
 //! paced) releases nothing and cannot be seen by the client: the protocol carries no
@@ -129,6 +134,10 @@ struct Ping {
     deadline: Instant,
     /// Sent to replace a ping whose liveness bound passed.
     probe: bool,
+    /// The longest the session went without a refresh while this ping was held, up to
+    /// the last request sent: a server holding pings for less than that (give or take
+    /// [`HOLD_TOLERANCE`]) would have answered then.
+    quiet: Duration,
 }
 
 /// What a ping's answer carried.
@@ -293,6 +302,7 @@ impl Pinger {
             sent: now,
             deadline: now + self.bound(),
             probe: false,
+            quiet: Duration::ZERO,
         });
     }
 
@@ -310,6 +320,7 @@ impl Pinger {
             sent: now,
             deadline: now + self.grace,
             probe: true,
+            quiet: Duration::ZERO,
         });
         old
     }
@@ -317,6 +328,10 @@ impl Pinger {
     /// Requests were handed out to be written at `now` (each refreshes the session).
     #[inline]
     pub(crate) fn note_tx(&mut self, now: Instant) {
+        if let Some(p) = self.current.as_mut() {
+            let from = self.last_tx.map_or(p.sent, |tx| tx.max(p.sent));
+            p.quiet = p.quiet.max(now.saturating_duration_since(from));
+        }
         self.last_tx = Some(now);
     }
 
@@ -370,9 +385,12 @@ impl Pinger {
             .last_tx
             .map_or(answered.sent, |tx| tx.max(answered.sent));
         let since_refresh = now.saturating_duration_since(refreshed);
-        // An empty answer read well after any hold known (before this one teaches a
-        // longer one): the process may have slept through a release.
-        let overdue = empty && since_refresh > self.asked.max(self.hold) + LATE_SLACK;
+        // An answer read well after any hold known (before this one teaches a longer
+        // one): the process may have slept through a release, or, with the answer
+        // already waiting to be read (an event), through a leader change while no ping
+        // was held.
+        let overdue =
+            answer != PingAnswer::Failed && since_refresh > self.asked.max(self.hold) + LATE_SLACK;
         if empty && self.learns_from(answered.sent) {
             self.hold = self.hold.max(since_refresh.min(MAX_HOLD));
         }
@@ -384,6 +402,7 @@ impl Pinger {
         if answer == PingAnswer::Event {
             // Answers in a row are compared between events only.
             self.last_early = None;
+            verdict.rearm_all = overdue && !self.late_wake;
         } else if empty {
             if self
                 .short_hold
@@ -393,9 +412,21 @@ impl Pinger {
                 self.short_hold = None;
             }
             let early = since_refresh < self.early_bound();
+            // The server's own hold could have ended this ping only if the ping was not
+            // held at all (a server answering at once: back within the pacing interval,
+            // no request sent meanwhile), or if that hold is one a server keeps (not
+            // under the pacing interval) and no longer quiet spell while the ping was
+            // held passed without an answer. A release right after a request on a busy
+            // session is neither.
+            let held = now.saturating_duration_since(answered.sent);
+            let unheld = held < MIN_PING_INTERVAL && refreshed == answered.sent;
+            let own_hold = unheld
+                || (since_refresh >= MIN_PING_INTERVAL
+                    && answered.quiet <= since_refresh + HOLD_TOLERANCE);
             // A second early answer held about as long as the one before is the server's
-            // own hold; anything else early is a release.
+            // own hold, if it can be; anything else early is a release.
             let repeated = early
+                && own_hold
                 && self
                     .last_early
                     .is_some_and(|prev| prev.abs_diff(since_refresh) <= HOLD_TOLERANCE);

@@ -648,3 +648,103 @@ fn a_recursive_watch_rechecks_what_it_has_seen_below_and_after_a_reconnect() {
         ]
     );
 }
+
+/// A read of `/b` sent and answered now (it refreshes the session).
+fn busy_read(p: &mut Peer, conn: pyxis_core::ConnId) {
+    let id = p.client.submit(
+        pyxis_core::Op::Exists {
+            path: "/b".into(),
+            watch: None,
+        },
+        p.now,
+    );
+    p.drain();
+    let exists = p.take_non_ping();
+    p.answer(
+        conn,
+        err(exists.req.xid, pyxis_proto::ErrorType::KNotFound, "/b"),
+    );
+    assert!(p.completion(id).is_some());
+}
+
+/// The held `ping` released (a leader change) at once: the re-registration of /a it
+/// brings is answered unchanged; returns the next ping.
+fn first_release(p: &mut Peer, conn: pyxis_core::ConnId, ping: Sent) -> Sent {
+    p.answer(conn, ok(ping.req.xid));
+    let rearm = p.take_non_ping();
+    assert!(rearm.req.watch.is_some(), "first release: {rearm:?}");
+    p.answer(conn, stat(rearm.req.xid, 1, &[], b""));
+    assert!(watch_events(p.take_events()).is_empty());
+    p.take_ping()
+}
+
+#[test]
+fn a_second_release_of_a_held_ping_on_a_busy_session_rearms_every_watch() {
+    // Found by the simulator (seed 458649684494): two leader changes in a row while the
+    // session sends a request every 400 ms. Each releases the held ping a moment after a
+    // request, so both answers are early by about the same time since the last refresh;
+    // the second ping was held for seconds all the same, so it is no server that answers
+    // at once, and a server holding pings for 150 ms would have answered it in the first
+    // quiet 400 ms.
+    let (mut p, conn, ping) = watching_a(1, &[]);
+    p.advance(ms(1_000));
+    busy_read(&mut p, conn);
+    p.advance(ms(100));
+    let ping = first_release(&mut p, conn, ping);
+    for _ in 0..8 {
+        p.advance(ms(400));
+        busy_read(&mut p, conn);
+    }
+    p.advance(ms(150));
+    // Leadership left and came back again, dropping the watch; /a was written meanwhile.
+    p.answer(conn, ok(ping.req.xid));
+    expect_rearm_and_inferred_modify(&mut p, conn);
+}
+
+#[test]
+fn a_release_soon_after_a_release_with_a_request_between_rearms_every_watch() {
+    // Found by the simulator (seed 458649692405): two leader changes half a second apart.
+    // The second releases the re-sent ping within the pacing interval, but a request
+    // sent meanwhile was answered first: the server held that ping, it does not answer
+    // pings at once.
+    let (mut p, conn, ping) = watching_a(1, &[]);
+    p.advance(ms(1_000));
+    let ping = first_release(&mut p, conn, ping);
+    p.advance(ms(360));
+    busy_read(&mut p, conn);
+    p.advance(ms(90));
+    p.answer(conn, ok(ping.req.xid));
+    expect_rearm_and_inferred_modify(&mut p, conn);
+}
+
+#[test]
+fn an_event_answer_read_long_after_the_known_hold_rearms_every_watch() {
+    // Found by the simulator (seed 458649692532): the process was paused for 7 s with
+    // an event for /b waiting unread on the connection; no ping was held meanwhile, so a
+    // leader change dropped every watch without a release to tell of it.
+    let (mut p, conn, ping) = watching_a(1, &[]);
+    p.client.watch(persistent("/b"), p.now);
+    p.drain();
+    let arm_b = p.take_non_ping();
+    p.answer(conn, stat(arm_b.req.xid, 0, &[], b""));
+    assert!(watch_events(p.take_events()).is_empty());
+    // Within the ping's liveness bound (T + grace), so no late wake-up is seen.
+    p.now += ms(6_500);
+    p.answer(conn, event(ping.req.xid, "/b", "/b", event_type::MODIFY));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![(EventType::Modify, false)]
+    );
+    let arm_a: Vec<Sent> = p
+        .sent
+        .iter()
+        .filter(|s| s.req.watch.is_some() && s.req.stat.as_ref().is_some_and(|st| st.path == "/a"))
+        .cloned()
+        .collect();
+    assert_eq!(arm_a.len(), 1, "/a re-registered: {:?}", p.sent);
+    p.answer(conn, stat(arm_a[0].req.xid, 2, &[], b""));
+    assert_eq!(
+        watch_events(p.take_events()),
+        vec![(EventType::Modify, true)]
+    );
+}
