@@ -460,14 +460,18 @@ impl Pinger {
         if self.due.is_some_and(|d| d <= now) {
             return Verdict::act(Action::PingNow);
         }
-        let bound = self.bound();
         let Some(held) = self.current.filter(|p| p.deadline <= now) else {
             return Verdict::WAIT;
         };
+        // Renewed from the last answer by the requested T only, not by a longer hold
+        // learned earlier: a hold is a fact about idle pings, and a connection that has
+        // answered nothing for T + grace is probed (a probe is answered at once, and the
+        // replaced ping's answer extends it), so a stall is abandoned within
+        // T + 2 × grace of its last complete frame.
         let renewed = self
             .last_rx
             .filter(|rx| *rx > held.sent)
-            .map(|rx| rx + bound);
+            .map(|rx| rx + self.asked + self.grace);
         if let (Some(deadline), Some(p)) = (renewed.filter(|d| *d > now), self.current.as_mut()) {
             p.deadline = deadline;
             p.probe = false;

@@ -123,8 +123,16 @@ impl World {
             4 | 5 => {
                 let leader = self.model.leader();
                 let down = (0..NODES).filter(|n| !self.model.is_up(*n)).count();
+                // Killing the leader hands leadership to the next node up (after an
+                // election gap): unless gap 2 is exercised, only where `may_lead` allows.
                 let target = if pick == 4 {
-                    leader
+                    leader.filter(|l| {
+                        exercise_gap
+                            || (1..NODES)
+                                .map(|i| (l + i) % NODES)
+                                .find(|m| self.model.is_up(*m))
+                                .is_some_and(|m| self.may_lead(m))
+                    })
                 } else {
                     (0..NODES).find(|n| Some(*n) != leader && self.model.is_up(*n))
                 };
