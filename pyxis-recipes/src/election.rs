@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 use async_executor::Task;
 use bytes::Bytes;
 use futures_lite::future;
-use pyxis_client_common::{AsyncClient, Error as ClientError, EventMask};
+use pyxis_client_common::AsyncClient;
 
 use crate::lease::{keep, Lease, Terms};
 use crate::lock::release;
-use crate::node::{create_owned, Created, Token};
+use crate::node::{create_owned, wait_deleted, Created, Token};
 use crate::runtime::{
     deadline_after, detach, retry_later, sleep, spawn, until, EventSender, Events, RETRY_PAUSE,
 };
@@ -262,7 +262,7 @@ async fn contend(client: AsyncClient, path: String, payload: Bytes, shared: Arc<
                 .await;
                 *shared.owned() = None;
             }
-            Ok(Created::Taken) => wait_for_vacancy(&client, &path).await,
+            Ok(Created::Taken) => wait_deleted(&client, &path).await,
             Err(e) if retry_later(&e) => sleep(RETRY_PAUSE).await,
             // Closed, or a path the server refuses: nothing to contend for.
             Err(_) => {
@@ -270,27 +270,5 @@ async fn contend(client: AsyncClient, path: String, payload: Bytes, shared: Arc<
                 return;
             }
         }
-    }
-}
-
-/// Waits until the leader's node is deleted (or a session timeout passes, to look
-/// again whatever happened to the watch).
-async fn wait_for_vacancy(client: &AsyncClient, path: &str) {
-    match client
-        .exists_and_watch(path, EventMask::DELETE, false)
-        .await
-    {
-        Ok((Some(_), mut watch)) => {
-            future::or(
-                async {
-                    watch.next().await;
-                },
-                sleep(client.session_timeout()),
-            )
-            .await;
-        }
-        Ok((None, _)) => {}
-        Err(ClientError::Closed) => {}
-        Err(_) => sleep(RETRY_PAUSE).await,
     }
 }

@@ -9,7 +9,10 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
-use pyxis_client_common::{AsyncClient, CreateMode, Error as ClientError, Node};
+use futures_lite::future;
+use pyxis_client_common::{AsyncClient, CreateMode, Error as ClientError, EventMask, Node};
+
+use crate::runtime::{sleep, RETRY_PAUSE};
 
 /// Creates every missing ancestor of `path` as an empty persistent node.
 pub(crate) async fn ensure_parents(client: &AsyncClient, path: &str) -> Result<(), ClientError> {
@@ -116,6 +119,29 @@ pub(crate) async fn create_owned(
     match client.exists(path).await? {
         Some(node) if token.marks(&node) => Ok(Created::Mine { sid: node.owner }),
         _ => Ok(Created::Taken),
+    }
+}
+
+/// Waits until the node at `path` is deleted, or a session timeout has passed (the
+/// caller then looks again, whatever happened to the watch). The look and the watch are
+/// one server step, so a deletion between them is not missed. Returns at once when the
+/// node is already gone or the client is closed; other errors pause before returning.
+pub(crate) async fn wait_deleted(client: &AsyncClient, path: &str) {
+    match client
+        .exists_and_watch(path, EventMask::DELETE, false)
+        .await
+    {
+        Ok((Some(_), mut watch)) => {
+            future::or(
+                async {
+                    watch.next().await;
+                },
+                sleep(client.session_timeout()),
+            )
+            .await;
+        }
+        Ok((None, _)) | Err(ClientError::Closed) => {}
+        Err(_) => sleep(RETRY_PAUSE).await,
     }
 }
 

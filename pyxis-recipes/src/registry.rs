@@ -34,7 +34,7 @@ use pyxis_client_common::{
     AsyncClient, Error as ClientError, EventMask, SessionEvent, SessionEvents, WatchError,
 };
 
-use crate::node::ensure_parents;
+use crate::node::{ensure_parents, wait_deleted};
 use crate::runtime::{
     deadline_after, detach, retry_later, sleep, spawn, until, EventSender, Events, RETRY_PAUSE,
 };
@@ -291,26 +291,6 @@ async fn stay_registered(client: &AsyncClient, path: &str, sid: u64, session: &m
             },
         )
         .await;
-    }
-}
-
-/// Waits until the node at `path` is deleted (or a while has passed: look again).
-async fn wait_deleted(client: &AsyncClient, path: &str) {
-    match client
-        .exists_and_watch(path, EventMask::DELETE, false)
-        .await
-    {
-        Ok((Some(_), mut watch)) => {
-            future::or(
-                async {
-                    watch.next().await;
-                },
-                sleep(client.session_timeout()),
-            )
-            .await;
-        }
-        Ok((None, _)) => {}
-        Err(_) => sleep(RETRY_PAUSE).await,
     }
 }
 
