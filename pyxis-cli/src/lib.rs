@@ -92,9 +92,11 @@ pub fn run() -> ExitCode {
 }
 
 /// The global options each subcommand ignores, hidden from its help, completions and
-/// manual page: `dev` serves its own cluster, `completions` and `man` only print.
+/// manual page: `dev` serves its own cluster, `bench` sets its own deadline for each
+/// phase, `completions` and `man` only print.
 const IGNORED_GLOBALS: &[(&str, &[&str])] = &[
     ("dev", &["timeout"]),
+    ("bench", &["timeout"]),
     ("completions", &["addrs", "json", "timeout"]),
     ("man", &["addrs", "json", "timeout"]),
 ];

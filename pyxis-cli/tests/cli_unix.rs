@@ -368,6 +368,13 @@ fn help_texts_have_no_backticks_and_dev_lists_only_its_options() {
         "{dev}"
     );
     assert!(!dev.contains("--timeout"), "dev ignores it: {dev}");
+    // bench sets its own deadlines per phase: it has no use for --timeout either.
+    let bench = stdout(&pyxis_alone(&["bench", "--help"]));
+    assert!(
+        bench.contains("--addrs") && bench.contains("--json"),
+        "{bench}"
+    );
+    assert!(!bench.contains("--timeout"), "bench ignores it: {bench}");
     assert!(
         dev.contains("Addresses the nodes listen on") && !dev.contains("followers redirect"),
         "dev's --addrs are where it listens: {dev}"
