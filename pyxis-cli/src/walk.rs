@@ -34,13 +34,17 @@ pub async fn rm(client: &Client, json: bool, path: &str, recursive: bool) -> Res
     if json {
         print(&output::json(&serde_json::json!({ "removed": removed })))
     } else {
-        print(
-            &removed
-                .iter()
-                .map(|p| format!("removed {p}\n"))
-                .collect::<String>(),
-        )
+        print(&removed_text(&removed))
     }
+}
+
+/// What `rm` prints for the paths it removed: one line each, escaped as every name the
+/// server hands out is.
+fn removed_text(removed: &[String]) -> String {
+    removed
+        .iter()
+        .map(|p| format!("removed {}\n", output::escape(p)))
+        .collect()
 }
 
 /// `pyxis tree <path>`: walks the subtree and prints it.
@@ -334,6 +338,12 @@ async fn remove_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn removed_paths_are_printed_escaped() {
+        let text = removed_text(&["/a".to_owned(), "/a/x\u{1b}[2J\nexit 0".to_owned()]);
+        assert_eq!(text, "removed /a\nremoved /a/x\\u{1b}[2J\\nexit 0\n");
+    }
 
     #[test]
     fn child_paths() {
