@@ -364,6 +364,11 @@ impl Requests {
         self.internal.clear();
     }
 
+    /// Whether the Unregister of `close` is in flight: sent, unanswered.
+    pub(crate) fn close_in_flight(&self) -> bool {
+        self.internal.values().any(|p| *p == Purpose::Close)
+    }
+
     /// Whether a write (create/delete/write/unregister) is in flight: sent, unanswered.
     pub(crate) fn writes_in_flight(&self) -> bool {
         self.writes

@@ -13,8 +13,8 @@
 //!
 //! | fault | while registering | while up | while closing |
 //! |---|---|---|---|
-//! | kNotLeader | next: the named leader | drain, then the named leader | Unregister at the named leader |
-//! | kAgain | next address, backoff | drain, then next address, backoff | Unregister again after a backoff |
+//! | kNotLeader | next: the named leader | drain, then the named leader | Unregister at the named leader (\*) |
+//! | kAgain | next address, backoff | drain, then next address, backoff | Unregister again after a backoff (\*) |
 //! | kSessionExpired | register anew (same connection) | register anew (same connection) | closed (the session is gone) |
 //! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
 //!
@@ -24,6 +24,10 @@
 //! flight has its own answer, at most `ping_grace`; nothing new is sent on it meanwhile.
 //! Writes whose answer can no longer arrive (the connection closed or the wait ended)
 //! complete with an unknown outcome; reads go back to the queue.
+//!
+//! (\*) While closing, only the Unregister's own answer moves on: a refusal of a write,
+//! the ping or an arm sent before it is that request's answer, and the Unregister's
+//! follows the answers of every write sent before it.
 //!
 //! Must never read a clock or pick addresses itself (that is `discovery`), and never
 //! complete application operations except through the request rules of [protocol](pyxis_proto::protocol) §4
@@ -340,6 +344,16 @@ impl Client {
     fn close_fault(&mut self, fault: Fault, now: Instant) {
         if fault == Fault::SessionExpired {
             return self.finish_close(true);
+        }
+        // A refusal of something else (a write, the ping, an arm) while the Unregister
+        // is unanswered on this connection: the Unregister's own answer follows the
+        // answers of every write sent before it (writes are answered in the order
+        // sent), so those writes still get theirs, and it decides.
+        if matches!(fault, Fault::NotLeader(_) | Fault::Again)
+            && matches!(self.phase, Phase::Closing { .. })
+            && self.requests.close_in_flight()
+        {
+            return;
         }
         let (current, deadline) = match &self.phase {
             Phase::Closing { addr, deadline, .. }

@@ -184,6 +184,56 @@ fn close_follows_not_leader_to_the_leader() {
 }
 
 #[test]
+fn close_keeps_reading_the_answers_of_writes_refused_before_its_unregister() {
+    // Sim seed 14281626166: `close` with writes in flight on a node that lost
+    // leadership. The node refuses the writes (kNotLeader, or kAgain) and then the
+    // Unregister sent behind them (writes are answered in the order sent), all in one
+    // read. Each refusal is that write's own answer: none of them may be reported as an
+    // unknown outcome because the first refusal gave the connection up.
+    for (code, leader) in [(ErrorType::KNotLeader, "b:1"), (ErrorType::KAgain, "")] {
+        let (mut p, conn, _ping) = up();
+        let ids: Vec<_> = (0..3)
+            .map(|_| p.client.submit(write("/w", b"v"), p.now))
+            .collect();
+        p.drain();
+        p.client.close(p.now);
+        p.drain();
+        let mut bytes = Vec::new();
+        for s in p.sent.drain(..).filter(|s| s.conn == conn) {
+            bytes.extend_from_slice(&pyxis_proto::encode_response(&err(s.req.xid, code, leader)));
+        }
+        p.deliver(conn, &bytes);
+        let expected = if code == ErrorType::KNotLeader {
+            Error::Closed
+        } else {
+            Error::Again {
+                outcome_unknown: true,
+            }
+        };
+        assert!(
+            !p.client.is_closed(),
+            "the session still lives at the leader"
+        );
+        while p.connecting.is_empty() {
+            p.advance(ms(5));
+        }
+        let conn = p.accept();
+        let again = p.take();
+        assert!(again.req.unregister.is_some());
+        p.answer(conn, ok(again.req.xid));
+        assert!(p.client.is_closed());
+        // kNotLeader: nothing applied, and a closing client retries nothing; kAgain:
+        // the write's own answer says its outcome is unknown.
+        for id in ids {
+            assert_eq!(p.completion(id), Some(Err(expected.clone())), "{code:?}");
+        }
+        if code == ErrorType::KNotLeader {
+            assert_eq!(unknown_outcomes(&p), 0, "{:?}", p.events);
+        }
+    }
+}
+
+#[test]
 fn close_during_a_no_leader_window_retries_until_a_leader_answers() {
     let mut p = Peer::new(config(&["a:1", "b:1"]));
     let conn = p.connect_with_sid(SID);

@@ -44,6 +44,19 @@ fn frame_liveness_regression_seeds_hold_every_oracle() {
     }
 }
 
+/// Seeds on which `close` was called with writes in flight on a node that had lost
+/// leadership: the first refusal gave the connection up, and the writes refused behind
+/// it (answered kNotLeader, nothing applied) were reported as unknown outcomes.
+const CLOSE_REFUSAL_REGRESSION_SEEDS: [u64; 1] = [14_281_626_166];
+
+#[test]
+fn close_refusal_regression_seeds_hold_every_oracle() {
+    for seed in CLOSE_REFUSAL_REGRESSION_SEEDS {
+        let report = run_seed(&SimConfig::new(seed, 60));
+        assert!(report.passed(), "{}", report.failure_text());
+    }
+}
+
 #[test]
 fn same_seed_same_trace_and_different_seeds_differ() {
     let a = run_once(&SimConfig::new(42, 30));
