@@ -202,6 +202,7 @@ fn leader_move_during_a_stream_of_writes() {
             })
             | Err(Error::ConnectionLoss {
                 outcome_unknown: true,
+                ..
             }) => {}
             Err(e) => panic!("unexpected error during a leader move: {e}"),
         }
@@ -230,6 +231,7 @@ fn killed_leader_is_replaced() {
         Ok(())
         | Err(Error::ConnectionLoss {
             outcome_unknown: true,
+            ..
         }) => {}
         Err(e) => panic!("unexpected error after the leader was killed: {e}"),
     }
@@ -388,20 +390,51 @@ fn unreachable_servers_time_out() {
         .to_string();
     let mut opts = options(15);
     opts.request_timeout = Duration::from_millis(500);
-    let a = Client::connect([closed_port], opts).unwrap();
-    assert_eq!(
-        a.wait_connected(Duration::from_millis(300)),
-        Err(Error::Timeout {
-            outcome_unknown: false
-        })
-    );
-    assert_eq!(
-        a.read("/"),
-        Err(Error::Timeout {
-            outcome_unknown: false
-        })
-    );
+    let a = Client::connect([closed_port.clone()], opts).unwrap();
+    let waited = a.wait_connected(Duration::from_millis(300));
+    timed_out_refused_by(waited.map(drop), &closed_port);
+    timed_out_refused_by(a.read("/").map(drop), &closed_port);
     a.close();
+}
+
+/// While no node knows a leader, an operation times out saying so.
+#[test]
+fn no_leader_is_the_cause_of_the_timeout() {
+    let cluster = TestCluster::start(3);
+    cluster.no_leader_for(Duration::from_secs(20)).unwrap();
+    let opts = options(16).request_timeout(Duration::from_millis(600));
+    let a = Client::connect(cluster.addrs(), opts).unwrap();
+    let read = a.read("/");
+    let Err(error @ Error::Timeout { .. }) = &read else {
+        panic!("expected a timeout, got {read:?}");
+    };
+    let shown = error.to_string();
+    assert!(shown.contains("no leader known"), "{shown}");
+    assert!(
+        cluster
+            .addrs()
+            .iter()
+            .any(|addr| shown.contains(addr.as_str())),
+        "{shown}"
+    );
+}
+
+/// `result` is a `Timeout` whose text names `addr` and a refused connection.
+fn timed_out_refused_by(result: Result<(), Error>, addr: &str) {
+    let Err(
+        error @ Error::Timeout {
+            outcome_unknown: false,
+            ..
+        },
+    ) = &result
+    else {
+        panic!("expected a timeout, got {result:?}");
+    };
+    let shown = error.to_string();
+    assert!(
+        shown.contains(addr) && shown.contains("connection refused"),
+        "the timeout does not say why: {shown}"
+    );
 }
 
 /// `Duration::MAX` waits without a deadline (it once panicked adding it to the clock).

@@ -166,6 +166,7 @@ pub fn status_of(error: &PyxisError) -> ExitStatus {
         | PyxisError::Again { .. }
         | PyxisError::ConnectionLoss { .. }
         | PyxisError::Timeout { .. }
+        | PyxisError::Unreachable { .. }
         | PyxisError::Closed => ExitStatus::Connection,
         _ => ExitStatus::Failure,
     }
@@ -190,6 +191,7 @@ mod tests {
             (
                 PyxisError::Timeout {
                     outcome_unknown: false,
+                    cause: None,
                 },
                 6,
             ),

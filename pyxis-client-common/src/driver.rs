@@ -267,11 +267,12 @@ impl Driver {
     }
 
     /// The connection `conn` failed to open, broke, or was closed by the peer; `cause`
-    /// says why, for the log.
-    pub fn handle_closed(&mut self, conn: ConnId, cause: &dyn std::fmt::Display, now: Instant) {
+    /// says why (logged, and kept by the core for the errors callers get).
+    pub fn handle_closed(&mut self, conn: ConnId, cause: &std::io::Error, now: Instant) {
         log::conn_died(conn, cause);
         self.unwritten.forget(conn);
-        self.core.handle_closed(conn, now);
+        self.core
+            .handle_failed(conn, crate::tcp::failure(cause), now);
     }
 
     /// `n` more bytes of what [`Step::Transmit`] handed over for `conn` were written.
@@ -295,6 +296,7 @@ impl Driver {
         for (_, reply) in expired {
             reply.push(Err(Error::Timeout {
                 outcome_unknown: false,
+                cause: self.core.last_cause().cloned(),
             }));
         }
         if self
@@ -578,6 +580,7 @@ mod tests {
         d.handle_timeout(deadline);
         let timeout = Error::Timeout {
             outcome_unknown: false,
+            cause: None,
         };
         assert_eq!(answer.try_recv(), Some(Ok(Err(timeout))));
     }

@@ -5,10 +5,39 @@
 //! Nagle's algorithm on (the original does, PROTOCOL.md §1): the second of two small
 //! answers then waits until the client acknowledges the first, and a delayed ACK costs
 //! ~40 ms. Linux leaves quick-ACK mode by itself (it is not a permanent flag), hence the
-//! re-arm per read: one `setsockopt`. Must never read or write the socket, and never fail
-//! a connection: an option that cannot be set only costs latency.
+//! re-arm per read: one `setsockopt`. Also what a failed connection's I/O error means
+//! to the core ([`failure`]: refused, unresolved, timed out, closed). Must never read or
+//! write the socket, and never fail a connection: an option that cannot be set only
+//! costs latency.
 
+use std::io;
+
+use pyxis_core::IoFailure;
 use socket2::SockRef;
+
+/// What an I/O error that ended (or prevented) a connection means, for the errors
+/// callers get (`pyxis_core::Cause`): the kinds a user can act on by name, anything
+/// else with the system's wording.
+pub fn failure(error: &io::Error) -> IoFailure {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => IoFailure::Refused,
+        io::ErrorKind::TimedOut => IoFailure::TimedOut,
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => IoFailure::Closed,
+        _ => {
+            let text = error.to_string();
+            // The standard library's (and so every runtime's) resolver error, and the
+            // blocking adapter's for a name with no address.
+            if text.contains("lookup address") || text.contains("resolved to no address") {
+                IoFailure::Unresolved
+            } else {
+                IoFailure::Other(text)
+            }
+        }
+    }
+}
 
 /// A socket whose options can be set: a file descriptor (Unix) or a socket (Windows).
 #[cfg(unix)]
@@ -67,5 +96,21 @@ mod tests {
         assert!(!socket.tcp_quickack().unwrap());
         acknowledge_promptly(&client);
         assert!(socket.tcp_quickack().unwrap());
+    }
+
+    #[test]
+    fn io_errors_map_to_what_a_user_can_act_on() {
+        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
+        assert_eq!(failure(&refused), IoFailure::Refused);
+        let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+        assert_eq!(failure(&eof), IoFailure::Closed);
+        // `.invalid` never resolves (RFC 6761).
+        let unresolved = std::net::ToSocketAddrs::to_socket_addrs("no-such-host.invalid:7000");
+        let Err(e) = unresolved else {
+            panic!("a .invalid name resolved");
+        };
+        assert_eq!(failure(&e), IoFailure::Unresolved, "{e}");
+        let other = io::Error::other("weird");
+        assert_eq!(failure(&other), IoFailure::Other("weird".into()));
     }
 }

@@ -11,6 +11,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use pyxis_proto::FrameDecoder;
 
+use crate::cause::{Cause, CauseKind, IoFailure};
 use crate::config::{Config, ConfigError};
 use crate::discovery::Discovery;
 use crate::error::Error;
@@ -57,6 +58,9 @@ pub struct Client {
     pub(crate) io: VecDeque<IoAction>,
     pub(crate) events: VecDeque<Event>,
     pub(crate) next_conn: u64,
+    /// Why the last attempt to get or keep a session failed, since the last session
+    /// came up (see the `cause` module).
+    pub(crate) cause: Option<Cause>,
     /// The latest `now` given (debug builds assert it never goes backwards).
     last_now: Instant,
 }
@@ -86,6 +90,7 @@ impl Client {
             io: VecDeque::new(),
             events: VecDeque::new(),
             next_conn: 0,
+            cause: None,
             last_now: now,
         };
         client.start_attempt(first, now);
@@ -107,6 +112,14 @@ impl Client {
     /// The configuration in force (after `Client::new`'s adjustments).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// Why the client last failed to get or keep a session with a leader (a refused
+    /// connect, no leader known, a redirect, a silent server, ...), naming the server;
+    /// `None` once a session is up again. `Error::Timeout` and `Error::ConnectionLoss`
+    /// carry it.
+    pub fn last_cause(&self) -> Option<&Cause> {
+        self.cause.as_ref()
     }
 
     /// True once `SessionEvent::Closed` has been queued; from then on only the immediate
@@ -253,10 +266,18 @@ impl Client {
         self.note_sent(now);
     }
 
-    /// The connection `conn` failed to open or was closed by the peer.
+    /// The connection `conn` failed to open or was closed by the peer (as
+    /// [`handle_failed`](Self::handle_failed) with [`IoFailure::Closed`]).
     pub fn handle_closed(&mut self, conn: ConnId, now: Instant) {
+        self.handle_failed(conn, IoFailure::Closed, now);
+    }
+
+    /// The connection `conn` failed to open or was closed by the peer, for the reason
+    /// `failure` (kept, with the server's address, as [`last_cause`](Self::last_cause)).
+    pub fn handle_failed(&mut self, conn: ConnId, failure: IoFailure, now: Instant) {
         self.clock(now);
         if self.phase.conn() == Some(conn) {
+            self.note_cause(CauseKind::Io(failure));
             self.on_fault(Fault::Closed, now);
         }
     }
@@ -272,6 +293,7 @@ impl Client {
                 id,
                 Err(Error::Timeout {
                     outcome_unknown: sent_write,
+                    cause: self.cause.clone(),
                 }),
             );
         }
@@ -422,6 +444,7 @@ impl Client {
             let err = if sent_write {
                 Error::ConnectionLoss {
                     outcome_unknown: true,
+                    cause: self.cause.clone(),
                 }
             } else {
                 Error::Closed

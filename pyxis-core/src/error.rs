@@ -5,7 +5,11 @@
 //! Owns: [`Error`] and the mapping from the wire's `ErrorType` codes. Must never decide
 //! what to do about an error (retry, reconnect): that is the session and request modules'.
 
+use std::fmt;
+
 use pyxis_proto::limits::PathError;
+
+use crate::cause::Cause;
 
 /// Why an operation failed. Every variant is something a caller can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,16 +65,30 @@ pub enum Error {
     // --- the connection ---
     /// The connection was lost with the request in flight. When `outcome_unknown`, a
     /// create/delete/write/unregister may have been applied; it was not retried.
-    #[error("connection lost{}", unknown_suffix(*outcome_unknown))]
+    #[error("connection lost{}{}", unknown_suffix(*outcome_unknown), CauseSuffix(cause))]
     ConnectionLoss {
         /// The write may or may not have been applied.
         outcome_unknown: bool,
+        /// Why the connection was lost, naming the server.
+        cause: Option<Cause>,
     },
     /// The request deadline passed. When `outcome_unknown`, the request had been sent.
-    #[error("request timed out{}", unknown_suffix(*outcome_unknown))]
+    #[error("request timed out{}{}", unknown_suffix(*outcome_unknown), CauseSuffix(cause))]
     Timeout {
         /// The write may or may not have been applied.
         outcome_unknown: bool,
+        /// While no session was up: the last reason none could be had (a refused
+        /// connect, no leader known, ...), naming the server. `None` when a session was
+        /// up (the server was slow to answer).
+        cause: Option<Cause>,
+    },
+    /// No server could be reached and the client fails fast (`Config::fail_fast`):
+    /// every listed server failed in turn, so the request failed at once instead of
+    /// waiting for its deadline. Nothing was sent.
+    #[error("no server reachable: {cause}")]
+    Unreachable {
+        /// The last failure, naming the server.
+        cause: Cause,
     },
     /// The server sent something that breaks the protocol (e.g. a stat answer that is not
     /// a Node).
@@ -118,7 +136,30 @@ fn unknown_suffix(outcome_unknown: bool) -> &'static str {
     }
 }
 
+/// How the errors that carry a [`Cause`] show it.
+struct CauseSuffix<'a>(&'a Option<Cause>);
+
+impl fmt::Display for CauseSuffix<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(cause) => write!(f, " ({cause})"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Error {
+    /// The last reason no session could be had with a leader, naming the server, when
+    /// this error came from it (a timeout while no session was up, a lost connection,
+    /// an unreachable cluster).
+    pub fn cause(&self) -> Option<&Cause> {
+        match self {
+            Error::Timeout { cause, .. } | Error::ConnectionLoss { cause, .. } => cause.as_ref(),
+            Error::Unreachable { cause } => Some(cause),
+            _ => None,
+        }
+    }
+
     /// Whether the operation may have been applied although it failed: a create,
     /// delete, write or unregister that was sent and then lost with the connection, the
     /// leader or the deadline. Such an operation is never retried by the client; read
@@ -126,8 +167,12 @@ impl Error {
     pub fn is_outcome_unknown(&self) -> bool {
         match self {
             Error::Again { outcome_unknown }
-            | Error::ConnectionLoss { outcome_unknown }
-            | Error::Timeout { outcome_unknown } => *outcome_unknown,
+            | Error::ConnectionLoss {
+                outcome_unknown, ..
+            }
+            | Error::Timeout {
+                outcome_unknown, ..
+            } => *outcome_unknown,
             _ => false,
         }
     }
@@ -141,6 +186,7 @@ impl Error {
             Error::Again { .. }
                 | Error::ConnectionLoss { .. }
                 | Error::Timeout { .. }
+                | Error::Unreachable { .. }
                 | Error::SessionExpired
                 | Error::Internal { .. }
         )
@@ -155,9 +201,11 @@ mod tests {
     fn errors_explain_themselves_and_classify() {
         let sent = Error::Timeout {
             outcome_unknown: true,
+            cause: None,
         };
         let unsent = Error::ConnectionLoss {
             outcome_unknown: false,
+            cause: None,
         };
         assert_eq!(
             sent.to_string(),
@@ -169,5 +217,24 @@ mod tests {
         let exists = Error::Exists { path: "/a".into() };
         assert!(!exists.is_outcome_unknown() && !exists.is_retryable());
         assert!(!Error::Closed.is_retryable());
+        let refused = Cause::new(
+            "127.0.0.1:7000",
+            crate::CauseKind::Io(crate::IoFailure::Refused),
+        );
+        let waited = Error::Timeout {
+            outcome_unknown: false,
+            cause: Some(refused.clone()),
+        };
+        assert_eq!(
+            waited.to_string(),
+            "request timed out (connection refused by 127.0.0.1:7000)"
+        );
+        assert_eq!(waited.cause(), Some(&refused));
+        let fast = Error::Unreachable { cause: refused };
+        assert_eq!(
+            fast.to_string(),
+            "no server reachable: connection refused by 127.0.0.1:7000"
+        );
+        assert!(fast.is_retryable() && !fast.is_outcome_unknown());
     }
 }

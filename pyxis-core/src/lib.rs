@@ -159,6 +159,7 @@
 //! detectable, as the protocol carries no leader term (see the `ping` module).
 
 mod arms;
+mod cause;
 mod client;
 mod config;
 mod discovery;
@@ -171,6 +172,7 @@ mod session;
 mod types;
 mod watches;
 
+pub use cause::{Cause, CauseKind, IoFailure};
 pub use client::Client;
 pub use config::{Backoff, Config, ConfigError, MAX_CONFIG_DURATION, MIN_SESSION_TIMEOUT};
 pub use error::Error;

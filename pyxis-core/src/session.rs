@@ -38,6 +38,7 @@ use std::time::Instant;
 
 use pyxis_proto::rpc;
 
+use crate::cause::{Cause, CauseKind};
 use crate::client::Client;
 use crate::discovery::Attempt;
 use crate::error::Error;
@@ -285,6 +286,9 @@ impl Client {
     /// the session and the requests in flight (see the module docs for the table).
     /// Answer handlers call it after their local part.
     pub(crate) fn on_fault(&mut self, fault: Fault, now: Instant) {
+        if let Some(kind) = self.cause_of(&fault) {
+            self.note_cause(kind);
+        }
         if self.phase.is_closing() {
             return self.close_fault(fault, now);
         }
@@ -324,6 +328,32 @@ impl Client {
             },
             _ => self.drop_connection(now, Next::after(fault), close_it),
         }
+    }
+
+    /// What `fault` says about the server, for [`Client::last_cause`]: `None` for a
+    /// closed connection (recorded with the adapter's reason by `handle_failed`) and for
+    /// an expired session (the server answers; it is no failure to reach it).
+    fn cause_of(&self, fault: &Fault) -> Option<CauseKind> {
+        Some(match fault {
+            Fault::NotLeader(leader) => CauseKind::NotLeader {
+                leader: leader.clone(),
+            },
+            Fault::Again => CauseKind::NoLeader,
+            Fault::Malformed => CauseKind::Malformed,
+            Fault::Timeout => match self.phase {
+                Phase::Connecting { .. } | Phase::ClosingConnect { .. } => {
+                    CauseKind::ConnectTimeout
+                }
+                Phase::Registering { .. } => CauseKind::RegisterTimeout,
+                _ => CauseKind::Silent,
+            },
+            Fault::SessionExpired | Fault::Closed => return None,
+        })
+    }
+
+    /// Records why the current server failed (see [`Client::last_cause`]).
+    pub(crate) fn note_cause(&mut self, kind: CauseKind) {
+        self.cause = Some(Cause::new(self.phase.addr(), kind));
     }
 
     /// After each answer: a draining connection whose writes are all answered is
@@ -415,6 +445,7 @@ impl Client {
                 id,
                 Err(Error::ConnectionLoss {
                     outcome_unknown: true,
+                    cause: self.cause.clone(),
                 }),
             );
         }
@@ -620,6 +651,7 @@ impl Client {
     }
 
     fn session_up(&mut self, conn: ConnId, addr: String, sid: u64, now: Instant) {
+        self.cause = None;
         let events = self.session.registered(sid);
         self.events.extend(events.into_iter().map(Event::Session));
         self.phase = Phase::Up { conn, addr };

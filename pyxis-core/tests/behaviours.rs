@@ -368,7 +368,8 @@ fn b05_requests_wait_for_the_session() {
         completions[0],
         Event::Completed {
             result: Err(Error::Timeout {
-                outcome_unknown: false
+                outcome_unknown: false,
+                ..
             }),
             ..
         }
@@ -389,12 +390,13 @@ fn b06_connection_loss_retries_reads_fails_writes() {
     let sent: Vec<_> = p.sent.drain(..).filter(|s| s.req.ping.is_none()).collect();
     assert_eq!(sent.len(), 2);
     p.close_conn(conn);
-    assert_eq!(
+    assert!(matches!(
         p.completion(w),
         Some(Err(Error::ConnectionLoss {
-            outcome_unknown: true
+            outcome_unknown: true,
+            ..
         }))
-    );
+    ));
     assert_eq!(p.completion(r), None, "the read waits for a retry");
     assert_eq!(
         p.take_events(),
@@ -791,11 +793,14 @@ fn b09_close_unregisters_and_ends_everything() {
     p.advance(ms(1));
     assert!(p.client.is_closed());
     assert_eq!(p.closes, vec![conn]);
-    assert_eq!(
-        p.completion(inflight),
-        Some(Err(Error::ConnectionLoss {
-            outcome_unknown: true
-        })),
+    assert!(
+        matches!(
+            p.completion(inflight),
+            Some(Err(Error::ConnectionLoss {
+                outcome_unknown: true,
+                ..
+            }))
+        ),
         "a write sent but never answered may have been applied"
     );
     assert_eq!(

@@ -475,11 +475,13 @@ impl World {
         let unknown = matches!(
             result,
             Err(Error::ConnectionLoss {
-                outcome_unknown: true
+                outcome_unknown: true,
+                ..
             }) | Err(Error::Again {
                 outcome_unknown: true
             }) | Err(Error::Timeout {
-                outcome_unknown: true
+                outcome_unknown: true,
+                ..
             })
         );
         self.clients[client].finished.push(Finished {

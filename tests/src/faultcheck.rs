@@ -85,11 +85,13 @@ impl World {
         let unknown = matches!(
             result,
             Err(Error::ConnectionLoss {
-                outcome_unknown: true
+                outcome_unknown: true,
+                ..
             } | Error::Again {
                 outcome_unknown: true
             } | Error::Timeout {
-                outcome_unknown: true
+                outcome_unknown: true,
+                ..
             })
         );
         if let Some(link) = self.clients[client].refused.remove(&id).filter(|_| unknown) {

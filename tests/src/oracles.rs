@@ -224,9 +224,11 @@ impl World {
                         | Error::InvalidArgument { .. }
                         | Error::ConnectionLoss {
                             outcome_unknown: false,
+                            ..
                         }
                         | Error::Timeout {
                             outcome_unknown: false,
+                            ..
                         }
                         | Error::Closed,
                     ),

@@ -297,6 +297,7 @@ pub async fn leader_move_during_a_stream_of_writes(h: Harness) {
                     }
                     | Error::ConnectionLoss {
                         outcome_unknown: true,
+                        ..
                     },
                 ) => unknown += 1,
                 Err(e) => panic!("unexpected error during a leader move: {e}"),
@@ -335,6 +336,7 @@ pub async fn killed_leader_is_replaced(h: Harness) {
         Ok(())
         | Err(Error::ConnectionLoss {
             outcome_unknown: true,
+            ..
         }) => {}
         Err(e) => panic!("unexpected error after the leader was killed: {e}"),
     }
@@ -543,7 +545,8 @@ pub async fn dropping_the_last_handle_closes_the_session(h: Harness) {
 }
 
 /// With no server listening, operations and `wait_connected` fail with `Timeout` at
-/// their deadline instead of hanging.
+/// their deadline instead of hanging, and the error says why: the last connect was
+/// refused, by that address.
 pub async fn unreachable_servers_time_out(h: Harness) {
     let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -551,24 +554,60 @@ pub async fn unreachable_servers_time_out(h: Harness) {
         .to_string();
     let mut opts = options(15);
     opts.request_timeout = Duration::from_millis(500);
-    let a = within(PATIENCE, "connect", (h.connect)(vec![closed_port], opts))
+    let a = within(
+        PATIENCE,
+        "connect",
+        (h.connect)(vec![closed_port.clone()], opts),
+    )
+    .await
+    .unwrap();
+    let waited = a.wait_connected(Duration::from_millis(300)).await;
+    timed_out_refused_by(waited.map(drop), &closed_port);
+    let read = within(PATIENCE, "read deadline", a.read("/")).await;
+    timed_out_refused_by(read.map(drop), &closed_port);
+    within(PATIENCE, "close", a.close()).await;
+}
+
+/// While no node knows a leader, an operation times out saying so ("no leader known",
+/// naming the node that answered kAgain), not with a bare "timed out".
+pub async fn no_leader_is_the_cause_of_the_timeout(h: Harness) {
+    let cluster = TestCluster::start(3);
+    cluster.no_leader_for(Duration::from_secs(20)).unwrap();
+    let opts = options(16).request_timeout(Duration::from_millis(600));
+    let a = within(PATIENCE, "connect", (h.connect)(cluster.addrs(), opts))
         .await
         .unwrap();
-    let waited = a.wait_connected(Duration::from_millis(300)).await;
-    assert_eq!(
-        waited,
-        Err(Error::Timeout {
-            outcome_unknown: false
-        })
-    );
     let read = within(PATIENCE, "read deadline", a.read("/")).await;
-    assert_eq!(
-        read,
-        Err(Error::Timeout {
-            outcome_unknown: false
-        })
+    let Err(error @ Error::Timeout { .. }) = &read else {
+        panic!("expected a timeout, got {read:?}");
+    };
+    let shown = error.to_string();
+    assert!(shown.contains("no leader known"), "{shown}");
+    assert!(
+        cluster
+            .addrs()
+            .iter()
+            .any(|addr| shown.contains(addr.as_str())),
+        "{shown}"
     );
-    within(PATIENCE, "close", a.close()).await;
+}
+
+/// `result` is a `Timeout` whose text names `addr` and a refused connection.
+pub fn timed_out_refused_by(result: Result<(), Error>, addr: &str) {
+    let Err(
+        error @ Error::Timeout {
+            outcome_unknown: false,
+            ..
+        },
+    ) = &result
+    else {
+        panic!("expected a timeout, got {result:?}");
+    };
+    let shown = error.to_string();
+    assert!(
+        shown.contains(addr) && shown.contains("connection refused"),
+        "the timeout does not say why: {shown}"
+    );
 }
 
 /// `Duration::MAX` means "wait forever" everywhere a timeout is taken (it once panicked
