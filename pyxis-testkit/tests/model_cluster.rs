@@ -116,6 +116,37 @@ fn in_flight_writes_fail_with_again_on_a_move() {
 }
 
 #[test]
+fn in_flight_writes_applied_on_a_move_release_held_pings_and_raise_no_event() {
+    // Applied in the next leader's term: the watches the change dropped never see them,
+    // so the held ping of a session watching the path is released empty (telling the
+    // client of the change), not answered with the write's event.
+    let mut config = ModelConfig::fast();
+    config.commit_delay = ms(100);
+    config.in_flight_on_move = InFlightOnMove::Apply;
+    let mut h = Harness::with_config(config, 2);
+    h.connect(0, C1);
+    h.connect(0, C2);
+    let watcher = h.register(C1, 60_000);
+    assert_ok(&h.call(C1, &watch(watcher, 2, "/w", event_type::CREATE, false)));
+    h.send(C1, &ping(watcher, 3));
+    let writer = h.register(C2, 60_000);
+    h.send(C2, &create(writer, 2, "/w", 0, b""));
+    h.advance(ms(10));
+    assert!(h.take(C1).is_empty(), "the ping is held");
+    h.model.move_leader(0, h.now).unwrap();
+    h.drain();
+    let got = h.take(C1);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].xid, Some(3));
+    assert_eq!(
+        got[0].watch, None,
+        "released empty, not with the create's event"
+    );
+    assert_err(&h.take(C2)[0], ErrorType::KAgain, "net error, try again");
+    assert!(h.model.node("/w").is_some());
+}
+
+#[test]
 fn killing_the_leader_closes_its_connections_and_elects_another_after_the_gap() {
     let mut h = Harness::new(3);
     h.connect(0, C1);

@@ -140,12 +140,6 @@ impl ClusterModel {
             return;
         }
         let in_flight: Vec<PendingCommit> = self.commits.drain(..).collect();
-        for c in in_flight {
-            if self.config.in_flight_on_move == InFlightOnMove::Apply {
-                let _ = self.apply_commit(&c, now, false);
-            }
-            self.send(c.conn, dispatch::error(c.xid, dispatch::again_in_flight()));
-        }
         self.watches.clear();
         self.dirty.clear();
         let sids: Vec<u64> = self.sessions.keys().copied().collect();
@@ -154,6 +148,15 @@ impl ClusterModel {
                 s.pending.clear();
             }
             self.release_ping(sid);
+        }
+        // Uncommitted writes that survive are committed in the next leader's term: the
+        // watches the change dropped never see them, and no held ping is answered with
+        // their events instead of being released.
+        for c in in_flight {
+            if self.config.in_flight_on_move == InFlightOnMove::Apply {
+                let _ = self.apply_commit(&c, now, false);
+            }
+            self.send(c.conn, dispatch::error(c.xid, dispatch::again_in_flight()));
         }
     }
 }
