@@ -90,6 +90,9 @@ pub(crate) struct Incarnation {
     pub resumed: bool,
     /// Writes the server answered kNotLeader and not sent again, with the link.
     pub refused: BTreeMap<RequestId, usize>,
+    /// Writes the server answered kAgain, with the link (never forgotten: such a write
+    /// must never be sent again).
+    pub again: BTreeMap<RequestId, usize>,
     /// The session `close` must end (its sid when `close` was called).
     pub closing_sid: Option<u64>,
     /// `CloseUnconfirmed` was reported.
@@ -143,6 +146,7 @@ impl World {
             started: self.now,
             resumed: resume.is_some(),
             refused: BTreeMap::new(),
+            again: BTreeMap::new(),
             closing_sid: None,
             close_unconfirmed: false,
         });
@@ -429,6 +433,7 @@ impl World {
 
     fn on_completed(&mut self, client: usize, id: RequestId, result: Result<Reply, Error>) {
         self.check_not_leader_unknown(client, id, &result);
+        self.check_again_unknown(client, id, &result);
         let now = self.now;
         let Some(p) = self.clients[client].pending.remove(&id) else {
             self.violation(

@@ -27,17 +27,22 @@ pub enum Variant {
     /// Any answer to the Unregister of `close` is taken as done (kNotLeader and kAgain
     /// answers are rewritten to success before the core sees them).
     CloseTakesAnyAnswer,
+    /// A write answered kAgain is taken as refused with nothing applied and sent again
+    /// (kAgain answers to operations are rewritten to kNotLeader naming the node that
+    /// answered, before the core sees them).
+    RetryAgainWrites,
 }
 
 impl Variant {
     /// Every variant, correct first.
-    pub const ALL: [Variant; 6] = [
+    pub const ALL: [Variant; 7] = [
         Variant::Correct,
         Variant::NoWatchReregistration,
         Variant::RetryUnknownWrites,
         Variant::NoPingLiveness,
         Variant::DropOnNotLeader,
         Variant::CloseTakesAnyAnswer,
+        Variant::RetryAgainWrites,
     ];
 
     /// The command-line name.
@@ -49,6 +54,7 @@ impl Variant {
             Variant::NoPingLiveness => "no-ping-liveness",
             Variant::DropOnNotLeader => "drop-on-not-leader",
             Variant::CloseTakesAnyAnswer => "close-takes-any-answer",
+            Variant::RetryAgainWrites => "retry-again-writes",
         }
     }
 }

@@ -1,13 +1,15 @@
-//! The fault-policy oracles and the link faults they need: writes answered kNotLeader,
-//! connections stalled in the middle of a frame, and `close` across leader changes.
+//! The fault-policy oracles and the link faults they need: writes answered kNotLeader or
+//! kAgain, connections stalled in the middle of a frame, and `close` across leader changes.
 //!
 //! Owns: the books of what the server answered kNotLeader (per client, the write ids,
 //! forgotten when the write is sent again or its link is cut before the answer could
-//! arrive), the count of complete frames each link delivers, the stalled-link fault, the
-//! checks of [`Oracle::NotLeaderUnknown`], [`Oracle::FrameLiveness`] and
+//! arrive) and kAgain (per client, the write ids, never forgotten), the count of complete
+//! frames each link delivers, the stalled-link fault, the checks of
+//! [`Oracle::NotLeaderUnknown`], [`Oracle::AgainUnknown`], [`Oracle::FrameLiveness`] and
 //! [`Oracle::Close`], and the wrappers of the variants that break them on purpose
-//! ([`Variant::DropOnNotLeader`], [`Variant::CloseTakesAnyAnswer`]). Must never reach into
-//! a core: it reads frames on the links and the cores' public outputs.
+//! ([`Variant::DropOnNotLeader`], [`Variant::RetryAgainWrites`],
+//! [`Variant::CloseTakesAnyAnswer`]). Must never reach into a core: it reads frames on the
+//! links and the cores' public outputs.
 
 use bytes::{Bytes, BytesMut};
 use pyxis_core::{ConnId, Error, RequestId, SessionState};
@@ -35,35 +37,52 @@ fn error_type(rsp: &pyxis_proto::rpc::Response) -> Option<ErrorType> {
 }
 
 impl World {
-    /// The model answered on `link` with `bytes` (whole frames): a write refused with
-    /// kNotLeader is booked for the link's client (an operation's xid is twice its id).
+    /// The model answered on `link` with `bytes` (whole frames): an operation refused
+    /// with kNotLeader, and a write answered kAgain, are booked for the link's client (an
+    /// operation's xid is twice its id).
     fn note_model_answers(&mut self, link: usize, bytes: &Bytes) {
         let mut d = FrameDecoder::new();
         d.extend(bytes);
         let client = self.links[link].client;
         while let Ok(Some(rsp)) = d.next_response() {
-            let (Some(xid), Some(ErrorType::KNotLeader)) = (rsp.xid, error_type(&rsp)) else {
+            let Some(id) = rsp.xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2)) else {
                 continue;
             };
-            if xid % 2 == 0 {
-                self.clients[client]
-                    .refused
-                    .insert(RequestId(xid / 2), link);
+            let c = &mut self.clients[client];
+            match error_type(&rsp) {
+                Some(ErrorType::KNotLeader) => {
+                    c.refused.insert(id, link);
+                }
+                Some(ErrorType::KAgain) if c.pending.get(&id).is_some_and(|p| p.op.is_write()) => {
+                    c.again.insert(id, link);
+                }
+                _ => {}
             }
         }
     }
 
     /// `client` writes `data` (whole frames): an operation sent again is no longer
-    /// refused.
+    /// refused, and a write answered kAgain must not be sent again.
     pub(crate) fn note_client_requests(&mut self, client: usize, data: &Bytes) {
-        if self.clients[client].refused.is_empty() {
+        let c = &self.clients[client];
+        if c.refused.is_empty() && c.again.is_empty() {
             return;
         }
         let mut d = FrameDecoder::new();
         d.extend(data);
         while let Ok(Some(req)) = d.next_request() {
-            if let Some(xid) = req.xid.filter(|x| x % 2 == 0) {
-                self.clients[client].refused.remove(&RequestId(xid / 2));
+            let Some(id) = req.xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2)) else {
+                continue;
+            };
+            self.clients[client].refused.remove(&id);
+            if let Some(link) = self.clients[client].again.get(&id).copied() {
+                self.violation(
+                    Oracle::AgainUnknown,
+                    format!(
+                        "client {client}: request #{} answered kAgain on link {link} is sent again",
+                        id.0
+                    ),
+                );
             }
         }
     }
@@ -105,6 +124,28 @@ impl World {
         }
     }
 
+    /// `client` completed `id` with `result`: a write the server answered kAgain may
+    /// have committed, so anything but an unknown outcome is a lie.
+    pub(crate) fn check_again_unknown(
+        &mut self,
+        client: usize,
+        id: RequestId,
+        result: &Result<pyxis_core::Reply, Error>,
+    ) {
+        let Some(link) = self.clients[client].again.get(&id).copied() else {
+            return;
+        };
+        if !result.as_ref().is_err_and(Error::is_outcome_unknown) {
+            self.violation(
+                Oracle::AgainUnknown,
+                format!(
+                    "client {client}: request #{} answered kAgain on link {link} completed {result:?}",
+                    id.0
+                ),
+            );
+        }
+    }
+
     /// Bytes reach `client` on `link`: counts the complete frames, and returns what the
     /// core is given (a broken variant rewrites answers).
     pub(crate) fn delivered_to_client(&mut self, client: usize, link: usize, data: &[u8]) -> Bytes {
@@ -113,23 +154,35 @@ impl World {
         while let Ok(Some(_)) = l.delivered.next_payload() {
             l.last_frame_at = self.now;
         }
-        if self.cfg.variant == Variant::CloseTakesAnyAnswer && self.clients[client].close_called {
-            // A client that takes any answer to its Unregister for done.
-            let l = &mut self.links[link];
-            l.rewrite.extend(data);
-            let mut out = BytesMut::new();
-            while let Ok(Some(mut rsp)) = l.rewrite.next_response() {
-                if matches!(
-                    error_type(&rsp),
-                    Some(ErrorType::KNotLeader | ErrorType::KAgain)
-                ) {
-                    rsp.err = None;
-                }
-                out.extend_from_slice(&encode_response(&rsp));
-            }
-            return out.freeze();
+        let close_any =
+            self.cfg.variant == Variant::CloseTakesAnyAnswer && self.clients[client].close_called;
+        let retry_again = self.cfg.variant == Variant::RetryAgainWrites;
+        if !close_any && !retry_again {
+            return Bytes::copy_from_slice(data);
         }
-        Bytes::copy_from_slice(data)
+        let node = crate::world::node_addr(self.links[link].node);
+        let l = &mut self.links[link];
+        l.rewrite.extend(data);
+        let mut out = BytesMut::new();
+        while let Ok(Some(mut rsp)) = l.rewrite.next_response() {
+            let kind = error_type(&rsp);
+            if close_any && matches!(kind, Some(ErrorType::KNotLeader | ErrorType::KAgain)) {
+                // A client that takes any answer to its Unregister for done.
+                rsp.err = None;
+            } else if retry_again
+                && kind == Some(ErrorType::KAgain)
+                && rsp.xid.is_some_and(|x| x % 2 == 0)
+            {
+                // A client that takes an operation's kAgain for a refusal that applied
+                // nothing, and retries it.
+                rsp.err = Some(pyxis_proto::rpc::Error {
+                    r#type: ErrorType::KNotLeader as i32,
+                    data: Some(Bytes::from(node.clone())),
+                });
+            }
+            out.extend_from_slice(&encode_response(&rsp));
+        }
+        out.freeze()
     }
 
     /// After `data` reached the core on `conn`: the [`Variant::DropOnNotLeader`] client
@@ -229,11 +282,16 @@ impl World {
             .filter(|_| c.core.state() != SessionState::Idle);
     }
 
-    /// Part of the fault "pipelined writes across a leader move": a client with a
-    /// session up pipelines a few writes.
+    /// Part of the faults "pipelined writes across a leader move" and "the leader
+    /// answers kAgain mid-flight": a running (not paused) client with a session up
+    /// pipelines a few writes.
     pub(crate) fn burst_of_writes(&mut self, client: usize) {
         let c = &self.clients[client];
-        if c.crashed || c.close_called || c.core.state() != SessionState::Connected {
+        if c.crashed
+            || c.close_called
+            || c.paused_until > self.now
+            || c.core.state() != SessionState::Connected
+        {
             return;
         }
         for _ in 0..4 {
@@ -249,11 +307,62 @@ impl World {
         }
     }
 
+    /// The fault "the leader answers kAgain mid-flight": commits slow down to a Raft-like
+    /// latency (20–80 ms, as the original's 50 ms heartbeat batches them), `client`
+    /// pipelines writes, and leadership changes before they commit (see
+    /// [`again_mid_flight_lands`](Self::again_mid_flight_lands)).
+    pub(crate) fn again_mid_flight(&mut self, client: usize) {
+        let c = &self.clients[client];
+        if c.crashed
+            || c.close_called
+            || c.paused_until > self.now
+            || c.core.state() != SessionState::Connected
+        {
+            return;
+        }
+        let latency = self.rng.u64(20 * crate::world::MS..80 * crate::world::MS);
+        self.model
+            .set_extra_commit_delay(std::time::Duration::from_micros(latency));
+        self.burst_of_writes(client);
+        let at = self.now + self.delay() + self.rng.u64(0..latency);
+        self.record(("again-mid-flight", client, latency), || {
+            format!(
+                "FAULT client {client} pipelines writes, commits take {} ms, leadership changes before they commit",
+                latency / crate::world::MS
+            )
+        });
+        self.schedule(at, crate::world::Ev::AgainMidFlight { client });
+    }
+
+    /// The leader change of "the leader answers kAgain mid-flight": `client` pipelines
+    /// more writes, then leadership changes (the same node may be elected again) while
+    /// the first ones wait for their commit, so these are answered kAgain (applied or
+    /// not, as the model's `in_flight_on_move` says) while the others are on the wire.
+    pub(crate) fn again_mid_flight_lands(&mut self, client: usize) {
+        self.model.set_extra_commit_delay(std::time::Duration::ZERO);
+        self.burst_of_writes(client);
+        let exercise_gap = self
+            .cfg
+            .exercises(crate::config::KnownGap::LeaderChangeWithoutHeldPing);
+        if self.now < self.fault_stop {
+            if let Some(to) = self.leader_target(exercise_gap) {
+                let now = self.now_instant();
+                let pending = self.model.in_flight_writes();
+                self.cluster_disturbed = self.now;
+                let r = self.model.move_leader(to, now);
+                self.record(("again-mid-flight-move", to, pending as u64), || {
+                    format!("FAULT move leader to {to} with {pending} writes uncommitted: {r:?}")
+                });
+            }
+        }
+        self.drain_model();
+    }
+
     /// The fault "close a client during a leader move": leadership moves (after a short
-    /// no-leader window) and a client with a session closes at once.
+    /// no-leader window) and a running (not paused) client with a session closes at once.
     pub(crate) fn close_during_leader_move(&mut self, client: usize) {
         let c = &self.clients[client];
-        if c.crashed || c.close_called || c.core.sid().is_none() {
+        if c.crashed || c.close_called || c.paused_until > self.now || c.core.sid().is_none() {
             return;
         }
         let now = self.now_instant();

@@ -4,7 +4,7 @@
 //! middle of a frame, partitions of a client from some nodes, leader moves, node crashes
 //! and restarts, no-leader windows, server-side session expiry, client pauses past the
 //! session timeout, a client closing during a leader move, pipelined writes across a
-//! leader move) and healing everything when
+//! leader move, a leader answering kAgain to writes in flight) and healing everything when
 //! faults stop. Must never touch a client core directly except to pause it: faults act on
 //! links and on the model.
 
@@ -15,8 +15,8 @@ use crate::config::KnownGap;
 use crate::world::{Ev, World, MS, NODES, SEC};
 
 /// The fault mix, per mille of fault steps.
-pub const FAULTS: [(&str, u32); 13] = [
-    ("reset a connection", 190),
+pub const FAULTS: [(&str, u32); 14] = [
+    ("reset a connection", 160),
     ("blackhole a connection", 70),
     ("partition a client from some nodes", 130),
     ("move the leader", 120),
@@ -29,6 +29,7 @@ pub const FAULTS: [(&str, u32); 13] = [
     ("stall a connection in the middle of a frame", 30),
     ("close a client during a leader move", 30),
     ("pipelined writes across a leader move", 30),
+    ("leader answers kAgain mid-flight", 30),
 ];
 
 impl World {
@@ -214,6 +215,7 @@ impl World {
                     format!("FAULT move leader to {to} under pipelined writes of client {client}: {r:?}")
                 });
             }
+            13 => self.again_mid_flight(client),
             9 => {
                 let Some(to) = self.leader_target(exercise_gap) else {
                     return self.drain_model();
@@ -238,7 +240,7 @@ impl World {
     /// A random node to move leadership to (the current leader included); unless known
     /// gap 2 is exercised, only one [`may_lead`](Self::may_lead) allows, and `None`
     /// when no node is allowed.
-    fn leader_target(&mut self, exercise_gap: bool) -> Option<usize> {
+    pub(crate) fn leader_target(&mut self, exercise_gap: bool) -> Option<usize> {
         let first = self.rng.usize(0..NODES);
         (0..NODES)
             .map(|i| (first + i) % NODES)

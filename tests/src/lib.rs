@@ -6,7 +6,9 @@
 //! bytes, reorders only between connections, resets, blackholes and stalls connections
 //! (in the middle of a frame), refuses connects and partitions a client from some nodes;
 //! the cluster moves its leader (also under pipelined writes, which the old leader then
-//! refuses with kNotLeader, and while a client closes), loses nodes, goes without a
+//! refuses with kNotLeader; while writes wait for a slowed commit, which are then
+//! answered kAgain while others are on the wire; and while a client closes), loses
+//! nodes, goes without a
 //! leader and expires sessions, and in one run in four holds session bounds of
 //! [1 s, 3 s], below the 5 s the clients ask for; clients pause past their session
 //! timeout, crash and resume their session, close, and run a workload of creates,
@@ -30,7 +32,8 @@
 //! T + 2 × `ping_grace`), 15 s after faults stop and at the end (every client connected to
 //! the leader with a live session), at every event (exactly-once completion within the
 //! deadline + 50 ms, truthful session reports, no write the server answered kNotLeader
-//! reported with an unknown outcome, no `Closed` without `CloseUnconfirmed` while the
+//! reported with an unknown outcome, every write the server answered kAgain reported
+//! with an unknown outcome and never sent again, no `Closed` without `CloseUnconfirmed` while the
 //! session lives) and at the end over the server's history
 //! (acknowledged writes applied exactly once, definite failures never applied, outcome-
 //! unknown writes at most once, reads linearizable, ephemerals bound to their session,

@@ -41,6 +41,10 @@ pub enum Oracle {
     /// No write the server answered kNotLeader (and that was not sent again) completes
     /// with an unknown outcome.
     NotLeaderUnknown,
+    /// A write the server answered kAgain (which may or may not have committed,
+    /// [protocol](pyxis_proto::protocol) §4) completes with an unknown outcome and is
+    /// never sent again.
+    AgainUnknown,
     /// A connection that delivers no complete frame for T + 2 × `ping_grace` is given up.
     FrameLiveness,
     /// `Closed` without `CloseUnconfirmed` means the session is gone at the server.
@@ -61,6 +65,7 @@ impl fmt::Display for Oracle {
             Oracle::Watch => "watch",
             Oracle::Reconnect => "reconnect",
             Oracle::NotLeaderUnknown => "not-leader-unknown",
+            Oracle::AgainUnknown => "again-unknown",
             Oracle::FrameLiveness => "frame-liveness",
             Oracle::Close => "close",
             Oracle::Panic => "panic",
@@ -229,6 +234,9 @@ impl World {
                         | Error::Timeout {
                             outcome_unknown: false,
                             ..
+                        }
+                        | Error::Again {
+                            outcome_unknown: false,
                         }
                         | Error::Closed,
                     ),

@@ -81,6 +81,10 @@ pub(crate) enum Ev {
         slot: usize,
         resume: Option<u64>,
     },
+    /// The leader change of the fault "the leader answers kAgain mid-flight".
+    AgainMidFlight {
+        client: usize,
+    },
     Check,
     FaultStop,
     LivenessCheck,
@@ -328,6 +332,7 @@ impl World {
                 let next = self.now + SEC;
                 self.schedule(next, Ev::Check);
             }
+            Ev::AgainMidFlight { client } => self.again_mid_flight_lands(client),
             Ev::FaultStop => self.fault_stop_now(),
             Ev::LivenessCheck => self.liveness_check("15 s after faults stopped"),
         }

@@ -147,4 +147,13 @@ fn broken_variants_are_caught() {
         oracles.contains(&Oracle::Close),
         "caught after {n} by {oracles:?}"
     );
+    // (f) a write answered kAgain taken for one that applied nothing and sent again: the
+    // again-unknown oracle, within 20 seeds (measured: 53 seeds in 100, the first at
+    // seed 2).
+    let (n, oracles) = seeds_until_caught(Variant::RetryAgainWrites, 20)
+        .expect("retry-again-writes not caught within 20 seeds");
+    assert!(
+        oracles.contains(&Oracle::AgainUnknown),
+        "caught after {n} by {oracles:?}"
+    );
 }
