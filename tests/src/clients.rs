@@ -97,6 +97,9 @@ pub(crate) struct Incarnation {
     pub closing_sid: Option<u64>,
     /// `CloseUnconfirmed` was reported.
     pub close_unconfirmed: bool,
+    /// When each watch registration whose answer it read reached the server (µs), by
+    /// path, in order.
+    pub registered: BTreeMap<String, Vec<u64>>,
 }
 
 impl World {
@@ -149,6 +152,7 @@ impl World {
             again: BTreeMap::new(),
             closing_sid: None,
             close_unconfirmed: false,
+            registered: BTreeMap::new(),
         });
         self.slots[slot] = idx;
         self.drain_client(idx);
@@ -296,6 +300,7 @@ impl World {
                             )
                         },
                     );
+                    self.note_arm_requests(link, &data);
                     self.send_up(link, &data);
                 }
             }

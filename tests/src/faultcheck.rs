@@ -151,9 +151,12 @@ impl World {
     pub(crate) fn delivered_to_client(&mut self, client: usize, link: usize, data: &[u8]) -> Bytes {
         let l = &mut self.links[link];
         l.delivered.extend(data);
-        while let Ok(Some(_)) = l.delivered.next_payload() {
+        let mut payloads = Vec::new();
+        while let Ok(Some(payload)) = l.delivered.next_payload() {
             l.last_frame_at = self.now;
+            payloads.push(payload);
         }
+        self.note_arm_deliveries(client, link, &payloads);
         let close_any =
             self.cfg.variant == Variant::CloseTakesAnyAnswer && self.clients[client].close_called;
         let retry_again = self.cfg.variant == Variant::RetryAgainWrites;
@@ -223,6 +226,7 @@ impl World {
         match self.links[link].stall {
             None => {
                 self.note_model_answers(link, &bytes);
+                self.note_arm_answers(link, &bytes);
                 Some(bytes)
             }
             Some(true) => None,

@@ -69,7 +69,10 @@
 //! strictly. The watch oracle's reference for what a watch last told is any shape from
 //! the event's delivery until the core's re-arm reached the server (twice the worst
 //! one-way delay): the application can observe nothing earlier, its reads go out
-//! behind that re-arm.
+//! behind that re-arm. When the server refused that re-arm (the session had ended, no
+//! leader, ...), the reads behind it failed too, and the reference runs until the first
+//! registration of the path after the event that the server accepted and the client
+//! read the answer of.
 //!
 //! ```
 //! use pyxis_sim::{run_seed, SimConfig};
@@ -87,6 +90,7 @@ mod faults;
 pub mod history;
 pub mod net;
 pub mod oracles;
+mod registrations;
 pub mod trace;
 mod workload;
 pub mod world;

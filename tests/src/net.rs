@@ -114,6 +114,8 @@ pub struct Link {
     pub last_frame_at: u64,
     /// Reassembles server frames a broken variant rewrites before the client sees them.
     pub rewrite: pyxis_proto::FrameDecoder,
+    /// Its watch registrations in flight (see `registrations`).
+    pub(crate) arms: crate::registrations::LinkArms,
 }
 
 impl Link {
@@ -134,6 +136,7 @@ impl Link {
             delivered: pyxis_proto::FrameDecoder::new(),
             last_frame_at: 0,
             rewrite: pyxis_proto::FrameDecoder::new(),
+            arms: crate::registrations::LinkArms::default(),
         }
     }
 

@@ -463,10 +463,19 @@ impl World {
                 // server behind the core's re-arm (same connection, in order), so the
                 // shape it can act on is any one from the event's delivery until that
                 // re-arm arrived (at most one worst-case one-way delay later, twice for
-                // slack): a change landing in between is not a change it missed.
+                // slack): a change landing in between is not a change it missed. A
+                // re-arm the server refused (the session ended, no leader, ...) arms
+                // nothing, and the reads behind it fail with it: then the one that counts
+                // is the first registration of the path after the event that the server
+                // accepted and the client read the answer of (see `registrations`).
                 let references: Vec<Shape> = match own.last() {
                     Some((at, _)) => {
-                        let reach = *at + 2 * (self.net.min_delay_us + self.net.jitter_us);
+                        let slack = *at + 2 * (self.net.min_delay_us + self.net.jitter_us);
+                        let rearmed = c
+                            .registered
+                            .get(&w.spec.path)
+                            .and_then(|r| r.iter().copied().find(|r| *r >= *at));
+                        let reach = slack.max(rearmed.unwrap_or(0));
                         let mut instants = vec![*at];
                         for p in PATHS.iter().filter(|p| {
                             **p == w.spec.path

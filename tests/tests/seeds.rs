@@ -17,6 +17,14 @@ fn fixed_seeds_hold_every_oracle() {
     }
 }
 
+/// Runs each of `seeds` (60 virtual seconds, twice) and asserts every oracle held.
+fn assert_seeds_hold(seeds: &[u64]) {
+    for &seed in seeds {
+        let report = run_seed(&SimConfig::new(seed, 60));
+        assert!(report.passed(), "{}", report.failure_text());
+    }
+}
+
 /// Seeds outside the fixed range that once failed the watch oracle: a watch not
 /// listening for Delete whose node was deleted (reported by the server) and created
 /// again at a lower version (777056, 777103), and a node re-created at the version last
@@ -25,10 +33,7 @@ const WATCH_REGRESSION_SEEDS: [u64; 3] = [777_056, 777_103, 779_702];
 
 #[test]
 fn watch_regression_seeds_hold_every_oracle() {
-    for seed in WATCH_REGRESSION_SEEDS {
-        let report = run_seed(&SimConfig::new(seed, 60));
-        assert!(report.passed(), "{}", report.failure_text());
-    }
+    assert_seeds_hold(&WATCH_REGRESSION_SEEDS);
 }
 
 /// Seeds on which a connection blackholed after a busy spell was kept past
@@ -38,10 +43,7 @@ const FRAME_LIVENESS_REGRESSION_SEEDS: [u64; 3] = [1_174, 1_569, 1_993];
 
 #[test]
 fn frame_liveness_regression_seeds_hold_every_oracle() {
-    for seed in FRAME_LIVENESS_REGRESSION_SEEDS {
-        let report = run_seed(&SimConfig::new(seed, 60));
-        assert!(report.passed(), "{}", report.failure_text());
-    }
+    assert_seeds_hold(&FRAME_LIVENESS_REGRESSION_SEEDS);
 }
 
 /// Seeds on which `close` was called with writes in flight on a node that had lost
@@ -51,10 +53,18 @@ const CLOSE_REFUSAL_REGRESSION_SEEDS: [u64; 1] = [14_281_626_166];
 
 #[test]
 fn close_refusal_regression_seeds_hold_every_oracle() {
-    for seed in CLOSE_REFUSAL_REGRESSION_SEEDS {
-        let report = run_seed(&SimConfig::new(seed, 60));
-        assert!(report.passed(), "{}", report.failure_text());
-    }
+    assert_seeds_hold(&CLOSE_REFUSAL_REGRESSION_SEEDS);
+}
+
+/// Seeds on which the watch oracle blamed the core for a change the application could
+/// have read: a watch's re-arm after an event was refused (its session had just been
+/// ended by `Op::Unregister`), and a child deleted with that session was created again
+/// before the registration on the new session, which saw the same children as before.
+const REFUSED_REARM_REGRESSION_SEEDS: [u64; 1] = [5_067_730_043_561];
+
+#[test]
+fn refused_rearm_regression_seeds_hold_every_oracle() {
+    assert_seeds_hold(&REFUSED_REARM_REGRESSION_SEEDS);
 }
 
 #[test]
