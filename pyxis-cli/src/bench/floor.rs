@@ -1,9 +1,10 @@
-//! The floor: the benchmark's requests as pre-encoded frames on one raw pipelined TCP
-//! connection, with no client machinery (no core, no driver task, no channels).
+//! The floor: the benchmark's requests as pre-encoded frames on a raw pipelined TCP
+//! connection (one per client the client side uses), with no client machinery (no core,
+//! no driver task, no channels).
 //!
 //! Owns: [`RawSession`] (a registered session on one socket: frames out, answers in) and
-//! [`run`], which keeps `C` requests in flight from a [`Plan`] exactly as the client side
-//! does. Must never retry, reconnect or follow more than a few redirects: anything
+//! [`run`], which keeps a session's share of the `C` requests in flight from a [`Plan`]
+//! exactly as the client side does. Must never retry, reconnect or follow more than a few redirects: anything
 //! unexpected is an error, since the floor must stay the cheapest possible client.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,7 +170,7 @@ impl RawSession {
     }
 }
 
-/// The pre-encoded frames of one slot (xid = slot + 1).
+/// The pre-encoded frames of one slot of a session (xid: its index there + 1).
 struct SlotFrames {
     read: Bytes,
     write: Bytes,
@@ -178,10 +179,10 @@ struct SlotFrames {
 }
 
 impl SlotFrames {
-    fn new(plan: &Plan, slot: usize, sid: u64) -> SlotFrames {
+    fn new(plan: &Plan, slot: usize, xid: u64, sid: u64) -> SlotFrames {
         let base = Request {
             sid: Some(sid),
-            xid: Some(slot as u64 + 1),
+            xid: Some(xid),
             ..Default::default()
         };
         let node = plan.node(slot);
@@ -224,26 +225,35 @@ struct SlotState {
 }
 
 /// Runs the plan's load on `session` until `budget` is spent, then waits for every
-/// request in flight; `progress` counts completed operations.
+/// request in flight; `progress` counts completed operations. The session serves the
+/// plan's slots `share.0, share.0 + share.1, ...` (session k of K takes the slots client
+/// k of K takes on the client side): `(0, 1)` for all of them.
 pub async fn run(
     session: &mut RawSession,
     plan: &Plan,
+    share: (usize, usize),
     budget: &Budget,
     progress: &AtomicU64,
 ) -> Result<Recorder, CliError> {
-    let frames: Vec<SlotFrames> = (0..plan.concurrency)
-        .map(|slot| SlotFrames::new(plan, slot, session.sid))
+    let (first, step) = (share.0, share.1.max(1));
+    let mine: Vec<usize> = (first..plan.concurrency).step_by(step).collect();
+    let frames: Vec<SlotFrames> = mine
+        .iter()
+        .enumerate()
+        .map(|(i, &slot)| SlotFrames::new(plan, slot, i as u64 + 1, session.sid))
         .collect();
+    // Made before the clock starts, as the client side's recorders are.
+    let mut recorder = Recorder::new();
     let start = Instant::now();
-    let mut slots: Vec<SlotState> = (0..plan.concurrency)
-        .map(|slot| SlotState {
+    let mut slots: Vec<SlotState> = mine
+        .iter()
+        .map(|&slot| SlotState {
             schedule: Schedule::new(plan.mix, slot),
             started: start,
             creating: false,
             busy: false,
         })
         .collect();
-    let mut recorder = Recorder::new();
     let mut out = BytesMut::new();
     let mut in_flight = 0usize;
     for (slot, state) in slots.iter_mut().enumerate() {

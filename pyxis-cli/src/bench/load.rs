@@ -138,11 +138,14 @@ async fn measure(
     for _ in 0..clients {
         handles.push(connect(addrs).await?);
     }
-    let mut raw = RawSession::open(addrs).await?;
+    // The floor runs the same way: K raw sessions, slot i on session i mod K.
+    let mut raws = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        raws.push(RawSession::open(addrs).await?);
+    }
     // Warm both paths up (connections, caches, allocator) before measuring.
-    let warm = Budget::new(None, Some(plan.concurrency as u64 * 20));
-    let ignored = AtomicU64::new(0);
-    floor::run(&mut raw, plan, &warm, &ignored).await?;
+    let warm = Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
+    (raws, _, _) = floor_phase(raws, plan, warm, Arc::new(AtomicU64::new(0))).await?;
     let warm = Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
     client_phase(&handles, plan, warm, Arc::new(AtomicU64::new(0))).await?;
 
@@ -152,15 +155,19 @@ async fn measure(
     for round in 0..args.rounds {
         let label = format!("c={} round {}/{}", plan.concurrency, round + 1, args.rounds);
         let counter = progress.phase(&format!("{label}: floor"));
-        let budget = Budget::new(
+        let budget = Arc::new(Budget::new(
             args.phase_duration()
                 .and_then(|d| Instant::now().checked_add(d)),
             args.ops,
-        );
+        ));
         let cpu = scope.now();
-        let floor = floor::run(&mut raw, plan, &budget, &counter).await?;
-        floor_total.merge(&floor);
-        floor_total.add_phase(floor.elapsed, used_since(scope, cpu));
+        let (back, sessions, elapsed) = floor_phase(raws, plan, budget, counter).await?;
+        raws = back;
+        let cpu = used_since(scope, cpu);
+        for session in &sessions {
+            floor_total.merge(session);
+        }
+        floor_total.add_phase(elapsed, cpu);
         let counter = progress.phase(&format!("{label}: client"));
         let budget = Arc::new(Budget::new(
             args.phase_duration()
@@ -168,12 +175,17 @@ async fn measure(
             args.ops,
         ));
         let cpu = scope.now();
-        let client = client_phase(&handles, plan, budget, counter).await?;
-        client_total.merge(&client);
-        client_total.add_phase(client.elapsed, used_since(scope, cpu));
+        let (tasks, elapsed) = client_phase(&handles, plan, budget, counter).await?;
+        let cpu = used_since(scope, cpu);
+        for task in &tasks {
+            client_total.merge(task);
+        }
+        client_total.add_phase(elapsed, cpu);
     }
     progress.finish_phase();
-    raw.close().await;
+    for raw in raws {
+        raw.close().await;
+    }
     for handle in &handles {
         handle.close().await;
     }
@@ -254,16 +266,60 @@ async fn teardown(client: &Client, plan: &Plan) -> Result<(), CliError> {
         .map_err(|e| CliError::request("bench teardown", &plan.root, e))
 }
 
-/// One client phase: `plan.concurrency` tasks, slot `i` on client `i % K`.
+/// One floor phase: one task per raw session (session k serves the slots client k
+/// serves on the client side), so that a multi-thread runtime spreads them as it
+/// spreads the clients. Returns the sessions, each one's recorder and the phase's
+/// length (timed as the client phase is: from before the tasks start to the last one's
+/// end).
+async fn floor_phase(
+    raws: Vec<RawSession>,
+    plan: &Plan,
+    budget: Arc<Budget>,
+    progress: Arc<AtomicU64>,
+) -> Result<(Vec<RawSession>, Vec<Recorder>, Duration), CliError> {
+    let sessions = raws.len();
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for (k, mut raw) in raws.into_iter().enumerate() {
+        let plan = plan.clone();
+        let budget = Arc::clone(&budget);
+        let progress = Arc::clone(&progress);
+        tasks.spawn(async move {
+            let result = floor::run(&mut raw, &plan, (k, sessions), &budget, &progress).await;
+            (k, raw, result)
+        });
+    }
+    let mut back = Vec::with_capacity(sessions);
+    let mut recorders = Vec::with_capacity(sessions);
+    while let Some(task) = tasks.join_next().await {
+        let (k, raw, result) = task.map_err(|e| CliError::Bench(format!("floor task: {e}")))?;
+        back.push((k, raw));
+        recorders.push(result?);
+    }
+    let elapsed = start.elapsed();
+    back.sort_by_key(|(k, _)| *k);
+    Ok((
+        back.into_iter().map(|(_, raw)| raw).collect(),
+        recorders,
+        elapsed,
+    ))
+}
+
+/// One client phase: `plan.concurrency` tasks, slot `i` on client `i % K`. Returns each
+/// task's recorder and the phase's length; the recorders are made before the phase
+/// starts and merged after it ends, as the floor's one recorder is, so that this
+/// bookkeeping (large histograms) is not counted in the client's time or CPU.
 async fn client_phase(
     clients: &[Client],
     plan: &Plan,
     budget: Arc<Budget>,
     progress: Arc<AtomicU64>,
-) -> Result<Recorder, CliError> {
+) -> Result<(Vec<Recorder>, Duration), CliError> {
+    let mut recorders: Vec<Recorder> = (0..plan.concurrency).map(|_| Recorder::new()).collect();
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for slot in 0..plan.concurrency {
+        let mut recorder = recorders.pop().unwrap_or_default();
         let client = clients[slot % clients.len()].clone();
         let budget = Arc::clone(&budget);
         let progress = Arc::clone(&progress);
@@ -272,7 +328,6 @@ async fn client_phase(
         let data = plan.data.clone();
         let mut schedule = Schedule::new(plan.mix, slot);
         tasks.spawn(async move {
-            let mut recorder = Recorder::new();
             // One clock read per operation, as on the floor: its end is the next start.
             let mut now = Instant::now();
             while budget.take(now) {
@@ -298,11 +353,9 @@ async fn client_phase(
             recorder
         });
     }
-    let mut total = Recorder::new();
-    while let Some(done) = tasks.join_next().await {
-        let recorder = done.map_err(|e| CliError::Bench(format!("load task: {e}")))?;
-        total.merge(&recorder);
+    let mut done = Vec::with_capacity(plan.concurrency);
+    while let Some(task) = tasks.join_next().await {
+        done.push(task.map_err(|e| CliError::Bench(format!("load task: {e}")))?);
     }
-    total.elapsed = start.elapsed();
-    Ok(total)
+    Ok((done, start.elapsed()))
 }

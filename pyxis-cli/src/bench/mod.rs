@@ -2,8 +2,9 @@
 //! the same run.
 //!
 //! - `pyxis bench` (load): an op mix at concurrency C (tasks sharing one client, or K
-//!   clients), alternating with the same requests as pre-encoded frames on one raw
-//!   pipelined connection (the floor, [`floor`]); prints both and their ratios.
+//!   clients), alternating with the same requests as pre-encoded frames on raw
+//!   pipelined connections, one per client (the floor, [`floor`]); prints both and
+//!   their ratios.
 //! - `pyxis bench failover`: time from a leader move to the next successful write.
 //! - `pyxis bench rewatch`: time to re-register N watches after a leader move, against a
 //!   raw pipelined arm of the same watches.
