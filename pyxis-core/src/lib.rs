@@ -108,7 +108,9 @@
 //!   path gets the recursive registration at the next re-arm (after that registration
 //!   fires, or after a reconnect).
 //! - **Session**: `Connected { sid }` after each successful Register, followed by
-//!   `Expired { old_sid }` when the previous session was found gone; `Disconnected` when
+//!   `Expired { old_sid }` when the previous session was found gone (the other requests
+//!   of that session in flight are told `SessionExpired` on the same connection, which
+//!   is kept for the new Register); `Disconnected` when
 //!   an up connection is lost (the core then reconnects with the same sid). Register
 //!   asks for the session timeout T in whole milliseconds (an `int32`, saturating). A
 //!   ping is outstanding while connected (re-sent at once after an answer carrying an

@@ -15,7 +15,7 @@
 //! |---|---|---|---|
 //! | kNotLeader | next: the named leader | drain, then the named leader | Unregister at the named leader (\*) |
 //! | kAgain | next address, backoff | drain, then next address, backoff | Unregister again after a backoff (\*) |
-//! | kSessionExpired | register anew (same connection) | register anew (same connection) | closed (the session is gone) |
+//! | kSessionExpired | register anew (same connection); ignored when registering without sid (an answer of the session already found gone) | register anew (same connection) | closed (the session is gone) |
 //! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
 //!
 //! Draining: a server that answers kNotLeader or kAgain to one request still answers
@@ -303,6 +303,10 @@ impl Client {
                 self.session.expire();
                 self.send_register();
             }
+            // An answer to a request of the session found gone, read while a new one is
+            // registered on this connection (a Register without sid is never answered
+            // kSessionExpired): expected, nothing to do.
+            Phase::Registering { .. } if fault == Fault::SessionExpired => {}
             // Answers are still due on a connection that refused or lost one request.
             Phase::Up { conn, addr } if matches!(fault, Fault::NotLeader(_) | Fault::Again) => {
                 if self.requests.writes_in_flight() {

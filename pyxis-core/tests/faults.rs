@@ -376,3 +376,43 @@ fn a_server_holding_pings_shorter_than_asked_costs_at_most_one_rearm() {
         "{arms} registrations for 200 idle watches in 20 s"
     );
 }
+
+// ----- kSessionExpired on pipelined writes -----
+
+#[test]
+fn pipelined_writes_of_an_expired_session_keep_the_connection_and_their_answers() {
+    let (mut p, conn, _ping) = up();
+    let ids: Vec<_> = (0..3)
+        .map(|i| p.client.submit(write(&format!("/w{i}"), b"x"), p.now))
+        .collect();
+    p.drain();
+    let writes: Vec<Sent> = (0..3).map(|_| p.take_non_ping()).collect();
+    // The session expired before they arrived: each is answered kSessionExpired. The
+    // first makes the client register anew on the same connection; the others are
+    // answers of the old session, not a reason to give the connection up.
+    for w in &writes {
+        p.answer(
+            conn,
+            err(w.req.xid, ErrorType::KSessionExpired, "session expired"),
+        );
+    }
+    assert!(p.closes.is_empty(), "the connection is kept: {:?}", p.log);
+    for id in ids {
+        assert!(
+            matches!(p.completion(id), Some(Err(Error::SessionExpired))),
+            "each write is told its own answer"
+        );
+    }
+    let register = p.take_non_ping();
+    assert!(register.req.register.is_some() && register.req.sid.is_none());
+    assert!(
+        p.sent.iter().all(|s| s.req.register.is_none()),
+        "one Register"
+    );
+    p.answer(conn, ok_sid(register.req.xid, 77));
+    assert_eq!(
+        p.session_events().first(),
+        Some(&SessionEvent::Connected { sid: 77 })
+    );
+    assert_eq!(p.client.state(), SessionState::Connected);
+}
