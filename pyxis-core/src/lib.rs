@@ -119,7 +119,8 @@
 //!   tight loop). A held ping released early (a leader change, perhaps back to this
 //!   node, which drops every watch) and an input handled more than half a second (at
 //!   most `ping_grace`) past the deadline asked for (a paused process) re-register every
-//!   watch, with the gap check. A server that holds pings shorter than asked (session
+//!   watch, with the gap check (not while an `Op::Unregister` is in flight: ending the
+//!   session answers its held ping at once). A server that holds pings shorter than asked (session
 //!   bounds below T) is told from releases by its repeating hold, which is learned: it
 //!   costs one re-registration of every watch, then one per real leader change.
 //!   Liveness: the server may raise T (its

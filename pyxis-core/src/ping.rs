@@ -44,7 +44,8 @@
 //! with its baselines, and pings again at once, to learn without delay whether this node
 //! still leads. A second early answer in a row that was not held either (under
 //! [`MIN_PING_INTERVAL`]) only shows a server that does not hold pings: it is paced and
-//! re-registers nothing.
+//! re-registers nothing. Nor does an early answer while an `Op::Unregister` is in flight:
+//! ending the session answers its held ping at once.
 //!
 //! ## A server that holds pings shorter than asked
 //!
@@ -541,7 +542,7 @@ impl Client {
             return;
         }
         if verdict.rearm_all {
-            self.rearm_every_watch();
+            self.rearm_after_suspected_drop();
         }
         match verdict.action {
             Action::Wait | Action::PaceUntil(_) => {}
@@ -591,6 +592,16 @@ impl Client {
     /// baselines (as after an early ping answer).
     pub(crate) fn end_input(&mut self) {
         if self.session.ping.end_input() && self.phase.is_up() {
+            self.rearm_after_suspected_drop();
+        }
+    }
+
+    /// The server may have dropped every watch while the session stayed up: every watch
+    /// is re-registered, unless an `Op::Unregister` is in flight (ending the session
+    /// answers its held ping at once, and the next session registers every watch
+    /// anyway).
+    fn rearm_after_suspected_drop(&mut self) {
+        if !self.requests.unregister_in_flight() {
             self.rearm_every_watch();
         }
     }

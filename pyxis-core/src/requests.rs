@@ -369,6 +369,15 @@ impl Requests {
         self.internal.values().any(|p| *p == Purpose::Close)
     }
 
+    /// Whether an `Op::Unregister` is in flight: sent, unanswered (the session is
+    /// ending).
+    pub(crate) fn unregister_in_flight(&self) -> bool {
+        self.unregisters
+            .0
+            .iter()
+            .any(|id| self.pending.get(id).is_some_and(|p| p.xid.is_some()))
+    }
+
     /// Whether a write (create/delete/write/unregister) is in flight: sent, unanswered.
     pub(crate) fn writes_in_flight(&self) -> bool {
         self.writes

@@ -106,6 +106,24 @@ fn an_early_empty_ping_answer_rearms_every_watch() {
     );
 }
 
+#[test]
+fn the_ping_released_by_an_unregister_in_flight_rearms_nothing() {
+    let (mut p, conn, ping) = watching_a(1, &[]);
+    p.client.submit(pyxis_core::Op::Unregister, p.now);
+    p.drain();
+    let unregister = p.take_non_ping();
+    assert!(unregister.req.unregister.is_some());
+    // Ending the session answers its held ping at once, empty: not a leader change,
+    // and the next session registers every watch anyway.
+    p.advance(ms(10));
+    p.answer(conn, ok(ping.req.xid));
+    assert!(
+        p.sent.iter().all(|s| s.req.watch.is_none()),
+        "no re-registration on the ending session: {:?}",
+        p.sent
+    );
+}
+
 /// The re-registration of /a the client sent, answered at version 2: the write missed
 /// while the watch was dropped is inferred.
 fn expect_rearm_and_inferred_modify(p: &mut Peer, conn: pyxis_core::ConnId) {
