@@ -93,6 +93,14 @@ pub(crate) struct Incarnation {
     /// Writes the server answered kAgain, with the link (never forgotten: such a write
     /// must never be sent again).
     pub again: BTreeMap<RequestId, usize>,
+    /// Re-registrations of every watch seen while the session stayed up.
+    pub rearm_alls: u64,
+    /// Pauses of the process.
+    pub pauses: u64,
+    /// Expiries of its session forced at the server.
+    pub forced_expiries: u64,
+    /// Stat + watch requests written by the [`Variant::RearmOnEveryAnswer`] wrapper.
+    pub injected: u64,
     /// The session `close` must end (its sid when `close` was called).
     pub closing_sid: Option<u64>,
     /// `CloseUnconfirmed` was reported.
@@ -150,6 +158,10 @@ impl World {
             resumed: resume.is_some(),
             refused: BTreeMap::new(),
             again: BTreeMap::new(),
+            rearm_alls: 0,
+            pauses: 0,
+            forced_expiries: 0,
+            injected: 0,
             closing_sid: None,
             close_unconfirmed: false,
             registered: BTreeMap::new(),
@@ -212,6 +224,7 @@ impl World {
         let data = self.delivered_to_client(client, link, data);
         self.clients[client].core.handle_data(conn, &data, now);
         self.drop_on_not_leader(client, link, conn, &data);
+        self.rearm_on_every_answer(client, link, &data);
         let c = &mut self.clients[client];
         // A session came up on this input: its first transmit carries the re-registrations.
         c.session_came_up = before == pyxis_core::SessionState::Registering
@@ -290,6 +303,7 @@ impl World {
                     t.data.clone()
                 };
                 self.note_client_requests(client, &data);
+                self.note_rearms(client, &data);
                 if let Some(link) = self.clients[client].links.get(&t.conn).copied() {
                     self.record(
                         ("transmit", client, link, crate::trace::bytes_key(&data)),
@@ -534,6 +548,7 @@ impl World {
     /// Pauses `client` (no inputs, no timers) until `until`.
     pub(crate) fn pause(&mut self, client: usize, until: u64) {
         let c = &mut self.clients[client];
+        c.pauses += 1;
         c.paused_until = until;
         c.disturbed = until;
         let extra = until.saturating_sub(self.now);

@@ -31,11 +31,15 @@ pub enum Variant {
     /// (kAgain answers to operations are rewritten to kNotLeader naming the node that
     /// answered, before the core sees them).
     RetryAgainWrites,
+    /// Every ping answer is taken for an early release: every watched path is
+    /// re-registered after each (the stat + watch frames are written for the client,
+    /// with xids the core ignores).
+    RearmOnEveryAnswer,
 }
 
 impl Variant {
     /// Every variant, correct first.
-    pub const ALL: [Variant; 7] = [
+    pub const ALL: [Variant; 8] = [
         Variant::Correct,
         Variant::NoWatchReregistration,
         Variant::RetryUnknownWrites,
@@ -43,6 +47,7 @@ impl Variant {
         Variant::DropOnNotLeader,
         Variant::CloseTakesAnyAnswer,
         Variant::RetryAgainWrites,
+        Variant::RearmOnEveryAnswer,
     ];
 
     /// The command-line name.
@@ -55,6 +60,7 @@ impl Variant {
             Variant::DropOnNotLeader => "drop-on-not-leader",
             Variant::CloseTakesAnyAnswer => "close-takes-any-answer",
             Variant::RetryAgainWrites => "retry-again-writes",
+            Variant::RearmOnEveryAnswer => "rearm-on-every-answer",
         }
     }
 }

@@ -353,6 +353,7 @@ impl World {
                 let now = self.now_instant();
                 let pending = self.model.in_flight_writes();
                 self.cluster_disturbed = self.now;
+                self.note_leader_change();
                 let r = self.model.move_leader(to, now);
                 self.record(("again-mid-flight-move", to, pending as u64), || {
                     format!("FAULT move leader to {to} with {pending} writes uncommitted: {r:?}")

@@ -116,6 +116,7 @@ impl World {
                     return self.drain_model();
                 };
                 self.cluster_disturbed = self.now;
+                self.note_leader_change();
                 let r = self.model.move_leader(to, now);
                 self.record(("move-leader", to), || {
                     format!("FAULT move leader to {to}: {r:?}")
@@ -139,6 +140,9 @@ impl World {
                 };
                 if let (Some(n), 0) = (target, down) {
                     self.cluster_disturbed = self.now;
+                    if pick == 4 {
+                        self.note_leader_change();
+                    }
                     let r = self.model.kill_node(n, now);
                     let back = self.rng.u64(SEC..6 * SEC).min(remaining);
                     self.record(("kill", n), || {
@@ -150,6 +154,7 @@ impl World {
             6 => {
                 let gap = self.rng.u64(300 * MS..4 * SEC);
                 self.cluster_disturbed = self.now + gap;
+                self.note_leader_change();
                 self.record(("gap", gap), || {
                     format!("FAULT no leader for {} ms", gap / MS)
                 });
@@ -171,6 +176,7 @@ impl World {
                 if let Some(sid) = self.clients[client].core.sid() {
                     self.clients[client].disturbed = self.now;
                     let alive = self.model.expire_session(sid, now);
+                    self.clients[client].forced_expiries += u64::from(alive);
                     self.record(("expire", sid), || {
                         format!("FAULT server expires session {sid:#x} of client {client} (alive: {alive})")
                     });
@@ -191,6 +197,7 @@ impl World {
                 };
                 let gap = self.rng.u64(0..SEC);
                 self.cluster_disturbed = self.now + gap;
+                self.note_leader_change();
                 let r = self
                     .model
                     .move_leader_after_gap(to, Duration::from_micros(gap), now);
@@ -210,6 +217,7 @@ impl World {
                 // Writes in flight reach a node that no longer leads: each is refused.
                 self.burst_of_writes(client);
                 self.cluster_disturbed = self.now;
+                self.note_leader_change();
                 let r = self.model.move_leader(to, now);
                 self.record(("move-leader-burst", to), || {
                     format!("FAULT move leader to {to} under pipelined writes of client {client}: {r:?}")
@@ -222,6 +230,7 @@ impl World {
                 };
                 let gap = self.rng.u64(300 * MS..3 * SEC);
                 self.cluster_disturbed = self.now + gap;
+                self.note_leader_change();
                 let r = self
                     .model
                     .move_leader_after_gap(to, Duration::from_micros(gap), now);

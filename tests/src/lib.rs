@@ -33,7 +33,9 @@
 //! the leader with a live session), at every event (exactly-once completion within the
 //! deadline + 50 ms, truthful session reports, no write the server answered kNotLeader
 //! reported with an unknown outcome, every write the server answered kAgain reported
-//! with an unknown outcome and never sent again, no `Closed` without `CloseUnconfirmed` while the
+//! with an unknown outcome and never sent again, every watch re-registered at most once per
+//! leadership change (besides a new session, a pause, a forced expiry, and once on
+//! servers holding pings shorter than asked), no `Closed` without `CloseUnconfirmed` while the
 //! session lives) and at the end over the server's history
 //! (acknowledged writes applied exactly once, definite failures never applied, outcome-
 //! unknown writes at most once, reads linearizable, ephemerals bound to their session,
@@ -90,6 +92,7 @@ mod faults;
 pub mod history;
 pub mod net;
 pub mod oracles;
+mod rearms;
 mod registrations;
 pub mod trace;
 mod workload;

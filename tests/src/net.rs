@@ -112,7 +112,8 @@ pub struct Link {
     pub delivered: pyxis_proto::FrameDecoder,
     /// When the client last received a complete frame on it (or the link opened), µs.
     pub last_frame_at: u64,
-    /// Reassembles server frames a broken variant rewrites before the client sees them.
+    /// Reassembles server frames a broken variant rewrites (or reads) before the client
+    /// sees them.
     pub rewrite: pyxis_proto::FrameDecoder,
     /// Its watch registrations in flight (see `registrations`).
     pub(crate) arms: crate::registrations::LinkArms,

@@ -45,6 +45,10 @@ pub enum Oracle {
     /// [protocol](pyxis_proto::protocol) §4) completes with an unknown outcome and is
     /// never sent again.
     AgainUnknown,
+    /// A client re-registers every watch at most once per leadership change, besides
+    /// after a new session, a pause, a forced expiry and (once) on a server holding
+    /// pings shorter than asked.
+    Rearm,
     /// A connection that delivers no complete frame for T + 2 × `ping_grace` is given up.
     FrameLiveness,
     /// `Closed` without `CloseUnconfirmed` means the session is gone at the server.
@@ -66,6 +70,7 @@ impl fmt::Display for Oracle {
             Oracle::Reconnect => "reconnect",
             Oracle::NotLeaderUnknown => "not-leader-unknown",
             Oracle::AgainUnknown => "again-unknown",
+            Oracle::Rearm => "rearm",
             Oracle::FrameLiveness => "frame-liveness",
             Oracle::Close => "close",
             Oracle::Panic => "panic",

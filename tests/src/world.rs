@@ -155,6 +155,10 @@ pub struct World {
     pub(crate) partitions: BTreeMap<usize, BTreeSet<usize>>,
     /// Last time a cluster-wide fault happened (µs).
     pub(crate) cluster_disturbed: u64,
+    /// When the cluster changed (or lost) leadership, µs.
+    pub(crate) leader_changes: Vec<u64>,
+    /// The servers hold pings shorter than the clients ask (session bounds [1 s, 3 s]).
+    pub(crate) short_bounds: bool,
     pub(crate) trace: Trace,
     pub(crate) violations: Vec<Violation>,
     pub(crate) stats: Stats,
@@ -206,6 +210,8 @@ impl World {
             slots: Vec::new(),
             partitions: BTreeMap::new(),
             cluster_disturbed: 0,
+            leader_changes: Vec::new(),
+            short_bounds,
             trace,
             violations: Vec::new(),
             stats: Stats::default(),

@@ -166,4 +166,13 @@ fn broken_variants_are_caught() {
         oracles.contains(&Oracle::AgainUnknown),
         "caught after {n} by {oracles:?}"
     );
+    // (g) every ping answer taken for an early release (every watch re-registered after
+    // each): the rearm oracle, within 5 seeds (measured: 60 seeds in 60, the first at
+    // seed 0).
+    let (n, oracles) = seeds_until_caught(Variant::RearmOnEveryAnswer, 5)
+        .expect("rearm-on-every-answer not caught within 5 seeds");
+    assert!(
+        oracles.contains(&Oracle::Rearm),
+        "caught after {n} by {oracles:?}"
+    );
 }
