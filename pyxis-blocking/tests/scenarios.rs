@@ -419,6 +419,37 @@ fn no_leader_is_the_cause_of_the_timeout() {
     );
 }
 
+/// With `fail_fast`, once every server refused, calls and `wait_connected` fail at once
+/// with `Unreachable` naming the cause, long before their (far) deadline.
+#[test]
+fn fail_fast_fails_at_once_while_no_server_is_reachable() {
+    let closed: Vec<String> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let opts = options(17)
+        .request_timeout(Duration::from_secs(3600))
+        .fail_fast(true);
+    let a = Client::connect(closed.clone(), opts).unwrap();
+    for result in [
+        a.read("/").map(drop),
+        a.wait_connected(Duration::MAX).map(drop),
+        a.write("/x", "1").map(drop),
+    ] {
+        let Err(error @ Error::Unreachable { .. }) = &result else {
+            panic!("expected Unreachable, got {result:?}");
+        };
+        let shown = error.to_string();
+        assert!(shown.contains("connection refused"), "{shown}");
+        assert!(closed.iter().any(|c| shown.contains(c.as_str())), "{shown}");
+    }
+    a.close();
+}
+
 /// `result` is a `Timeout` whose text names `addr` and a refused connection.
 fn timed_out_refused_by(result: Result<(), Error>, addr: &str) {
     let Err(

@@ -21,66 +21,50 @@ use crate::{leader, walk};
 
 /// Opens a session with the cluster, waiting at most `--timeout`.
 ///
-/// When no session opens in time, the error says why as far as a plain TCP connect to
-/// each address can tell ([`diagnose`]); the client itself only knows it timed out.
-pub async fn connect(global: &GlobalArgs) -> Result<Client, CliError> {
-    let mut options = Options::default();
-    options.request_timeout = global.timeout;
-    options.connect_timeout = global.timeout.min(Duration::from_secs(2));
+/// A one-shot command (`fail_fast`) gives up as soon as every server has failed in turn
+/// (refused, unresolved, no leader known), and its later requests likewise, instead of
+/// waiting out `--timeout`; a command that holds its session (watch, lock, elect, an
+/// ephemeral create) rides through such windows. Either way the error says why, in the
+/// client's words ("connection refused by 127.0.0.1:7000").
+pub async fn connect(global: &GlobalArgs, fail_fast: bool) -> Result<Client, CliError> {
+    let options = Options::new()
+        .request_timeout(global.timeout)
+        .connect_timeout(global.timeout.min(Duration::from_secs(2)))
+        .fail_fast(fail_fast);
     let list = global.addrs();
     let addrs = list.join(",");
     let client = Client::connect(list.clone(), options)
         .await
         .map_err(|e| CliError::Usage(format!("--addrs {addrs}: {e}")))?;
-    if client.wait_connected(global.timeout).await.is_err() {
+    if let Err(error) = client.wait_connected(global.timeout).await {
         // No session was opened, so there is nothing to unregister: close at once.
         client.close().await;
+        let reason = match error.cause() {
+            Some(cause) => cause.to_string(),
+            None => error.to_string(),
+        };
         return Err(CliError::Connect {
             addrs,
             waited: global.timeout,
-            reason: diagnose(&list).await,
+            reason,
         });
     }
     Ok(client)
 }
 
-/// The longest [`diagnose`] waits for one address to accept a TCP connection.
-pub const DIAGNOSE_WAIT: Duration = Duration::from_millis(300);
-
-/// Why no session opened with `addrs`, from one plain TCP connect to each (concurrently,
-/// each bounded by [`DIAGNOSE_WAIT`]): "connection refused by 127.0.0.1:7000", "no
-/// answer from ...", or that an address accepts connections but gave no session.
-pub async fn diagnose(addrs: &[String]) -> String {
-    let probes: Vec<_> = addrs
-        .iter()
-        .map(|addr| {
-            let addr = addr.clone();
-            tokio::spawn(async move {
-                let connect = tokio::net::TcpStream::connect(addr.as_str());
-                match tokio::time::timeout(DIAGNOSE_WAIT, connect).await {
-                    Ok(Ok(_)) => format!(
-                        "{addr} accepts connections but opened no session \
-                         (no leader elected, or not a Pyxis server)"
-                    ),
-                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                        format!("connection refused by {addr}")
-                    }
-                    Ok(Err(e)) => format!("{addr}: {e}"),
-                    Err(_) => format!("no answer from {addr} within {DIAGNOSE_WAIT:?}"),
-                }
-            })
-        })
-        .collect();
-    let mut reasons = Vec::with_capacity(probes.len());
-    for probe in probes {
-        reasons.push(probe.await.unwrap_or_else(|e| e.to_string()));
-    }
-    reasons.join("; ")
-}
-
 /// Runs one tree command on a fresh session and closes it.
 pub async fn run(global: &GlobalArgs, command: Command) -> Result<(), CliError> {
-    let client = connect(global).await?;
+    let holds_its_session = matches!(
+        command,
+        Command::Watch(_)
+            | Command::Lock(_)
+            | Command::Elect(_)
+            | Command::Create {
+                ephemeral: true,
+                ..
+            }
+    );
+    let client = connect(global, !holds_its_session).await?;
     let result = dispatch(&client, global, command).await;
     client.close().await;
     result

@@ -68,10 +68,10 @@ fn a_zero_timeout_is_a_usage_error_naming_the_option() {
 }
 
 #[test]
-fn an_unreachable_cluster_says_why_hints_and_ends_near_the_timeout() {
+fn an_unreachable_cluster_says_why_hints_and_fails_fast() {
     let addr = format!("127.0.0.1:{}", closed_port());
     let start = Instant::now();
-    let out = pyxis_alone(&["--addrs", &addr, "--timeout", "1s", "ls"]);
+    let out = pyxis_alone(&["--addrs", &addr, "--timeout", "30s", "ls"]);
     let took = start.elapsed();
     assert_eq!(code(&out), 6);
     let err = stderr(&out);
@@ -79,7 +79,7 @@ fn an_unreachable_cluster_says_why_hints_and_ends_near_the_timeout() {
         err.contains(&format!("connection refused by {addr}")),
         "{err}"
     );
-    assert!(err.contains("within 1s"), "{err}");
+    assert!(err.contains("within 30s"), "{err}");
     assert!(
         err.contains("hint:") && err.contains("pyxis dev") && err.contains("PYXIS_ADDRS"),
         "{err}"
@@ -88,9 +88,9 @@ fn an_unreachable_cluster_says_why_hints_and_ends_near_the_timeout() {
         !err.contains("Timeout") && !err.contains("outcome_unknown"),
         "{err}"
     );
-    // The command waits its second, then ends: no fixed close delay on top (it was 2 s).
-    assert!(took >= Duration::from_secs(1), "{took:?}");
-    assert!(took < Duration::from_millis(2500), "{took:?}");
+    // Every server (the one) refused: a one-shot command gives up at once instead of
+    // waiting out its 30 s.
+    assert!(took < Duration::from_secs(20), "{took:?}");
 }
 
 #[test]

@@ -245,7 +245,10 @@ impl Driver {
                 SessionState::Closed | SessionState::Closing => {
                     reply.push(Err(Error::Closed));
                 }
-                _ => self.connect_waiters.push((now.checked_add(timeout), reply)),
+                _ => {
+                    self.connect_waiters.push((now.checked_add(timeout), reply));
+                    self.fail_fast_waiters();
+                }
             },
             Command::Close { done } => {
                 self.closers.push(done);
@@ -358,8 +361,25 @@ impl Driver {
         while let Some(event) = self.core.poll_event() {
             self.route(event, now);
         }
+        self.fail_fast_waiters();
         self.show_state();
         None
+    }
+
+    /// With `Options::fail_fast`, while no server is reachable, `wait_connected` fails
+    /// at once with the core's cause, as operations do.
+    fn fail_fast_waiters(&mut self) {
+        if self.connect_waiters.is_empty() {
+            return;
+        }
+        let Some(cause) = self.core.unreachable() else {
+            return;
+        };
+        for (_, reply) in self.connect_waiters.drain(..) {
+            reply.push(Err(Error::Unreachable {
+                cause: cause.clone(),
+            }));
+        }
     }
 
     /// Whether the client is closed and everything has been delivered: the adapter's

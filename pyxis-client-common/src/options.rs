@@ -53,6 +53,14 @@ pub struct Options {
     /// opens the new session; the client then unregisters it at once, reports
     /// `Expired` and `Closed`, and every later call fails with `Error::Closed`.
     pub close_on_expiry: bool,
+    /// Fail calls at once while no server is reachable, with `Error::Unreachable`
+    /// naming the last cause ("connection refused by 127.0.0.1:7000"), instead of
+    /// letting them wait for their deadline (default `false`). For command-line tools
+    /// and one-shot jobs. A server counts as unreachable once every listed server
+    /// failed in turn with no session in between; calls waiting for a session then
+    /// fail, and so do calls made (and `wait_connected`) until a session is up again.
+    /// The client keeps trying in the background.
+    pub fail_fast: bool,
 }
 
 impl Default for Options {
@@ -67,6 +75,7 @@ impl Default for Options {
             hide_hidden_children: core.hide_hidden_children,
             event_queue_bound: 1024,
             close_on_expiry: false,
+            fail_fast: false,
         }
     }
 }
@@ -125,6 +134,12 @@ impl Options {
         self
     }
 
+    /// Sets [`fail_fast`](Self::fail_fast).
+    pub fn fail_fast(mut self, fail_fast: bool) -> Options {
+        self.fail_fast = fail_fast;
+        self
+    }
+
     /// The core configuration for these servers and options.
     pub fn config<I, S>(&self, addrs: I) -> Config
     where
@@ -137,6 +152,7 @@ impl Options {
         config.request_timeout = self.request_timeout;
         config.connect_timeout = self.connect_timeout;
         config.hide_hidden_children = self.hide_hidden_children;
+        config.fail_fast = self.fail_fast;
         config.seed = self
             .seed
             .unwrap_or_else(|| std::collections::hash_map::RandomState::new().hash_one(0u8));

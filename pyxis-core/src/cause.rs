@@ -95,9 +95,10 @@ impl fmt::Display for Cause {
                     "no leader known ({addr} is not the leader and named none)"
                 )
             }
-            CauseKind::RegisterTimeout => {
-                write!(f, "{addr} did not answer the session's Register in time")
-            }
+            CauseKind::RegisterTimeout => write!(
+                f,
+                "{addr} accepts connections but opened no session (Register unanswered)"
+            ),
             CauseKind::Silent => write!(f, "{addr} stopped answering"),
             CauseKind::Malformed => write!(f, "{addr} sent bytes that break the protocol"),
         }

@@ -61,6 +61,9 @@ pub struct Client {
     /// Why the last attempt to get or keep a session failed, since the last session
     /// came up (see the `cause` module).
     pub(crate) cause: Option<Cause>,
+    /// Every listed server failed in turn, none with a session up, since the last
+    /// session came up (see [`Client::unreachable`]).
+    pub(crate) unreachable: bool,
     /// The latest `now` given (debug builds assert it never goes backwards).
     last_now: Instant,
 }
@@ -91,6 +94,7 @@ impl Client {
             events: VecDeque::new(),
             next_conn: 0,
             cause: None,
+            unreachable: false,
             last_now: now,
         };
         client.start_attempt(first, now);
@@ -120,6 +124,18 @@ impl Client {
     /// carry it.
     pub fn last_cause(&self) -> Option<&Cause> {
         self.cause.as_ref()
+    }
+
+    /// With [`Config::fail_fast`]: the last cause while no server is reachable (every
+    /// listed server failed in turn and the client is between attempts or connecting
+    /// again), when operations fail at once with `Error::Unreachable`. `None` otherwise.
+    pub fn unreachable(&self) -> Option<&Cause> {
+        let between = matches!(self.phase, Phase::Waiting { .. } | Phase::Connecting { .. });
+        if self.config.fail_fast && between && self.unreachable {
+            self.cause.as_ref()
+        } else {
+            None
+        }
     }
 
     /// True once `SessionEvent::Closed` has been queued; from then on only the immediate
@@ -380,6 +396,11 @@ impl Client {
     fn check_op(&self, op: &Op) -> Result<(), Error> {
         if self.phase.is_closing_or_closed() {
             return Err(Error::Closed);
+        }
+        if let Some(cause) = self.unreachable() {
+            return Err(Error::Unreachable {
+                cause: cause.clone(),
+            });
         }
         if let Some(path) = op.path() {
             pyxis_proto::limits::check_path(path).map_err(|reason| Error::InvalidPath {

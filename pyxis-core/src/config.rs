@@ -87,6 +87,14 @@ pub struct Config {
     /// How long `close` waits for the Unregister answer before closing anyway
     /// (default 2 s).
     pub close_timeout: Duration,
+    /// Fail operations at once while no server is reachable, instead of letting them
+    /// wait for their deadline (default `false`; for command-line tools). Once every
+    /// listed server has failed in turn (refused, unresolved, no leader known, ...)
+    /// without a session in between, the operations waiting for a session, and those
+    /// submitted while the client is between attempts or connecting again, complete with
+    /// `Error::Unreachable` carrying the last cause. The client keeps trying in the
+    /// background; once a session is up, operations wait for it again.
+    pub fail_fast: bool,
 }
 
 impl Config {
@@ -108,6 +116,7 @@ impl Config {
             seed: 0,
             hide_hidden_children: true,
             close_timeout: Duration::from_secs(2),
+            fail_fast: false,
         }
     }
 

@@ -110,6 +110,12 @@ impl Discovery {
         }
     }
 
+    /// Whether every listed address has failed in turn since the session was last
+    /// healthy (as many failures as addresses).
+    pub(crate) fn tried_every_address(&self) -> bool {
+        usize::try_from(self.attempt).unwrap_or(usize::MAX) >= self.addrs.len()
+    }
+
     /// The session proved healthy (a ping answered without error): the backoff and the
     /// redirect count start over. Not at Register: a server that accepts Register but
     /// then fails every request (or redirects) would otherwise be retried in a tight loop.

@@ -459,6 +459,26 @@ impl Client {
         }
         let attempt = self.next_attempt(&current, next);
         self.start_attempt(attempt, now);
+        if !was_up && self.discovery.tried_every_address() {
+            self.unreachable = true;
+            self.fail_fast_if_unreachable();
+        }
+    }
+
+    /// With `Config::fail_fast`, once no server is reachable: the operations waiting
+    /// for a session fail now with the last cause instead of at their deadline.
+    fn fail_fast_if_unreachable(&mut self) {
+        let Some(cause) = self.unreachable().cloned() else {
+            return;
+        };
+        for id in self.requests.unsent_ids() {
+            self.complete(
+                id,
+                Err(Error::Unreachable {
+                    cause: cause.clone(),
+                }),
+            );
+        }
     }
 
     // ----- connecting and registering -----
@@ -656,6 +676,7 @@ impl Client {
 
     fn session_up(&mut self, conn: ConnId, addr: String, sid: u64, now: Instant) {
         self.cause = None;
+        self.unreachable = false;
         let events = self.session.registered(sid);
         self.events.extend(events.into_iter().map(Event::Session));
         self.phase = Phase::Up { conn, addr };

@@ -592,6 +592,44 @@ pub async fn no_leader_is_the_cause_of_the_timeout(h: Harness) {
     );
 }
 
+/// With `fail_fast`, once every server refused, calls and `wait_connected` fail at once
+/// with `Unreachable` naming the cause, long before their deadline (which is far off);
+/// without it the same client would wait for the deadline (`unreachable_servers_time_out`).
+pub async fn fail_fast_fails_at_once_while_no_server_is_reachable(h: Harness) {
+    let closed: Vec<String> = (0..2)
+        .map(|_| {
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let opts = options(17)
+        .request_timeout(Duration::from_secs(3600))
+        .fail_fast(true);
+    let a = within(PATIENCE, "connect", (h.connect)(closed.clone(), opts))
+        .await
+        .unwrap();
+    let read = within(PATIENCE, "read fails fast", a.read("/")).await;
+    unreachable_refused(read.map(drop), &closed);
+    let waited = within(PATIENCE, "wait fails fast", a.wait_connected(Duration::MAX)).await;
+    unreachable_refused(waited.map(drop), &closed);
+    let write = within(PATIENCE, "write fails fast", a.write("/x", "1")).await;
+    unreachable_refused(write.map(drop), &closed);
+    within(PATIENCE, "close", a.close()).await;
+}
+
+/// `result` is `Unreachable` naming one of `addrs` and a refused connection.
+pub fn unreachable_refused(result: Result<(), Error>, addrs: &[String]) {
+    let Err(error @ Error::Unreachable { .. }) = &result else {
+        panic!("expected Unreachable, got {result:?}");
+    };
+    let shown = error.to_string();
+    assert!(shown.contains("connection refused"), "{shown}");
+    assert!(addrs.iter().any(|a| shown.contains(a.as_str())), "{shown}");
+    assert!(error.is_retryable() && !error.is_outcome_unknown());
+}
+
 /// `result` is a `Timeout` whose text names `addr` and a refused connection.
 pub fn timed_out_refused_by(result: Result<(), Error>, addr: &str) {
     let Err(
