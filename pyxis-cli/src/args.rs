@@ -43,6 +43,11 @@ pub struct GlobalArgs {
     /// more than zero.
     #[arg(long, global = true, default_value = "5s", value_parser = parse_timeout)]
     pub timeout: Duration,
+    /// Log what the client does on stderr: -v sessions, reconnects and their causes;
+    /// -vv every connection attempt, redirect and backoff. RUST_LOG, when set, decides
+    /// instead (e.g. RUST_LOG=pyxis=debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// The subcommands.

@@ -33,10 +33,12 @@ pub async fn connect(global: &GlobalArgs, fail_fast: bool) -> Result<Client, Cli
         .fail_fast(fail_fast);
     let list = global.addrs();
     let addrs = list.join(",");
+    let started = std::time::Instant::now();
     let client = Client::connect(list.clone(), options)
         .await
         .map_err(|e| CliError::Usage(format!("--addrs {addrs}: {e}")))?;
     if let Err(error) = client.wait_connected(global.timeout).await {
+        let waited = started.elapsed().min(global.timeout);
         // No session was opened, so there is nothing to unregister: close at once.
         client.close().await;
         let reason = match error.cause() {
@@ -45,7 +47,7 @@ pub async fn connect(global: &GlobalArgs, fail_fast: bool) -> Result<Client, Cli
         };
         return Err(CliError::Connect {
             addrs,
-            waited: global.timeout,
+            waited: Duration::from_millis(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX)),
             reason,
         });
     }

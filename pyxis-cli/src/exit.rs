@@ -67,12 +67,13 @@ pub enum CliError {
         /// The client's error.
         source: PyxisError,
     },
-    /// No session could be opened with the cluster within `--timeout`.
-    #[error("no session with the cluster at {addrs} within {}: {reason}", humantime::format_duration(*.waited))]
+    /// No session could be opened with the cluster: none within `--timeout`, or every
+    /// server failed in turn (a one-shot command gives up then).
+    #[error("no session with the cluster at {addrs} (gave up after {}): {reason}", humantime::format_duration(*.waited))]
     Connect {
         /// The server list tried.
         addrs: String,
-        /// How long the command waited.
+        /// How long the command waited (whole milliseconds).
         waited: std::time::Duration,
         /// Why, as far as the command can tell (e.g. "connection refused by
         /// 127.0.0.1:7000").

@@ -157,8 +157,29 @@ pub fn interrupt() -> std::io::Result<impl std::future::Future<Output = ()>> {
     }
 }
 
+/// Prints the client's log (`tracing`, target `pyxis`) on stderr as `-v` / `-vv` ask,
+/// or as `RUST_LOG` says when it is set; nothing otherwise.
+fn start_logging(verbose: u8) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) if !directives.is_empty() => EnvFilter::new(directives),
+        _ => match verbose {
+            0 => return,
+            1 => EnvFilter::new("pyxis=info"),
+            _ => EnvFilter::new("pyxis=debug"),
+        },
+    };
+    // Fails only when a subscriber is set already (a second `execute` in one process).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 /// Runs a parsed command line to completion.
 pub fn execute(cli: Cli) -> Result<(), CliError> {
+    start_logging(cli.global.verbose);
     match cli.command {
         Command::Bench(args) => bench::run(&cli.global, &args),
         Command::Completions { shell } => {

@@ -356,6 +356,11 @@ impl Driver {
                 .queued(transmit.conn, transmit.data.len(), now);
             return Some(Step::Transmit(transmit));
         }
+        // Output only, for the log: what the core decided (redirects, backoffs,
+        // Registers, ping verdicts).
+        while let Some(diagnostic) = self.core.poll_diagnostic() {
+            log::decided(&diagnostic);
+        }
         // Before routing: a caller woken by an event must see the session id it implies.
         self.status.set_sid(self.core.sid());
         while let Some(event) = self.core.poll_event() {

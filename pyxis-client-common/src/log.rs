@@ -2,7 +2,10 @@
 //! function per kind of record, so the wording and level of each is decided here once.
 //! Target `pyxis`. INFO and above are quiet while a session is steady: they tell of
 //! sessions established, resumed, suspended, lost and expired, of connections that die,
-//! of inferred watch events and of dropped events; DEBUG adds every connection attempt.
+//! of inferred watch events and of dropped events, and of the core's rare verdicts
+//! (a held ping released early or a late wake-up: every watch registered again); DEBUG
+//! adds every connection attempt and the core's per-attempt decisions (redirects
+//! followed, backoff delays, Registers sent, liveness probes).
 //!
 //! Owns: the records' text, fields and levels. Must never decide anything, read a clock
 //! or allocate when the level is disabled (tracing's macros check the level first).
@@ -13,7 +16,7 @@
 use std::fmt::Display;
 use std::time::{Duration, Instant};
 
-use pyxis_core::{Config, ConnId, WatchEvent};
+use pyxis_core::{Config, ConnId, Diagnostic, WatchEvent};
 
 /// Runs a tracing macro when the feature is on.
 macro_rules! record {
@@ -93,6 +96,44 @@ pub(crate) fn lagged(what: &str, dropped: u64) {
         dropped,
         "consumer too slow: oldest unread events dropped"
     );
+}
+
+pub(crate) fn decided(diagnostic: &Diagnostic) {
+    match diagnostic {
+        Diagnostic::Redirect { from, to, delay } => {
+            record!(debug, %from, %to, ?delay, "redirected to the leader");
+        }
+        Diagnostic::Backoff {
+            addr,
+            delay,
+            attempt,
+        } => record!(debug, %addr, ?delay, attempt, "backing off before the next attempt"),
+        Diagnostic::Register { addr, resume } => match resume {
+            Some(sid) => record!(
+                debug,
+                %addr,
+                sid = format_args!("{sid:#x}"),
+                "registering to resume the session"
+            ),
+            None => record!(debug, %addr, "registering a new session"),
+        },
+        Diagnostic::PingReleased { early: true } => record!(
+            info,
+            "held ping released early (leader change?): re-registering every watch"
+        ),
+        Diagnostic::PingReleased { early: false } => record!(
+            info,
+            "ping answer read long after any hold: re-registering every watch"
+        ),
+        Diagnostic::LateWake => record!(
+            info,
+            "woke long past the deadline (paused?): re-registering every watch"
+        ),
+        Diagnostic::PingProbe => {
+            record!(debug, "nothing read within the liveness bound: probing");
+        }
+        other => record!(debug, ?other, "core decision"),
+    }
 }
 
 pub(crate) fn unknown_session_event(event: &pyxis_core::SessionEvent) {

@@ -13,6 +13,7 @@ use pyxis_proto::FrameDecoder;
 
 use crate::cause::{Cause, CauseKind, IoFailure};
 use crate::config::{Config, ConfigError};
+use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::discovery::Discovery;
 use crate::error::Error;
 use crate::ping::Pinger;
@@ -33,9 +34,11 @@ const OUT_CHUNK: usize = 16 * 1024;
 ///
 /// Methods come in four groups:
 /// - **getters**: [`state`](Self::state), [`sid`](Self::sid), [`config`](Self::config),
-///   [`is_closed`](Self::is_closed);
+///   [`is_closed`](Self::is_closed), [`last_cause`](Self::last_cause),
+///   [`unreachable`](Self::unreachable);
 /// - **inputs** from the adapter: [`handle_connected`](Self::handle_connected),
-///   [`handle_data`](Self::handle_data), [`handle_closed`](Self::handle_closed),
+///   [`handle_data`](Self::handle_data), [`handle_closed`](Self::handle_closed) /
+///   [`handle_failed`](Self::handle_failed),
 ///   [`handle_timeout`](Self::handle_timeout);
 /// - **commands** from the application: [`submit`](Self::submit),
 ///   [`watch`](Self::watch), [`unwatch`](Self::unwatch), [`close`](Self::close);
@@ -43,7 +46,9 @@ const OUT_CHUNK: usize = 16 * 1024;
 ///   [`poll_io`](Self::poll_io) (open/close connections),
 ///   [`poll_transmit`](Self::poll_transmit) (bytes to write),
 ///   [`poll_event`](Self::poll_event) (completions, watch events, session changes),
-///   then [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next).
+///   then [`poll_timeout`](Self::poll_timeout) (when to call `handle_timeout` next);
+///   [`poll_diagnostic`](Self::poll_diagnostic) (what the core decided, for logs) may
+///   be drained at any time.
 #[derive(Debug)]
 pub struct Client {
     pub(crate) config: Config,
@@ -64,6 +69,8 @@ pub struct Client {
     /// Every listed server failed in turn, none with a session up, since the last
     /// session came up (see [`Client::unreachable`]).
     pub(crate) unreachable: bool,
+    /// What the core decided, for logs (output only).
+    pub(crate) diagnostics: Diagnostics,
     /// The latest `now` given (debug builds assert it never goes backwards).
     last_now: Instant,
 }
@@ -95,6 +102,7 @@ impl Client {
             next_conn: 0,
             cause: None,
             unreachable: false,
+            diagnostics: Diagnostics::default(),
             last_now: now,
         };
         client.start_attempt(first, now);
@@ -344,6 +352,14 @@ impl Client {
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
+    }
+
+    /// The next decision of the core worth a log line (a redirect, a backoff, a
+    /// Register, a ping verdict; see [`Diagnostic`]). Output only: draining it or not
+    /// changes nothing, and at most the 64 newest are kept.
+    #[must_use]
+    pub fn poll_diagnostic(&mut self) -> Option<Diagnostic> {
+        self.diagnostics.pop()
     }
 
     /// When `handle_timeout` must be called next (`None`: only inputs can change

@@ -116,6 +116,11 @@ impl Discovery {
         usize::try_from(self.attempt).unwrap_or(usize::MAX) >= self.addrs.len()
     }
 
+    /// Failures in a row since the session was last healthy.
+    pub(crate) fn failures(&self) -> u32 {
+        self.attempt
+    }
+
     /// The session proved healthy (a ping answered without error): the backoff and the
     /// redirect count start over. Not at Register: a server that accepts Register but
     /// then fails every request (or redirects) would otherwise be retried in a tight loop.

@@ -15,8 +15,8 @@
 //!
 //! | group | methods |
 //! |---|---|
-//! | getters | [`state`](Client::state), [`sid`](Client::sid), [`config`](Client::config), [`is_closed`](Client::is_closed) |
-//! | inputs (adapter) | [`handle_connected`](Client::handle_connected), [`handle_data`](Client::handle_data), [`handle_closed`](Client::handle_closed), [`handle_timeout`](Client::handle_timeout) |
+//! | getters | [`state`](Client::state), [`sid`](Client::sid), [`config`](Client::config), [`is_closed`](Client::is_closed), [`last_cause`](Client::last_cause), [`unreachable`](Client::unreachable) |
+//! | inputs (adapter) | [`handle_connected`](Client::handle_connected), [`handle_data`](Client::handle_data), [`handle_closed`](Client::handle_closed) / [`handle_failed`](Client::handle_failed), [`handle_timeout`](Client::handle_timeout) |
 //! | commands (application) | [`submit`](Client::submit), [`watch`](Client::watch), [`unwatch`](Client::unwatch), [`close`](Client::close) |
 //! | outputs | [`poll_io`](Client::poll_io), [`poll_transmit`](Client::poll_transmit), [`poll_event`](Client::poll_event), [`poll_timeout`](Client::poll_timeout) |
 //!
@@ -33,7 +33,9 @@
 //! 4. `poll_timeout`: arm one timer for that instant and call `handle_timeout` when it
 //!    passes (a `None` means only inputs can change anything).
 //!    [`poll_timeout_reason`](Client::poll_timeout_reason) also names the deadline
-//!    ([`TimerReason`]), for logs.
+//!    ([`TimerReason`]), for logs, and [`poll_diagnostic`](Client::poll_diagnostic)
+//!    yields what the core decided ([`Diagnostic`]: redirects, backoffs, Registers,
+//!    ping verdicts), output only.
 //!
 //! The `now` passed in must never go backwards (request deadlines are kept in
 //! submission order on that assumption; debug builds assert it).
@@ -165,6 +167,7 @@ mod arms;
 mod cause;
 mod client;
 mod config;
+mod diagnostic;
 mod discovery;
 mod error;
 mod ops;
@@ -178,5 +181,6 @@ mod watches;
 pub use cause::{Cause, CauseKind, IoFailure};
 pub use client::Client;
 pub use config::{Backoff, Config, ConfigError, MAX_CONFIG_DURATION, MIN_SESSION_TIMEOUT};
+pub use diagnostic::Diagnostic;
 pub use error::Error;
 pub use types::*;

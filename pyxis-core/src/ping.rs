@@ -95,6 +95,7 @@ use std::time::{Duration, Instant};
 use pyxis_proto::rpc;
 
 use crate::client::Client;
+use crate::diagnostic::Diagnostic;
 use crate::reply::{classify, Answer};
 use crate::requests::Purpose;
 use crate::session::Fault;
@@ -175,6 +176,9 @@ pub(crate) struct Verdict {
     /// Re-register every watch and compare the fresh stats with the baselines: the
     /// server may have dropped them all (a leader change, perhaps back to this node).
     pub rearm_all: bool,
+    /// Why, when `rearm_all`: an early answer (a release), not one read long after any
+    /// hold (for the log only).
+    pub released: bool,
     /// The answer proved the session healthy (backoff and redirects start over).
     pub healthy: bool,
     /// What to do about the next ping.
@@ -184,6 +188,7 @@ pub(crate) struct Verdict {
 impl Verdict {
     const WAIT: Verdict = Verdict {
         rearm_all: false,
+        released: false,
         healthy: false,
         action: Action::Wait,
     };
@@ -439,6 +444,7 @@ impl Pinger {
             let released = early && !repeated;
             self.last_early = early.then_some(since_refresh);
             verdict.rearm_all = (released || overdue) && !self.late_wake;
+            verdict.released = released;
             // Find out at once whether this node still leads.
             at_once |= released;
         }
@@ -542,12 +548,15 @@ impl Client {
             return;
         }
         if verdict.rearm_all {
-            self.rearm_after_suspected_drop();
+            self.rearm_after_suspected_drop(Diagnostic::PingReleased {
+                early: verdict.released,
+            });
         }
         match verdict.action {
             Action::Wait | Action::PaceUntil(_) => {}
             Action::PingNow => self.send_ping(now),
             Action::Probe => {
+                self.diagnostics.push(Diagnostic::PingProbe);
                 let xid = self.send_ping_frame();
                 if let Some(old) = self.session.ping.probe_sent(xid, now) {
                     self.requests.forget(old);
@@ -592,16 +601,17 @@ impl Client {
     /// baselines (as after an early ping answer).
     pub(crate) fn end_input(&mut self) {
         if self.session.ping.end_input() && self.phase.is_up() {
-            self.rearm_after_suspected_drop();
+            self.rearm_after_suspected_drop(Diagnostic::LateWake);
         }
     }
 
     /// The server may have dropped every watch while the session stayed up: every watch
     /// is re-registered, unless an `Op::Unregister` is in flight (ending the session
     /// answers its held ping at once, and the next session registers every watch
-    /// anyway).
-    fn rearm_after_suspected_drop(&mut self) {
+    /// anyway). `why` is recorded for the log when it is.
+    fn rearm_after_suspected_drop(&mut self, why: Diagnostic) {
         if !self.requests.unregister_in_flight() {
+            self.diagnostics.push(why);
             self.rearm_every_watch();
         }
     }
@@ -644,6 +654,7 @@ mod tests {
             v,
             Verdict {
                 rearm_all: false,
+                released: false,
                 healthy: true,
                 action: Action::PingNow
             }
@@ -655,7 +666,7 @@ mod tests {
     fn an_early_answer_is_a_release_rearms_and_repings() {
         let (mut p, t0) = pinging();
         let v = p.answered(1, PingAnswer::Empty, t0 + s(1));
-        assert!(v.rearm_all);
+        assert!(v.rearm_all && v.released);
         assert_eq!(v.action, Action::PingNow);
         // Measured from the last request sent: a refresh pushes the hold out.
         p.sent(2, t0 + s(1));

@@ -40,6 +40,7 @@ use pyxis_proto::rpc;
 
 use crate::cause::{Cause, CauseKind};
 use crate::client::Client;
+use crate::diagnostic::Diagnostic;
 use crate::discovery::Attempt;
 use crate::error::Error;
 use crate::ping::Pinger;
@@ -415,13 +416,28 @@ impl Client {
     }
 
     fn next_attempt(&mut self, current: &str, next: Next) -> Attempt {
-        match next {
-            Next::Failure => self.discovery.after_failure(&mut self.rng),
+        let (attempt, leader) = match next {
+            Next::Failure => (self.discovery.after_failure(&mut self.rng), None),
             Next::Redirect(leader) => {
-                self.discovery
-                    .after_redirect(current, leader.as_deref(), &mut self.rng)
+                let attempt =
+                    self.discovery
+                        .after_redirect(current, leader.as_deref(), &mut self.rng);
+                (attempt, leader)
             }
-        }
+        };
+        self.diagnostics.push(match leader {
+            Some(to) if to == attempt.addr => Diagnostic::Redirect {
+                from: current.to_owned(),
+                to,
+                delay: attempt.delay,
+            },
+            _ => Diagnostic::Backoff {
+                addr: attempt.addr.clone(),
+                delay: attempt.delay,
+                attempt: self.discovery.failures(),
+            },
+        });
+        attempt
     }
 
     /// Gives the connection up (closing it unless `close_it` is false: the adapter said
@@ -608,6 +624,10 @@ impl Client {
     }
 
     fn send_register(&mut self) {
+        self.diagnostics.push(Diagnostic::Register {
+            addr: self.phase.addr().to_owned(),
+            resume: self.session.sid,
+        });
         let xid = self.requests.send(Purpose::Register);
         self.send_frame(&rpc::Request {
             sid: self.session.sid,

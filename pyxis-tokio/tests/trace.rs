@@ -1,7 +1,9 @@
-//! The client's log of a reconnect, captured with a minimal `tracing` subscriber (the
-//! only test in this binary, so it can own the global default): a connection that dies
-//! is logged with its cause, the suspension and the resumed session follow, and the
-//! steady state before it logs nothing at INFO.
+//! The client's log of a reconnect and of a leader move, captured with a minimal
+//! `tracing` subscriber (the only test in this binary, so it can own the global
+//! default): a connection that dies is logged with its cause, the suspension and the
+//! resumed session follow, and the steady state before it logs nothing at INFO; a leader
+//! move shows the core's decisions, the ping's verdict (released early: every watch
+//! registered again) at INFO and the redirect to the new leader at DEBUG.
 
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -13,7 +15,7 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Level, Metadata, Subscriber};
 
-/// Records every event at INFO or above as `LEVEL target: message field=value ...`.
+/// Records every event at DEBUG or above as `LEVEL target: message field=value ...`.
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<String>>>);
 
@@ -31,7 +33,7 @@ impl Visit for Line {
 
 impl Subscriber for Capture {
     fn enabled(&self, metadata: &Metadata<'_>) -> bool {
-        *metadata.level() <= Level::INFO
+        *metadata.level() <= Level::DEBUG
     }
     fn new_span(&self, _: &Attributes<'_>) -> Id {
         Id::from_u64(1)
@@ -87,6 +89,19 @@ async fn a_reconnect_is_logged_with_its_cause() {
         startup.iter().all(|l| !l.contains("WARN")),
         "a clean start warns of nothing: {startup:#?}"
     );
+    let register = startup
+        .iter()
+        .position(|l| l.contains("registering a new session"))
+        .unwrap_or_else(|| panic!("no Register decision in {startup:#?}"));
+    assert!(startup[register].starts_with("DEBUG"), "{startup:#?}");
+    for _ in 0..50 {
+        client.exists("/").await.unwrap();
+    }
+    let steady = capture.take();
+    assert!(
+        steady.is_empty(),
+        "a steady session logs nothing: {steady:#?}"
+    );
     let mut events = client.session_events();
     cluster
         .send_garbage(cluster.leader().unwrap(), b"\xff\xff\xff\xff garbage")
@@ -116,5 +131,41 @@ async fn a_reconnect_is_logged_with_its_cause() {
     let resumed = position("session resumed");
     assert!(died <= suspended && suspended < resumed, "{lines:#?}");
     assert_eq!(client.stats().reconnects, 1);
+
+    // A leader move: the old leader releases the held ping at once (the core takes it
+    // for a leader change and registers every watch again), then refuses with kNotLeader
+    // naming the new leader, which the client follows.
+    let _watch = client
+        .watch("/", pyxis_tokio::EventMask::ALL, false)
+        .await
+        .unwrap();
+    capture.take();
+    let old = cluster.leader().unwrap();
+    let new = (old + 1) % 3;
+    cluster.move_leader(new).unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let event = tokio::time::timeout_at(deadline.into(), events.next()).await;
+        match event {
+            Ok(Some(Ok(SessionEvent::Connected { .. }))) => break,
+            Ok(Some(_)) => {}
+            other => panic!("no reconnect after the leader move: {other:?}"),
+        }
+    }
+    let lines = capture.lines();
+    let verdict = lines
+        .iter()
+        .find(|l| l.contains("held ping released early"))
+        .unwrap_or_else(|| panic!("no ping verdict in {lines:#?}"));
+    assert!(verdict.starts_with("INFO"), "{verdict}");
+    let to = &cluster.addrs()[new];
+    let redirect = lines
+        .iter()
+        .find(|l| l.contains("redirected to the leader"))
+        .unwrap_or_else(|| panic!("no redirect in {lines:#?}"));
+    assert!(
+        redirect.starts_with("DEBUG") && redirect.contains(&format!("to={to}")),
+        "{redirect}"
+    );
     client.close().await;
 }

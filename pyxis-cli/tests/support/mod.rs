@@ -45,6 +45,7 @@ pub fn pyxis(addrs: &[String], args: &[&str]) -> Output {
 pub fn pyxis_alone(args: &[&str]) -> Output {
     Command::new(BIN)
         .env_remove("PYXIS_ADDRS")
+        .env_remove("RUST_LOG")
         .args(args)
         .stdin(Stdio::null())
         .output()
