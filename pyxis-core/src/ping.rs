@@ -28,7 +28,9 @@
 //! When it passes, the connection is not given up at once: a second ping is sent as a
 //! probe. A new ping replaces the held one, which the server answers at once, empty:
 //! that answer proves the connection alive (the held time is learned, and the probe is
-//! given up to [`MAX_HOLD`]; its own answer teaches the real hold). If nothing comes
+//! given up to [`MAX_HOLD`]; its own answer teaches the real hold), unless the replaced
+//! ping was sent before a late wake-up: its answer may have come in time and been read
+//! late, so the probe keeps the ordinary bound. If nothing comes
 //! back within another `ping_grace`, the connection is dead. A silent connection is thus
 //! given up T + 2 × `ping_grace` after the last answer received (9 s by default); the
 //! idle round trip of T − 1 s stays well inside the first bound.
@@ -375,8 +377,17 @@ impl Pinger {
                     .hold
                     .max(now.saturating_duration_since(refreshed).min(MAX_HOLD));
             }
+            // Only a ping sent since the last late wake-up shows a server holding longer
+            // than the bound: one sent before it may have been answered in time, and
+            // read late because the process was paused. Then the probe is an ordinary
+            // ping (a stalled connection is still given up within T + 2 × grace).
+            let hold = if self.learns_from(sent) {
+                MAX_HOLD
+            } else {
+                self.asked.max(self.hold)
+            };
             if let Some(p) = self.current.as_mut().filter(|p| p.probe) {
-                p.deadline = p.sent + MAX_HOLD + self.grace;
+                p.deadline = p.sent + hold + self.grace;
                 p.probe = false;
             }
             return Verdict::WAIT;
@@ -770,6 +781,32 @@ mod tests {
             p.deadline(),
             Some((probe_at + s(9) + s(9) + GRACE, TimerReason::PingLiveness))
         );
+    }
+
+    #[test]
+    fn a_replaced_pings_answer_read_after_a_pause_does_not_extend_the_probe() {
+        // Sim seed 7159005300675: the process slept through its ping's answer; on waking
+        // it probed, then read that answer (which came in time). The answer shows no
+        // long hold, so the probe keeps the ordinary bound: a connection stalled since
+        // is given up T + 2 × grace after that last complete frame, not MAX_HOLD later.
+        let (mut p, t0) = pinging();
+        let asked = p.deadline().map(|(at, _)| at);
+        let woke = t0 + s(20);
+        p.begin_input(woke, asked, true);
+        assert_eq!(p.timeout(woke).action, Action::Probe);
+        assert_eq!(p.probe_sent(2, woke), None);
+        assert!(p.end_input());
+        p.begin_input(woke, p.deadline().map(|(at, _)| at), true);
+        p.note_rx(woke);
+        assert_eq!(p.answered(1, PingAnswer::Empty, woke), Verdict::WAIT);
+        assert!(!p.end_input());
+        assert_eq!(
+            p.deadline(),
+            Some((woke + T + GRACE, TimerReason::PingLiveness))
+        );
+        assert_eq!(p.timeout(woke + T + GRACE).action, Action::Probe);
+        assert_eq!(p.probe_sent(3, woke + T + GRACE), None);
+        assert_eq!(p.timeout(woke + T + GRACE + GRACE).action, Action::Dead);
     }
 
     #[test]

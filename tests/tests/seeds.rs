@@ -38,8 +38,12 @@ fn watch_regression_seeds_hold_every_oracle() {
 
 /// Seeds on which a connection blackholed after a busy spell was kept past
 /// T + 2 × `ping_grace`: the hold learned from the busy session's ping (held by its
-/// requests' refreshes) had stretched the liveness bound.
-const FRAME_LIVENESS_REGRESSION_SEEDS: [u64; 3] = [1_174, 1_569, 1_993];
+/// requests' refreshes) had stretched the liveness bound; and seeds on which a process
+/// paused past its ping's answer probed on waking, then read that answer and took it
+/// for proof of a long hold: the probe was given up to the server's largest timeout on
+/// a connection stalled since.
+const FRAME_LIVENESS_REGRESSION_SEEDS: [u64; 5] =
+    [1_174, 1_569, 1_993, 7_159_005_300_329, 7_159_005_300_675];
 
 #[test]
 fn frame_liveness_regression_seeds_hold_every_oracle() {
