@@ -27,13 +27,12 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_executor::Task;
 use futures_lite::future;
 use pyxis_client_common::{
     AsyncClient, Error as ClientError, EventMask, Node, SessionEvent, WatchError,
 };
 
-use crate::runtime::{deadline_after, sleep, spawn, until, EventSender, Events, RETRY_PAUSE};
+use crate::runtime::{deadline_after, sleep, spawn, until, EventSender, Events, Task, RETRY_PAUSE};
 use crate::Error;
 
 /// A change in a [`TreeCache`]'s mirror.
@@ -163,7 +162,7 @@ fn child(parent: &str, name: &str) -> String {
 #[derive(Debug)]
 pub struct TreeCache {
     shared: Arc<Shared>,
-    _task: Task<()>,
+    _task: Task,
 }
 
 impl TreeCache {

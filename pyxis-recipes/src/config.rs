@@ -20,12 +20,11 @@ use std::fmt::Display;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_executor::Task;
 use bytes::Bytes;
 use futures_lite::future;
 use pyxis_client_common::{AsyncClient, Error as ClientError, EventMask, Node};
 
-use crate::runtime::{deadline_after, sleep, spawn, until, EventSender, Events, RETRY_PAUSE};
+use crate::runtime::{deadline_after, sleep, spawn, until, EventSender, Events, Task, RETRY_PAUSE};
 use crate::Error;
 
 /// The state of a configuration node.
@@ -96,7 +95,7 @@ impl<T> Shared<T> {
 /// ```
 pub struct Configuration<T> {
     shared: Arc<Shared<T>>,
-    _task: Task<()>,
+    _task: Task,
 }
 
 impl<T> std::fmt::Debug for Configuration<T> {

@@ -23,9 +23,8 @@
 //!   `Lost` unless it checks [`is_leader`](Election::is_leader) or watches the events.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_executor::Task;
 use bytes::Bytes;
 use futures_lite::future;
 use pyxis_client_common::AsyncClient;
@@ -34,7 +33,8 @@ use crate::lease::{keep, Lease, Terms};
 use crate::lock::release;
 use crate::node::{create_owned, wait_deleted, Created, Token};
 use crate::runtime::{
-    deadline_after, detach, retry_later, sleep, spawn, until, EventSender, Events, RETRY_PAUSE,
+    deadline_after, detach, now, retry_later, sleep, spawn, until, EventSender, Events, Task,
+    RETRY_PAUSE,
 };
 use crate::Error;
 
@@ -97,7 +97,7 @@ pub struct Election {
     client: AsyncClient,
     path: String,
     shared: Arc<Shared>,
-    task: Option<Task<()>>,
+    task: Option<Task>,
 }
 
 impl Election {
@@ -236,7 +236,7 @@ impl Drop for Election {
 async fn contend(client: AsyncClient, path: String, payload: Bytes, shared: Arc<Shared>) {
     loop {
         let token = Token::new();
-        let sent = Instant::now();
+        let sent = now();
         match create_owned(&client, &path, &token, &payload).await {
             Ok(Created::Mine { sid }) => {
                 let terms = Terms::of(&client);

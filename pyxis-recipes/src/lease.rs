@@ -26,7 +26,7 @@ use futures_lite::future;
 use pyxis_client_common::{AsyncClient, Error as ClientError, EventMask, SessionEvent};
 
 use crate::node::Token;
-use crate::runtime::{sleep, sleep_until_opt};
+use crate::runtime::{now, sleep, sleep_until_opt};
 
 /// The lease and heartbeat lengths of a client, from its session timeout `T`.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +93,7 @@ impl Lease {
 
     /// Whether the node is held now.
     pub(crate) fn holds(&self) -> bool {
-        self.holds_at(Instant::now())
+        self.holds_at(now())
     }
 
     /// Until when it is held (`None` once gone).
@@ -108,7 +108,7 @@ impl Lease {
 
     /// An answer to a request sent at `sent` showed the node still held.
     fn renew(&self, sent: Instant, terms: Terms) {
-        let now = Instant::now();
+        let now = now();
         let mut state = self.lock();
         if state.gone {
             return;
@@ -138,7 +138,7 @@ impl Lease {
     pub(crate) async fn lapsed(&self) {
         loop {
             let listener = self.changed.listen();
-            let Some(until) = self.until().filter(|u| Instant::now() < *u) else {
+            let Some(until) = self.until().filter(|u| now() < *u) else {
                 return;
             };
             future::or(listener, sleep_until_opt(Some(until))).await;
@@ -203,7 +203,7 @@ pub(crate) async fn keep(
     })
     .await;
     while !lease.is_gone() {
-        let sent = Instant::now();
+        let sent = now();
         let round = reporting(lease, &mut held, &mut report, client.exists(path)).await;
         match round {
             Ok(Some(node)) if token.marks(&node) && node.owner == sid => {
@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn a_lease_holds_until_its_end_and_renewals_never_shorten_it() {
-        let now = Instant::now();
+        let now = now();
         let lease = Lease::new(now + Duration::from_secs(10), false);
         assert!(lease.holds_at(now));
         assert!(!lease.holds_at(now + Duration::from_secs(10)));
@@ -286,12 +286,12 @@ mod tests {
 
     #[test]
     fn a_final_lease_that_lapsed_is_not_renewed_but_a_renewable_one_is() {
-        let past = Instant::now() - Duration::from_secs(5);
+        let past = now() - Duration::from_secs(5);
         let lock = Lease::new(past, true);
-        lock.renew(Instant::now(), TERMS);
+        lock.renew(now(), TERMS);
         assert!(lock.is_gone(), "a lapsed lock stays lost");
         let leadership = Lease::new(past, false);
-        leadership.renew(Instant::now(), TERMS);
+        leadership.renew(now(), TERMS);
         assert!(
             leadership.holds(),
             "a leadership whose node is still its own returns"

@@ -18,7 +18,8 @@
 //! Recipes that keep something up to date in the background (a lease, a registration,
 //! a view) run it on one small executor thread shared by the whole process
 //! (`pyxis-recipes`), with `async-io` timers, so they need nothing from the
-//! application's runtime and never block it. A recipe keeps a clone of its client while
+//! application's runtime and never block it. A deterministic simulation puts that work
+//! and the recipes' clock on its own hosts and virtual time instead ([`Runtime`]). A recipe keeps a clone of its client while
 //! it runs (drop or stop the recipe before expecting the client to close). Their change streams ([`Events`]) are bounded: a consumer that falls behind
 //! loses the oldest events, never the recipe's current state, which is always readable.
 //!
@@ -35,9 +36,10 @@
 //! server's clocks run at about the same rate, and a server that keeps its timeout
 //! promise; it cannot stop work already under way (check before each step). A session
 //! expired early on purpose (an operator's action, `TestCluster::expire_session` in
-//! tests) breaks that promise: the holder then learns it at its next check-in (within
-//! `T/5`) or as soon as its client hears of the expiry, and may overlap with a new holder
-//! until then.
+//! tests) breaks that promise: the holder then learns it at its next answered check-in
+//! (every `T/5`) or as soon as its client hears of the expiry, at the latest when its
+//! lease lapses (`¾T` after the last answer), and may overlap with a new holder until
+//! then.
 
 mod barrier;
 mod cache;
@@ -55,7 +57,10 @@ pub use config::{ConfigValue, Configuration};
 pub use election::{Election, Leadership};
 pub use lock::{Lock, LockGuard};
 pub use registry::{Discovery, DiscoveryEvent, Registration, RegistrationEvent};
-pub use runtime::{wait, Events, EVENT_BOUND};
+pub use runtime::{
+    use_runtime_on_this_thread, wait, BoxFuture, Events, Runtime, RuntimeGuard, Spawned,
+    EVENT_BOUND,
+};
 
 pub use pyxis_client_common::AsyncClient;
 

@@ -39,14 +39,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_executor::Task;
 use bytes::Bytes;
 use futures_lite::future;
 use pyxis_client_common::{AsyncClient, Error as ClientError, EventMask};
 
 use crate::lease::{keep, Lease, Terms};
 use crate::node::{create_owned, Created, Token};
-use crate::runtime::{deadline_after, detach, retry_later, sleep, spawn, until, RETRY_PAUSE};
+use crate::runtime::{
+    deadline_after, detach, now, retry_later, sleep, spawn, until, Task, RETRY_PAUSE,
+};
 use crate::Error;
 
 /// A lock named by a path. Cheap to make; acquiring creates the ephemeral node at
@@ -104,7 +105,7 @@ impl Lock {
     /// reached in time; [`Error::Start`] if the background executor cannot start.
     pub async fn try_acquire(&self) -> Result<Option<LockGuard>, Error> {
         let token = Token::new();
-        let sent = Instant::now();
+        let sent = now();
         match create_owned(&self.client, &self.path, &token, &self.payload).await? {
             Created::Mine { sid } => Ok(Some(self.guard(token, sid, sent)?)),
             Created::Taken => Ok(None),
@@ -127,7 +128,7 @@ impl Lock {
     async fn acquire_forever(&self) -> Result<LockGuard, Error> {
         let token = Token::new();
         loop {
-            let sent = Instant::now();
+            let sent = now();
             match create_owned(&self.client, &self.path, &token, &self.payload).await {
                 Ok(Created::Mine { sid }) => return self.guard(token, sid, sent),
                 Ok(Created::Taken) => {}
@@ -197,7 +198,7 @@ pub struct LockGuard {
     token: Token,
     sid: u64,
     lease: Arc<Lease>,
-    keeper: Option<Task<()>>,
+    keeper: Option<Task>,
 }
 
 impl LockGuard {

@@ -27,7 +27,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use async_executor::Task;
 use bytes::Bytes;
 use futures_lite::future;
 use pyxis_client_common::{
@@ -36,7 +35,8 @@ use pyxis_client_common::{
 
 use crate::node::{ensure_parents, wait_deleted};
 use crate::runtime::{
-    deadline_after, detach, retry_later, sleep, spawn, until, EventSender, Events, RETRY_PAUSE,
+    deadline_after, detach, retry_later, sleep, spawn, until, EventSender, Events, Task,
+    RETRY_PAUSE,
 };
 use crate::Error;
 
@@ -93,7 +93,7 @@ pub struct Registration {
     client: AsyncClient,
     path: String,
     state: Arc<RegistrationState>,
-    task: Option<Task<()>>,
+    task: Option<Task>,
 }
 
 impl Registration {
@@ -368,7 +368,7 @@ impl DiscoveryState {
 #[derive(Debug)]
 pub struct Discovery {
     state: Arc<DiscoveryState>,
-    _task: Task<()>,
+    _task: Task,
 }
 
 impl Discovery {

@@ -1,28 +1,126 @@
 //! Where the recipes' background work runs, whatever runtime the application uses: one
 //! executor thread for the whole process (started on first use), timers from
 //! `async-io` (which work under tokio, async-std, smol and plain threads alike), the
-//! bounded change streams ([`Events`]) and the blocking entry point ([`wait`]).
+//! bounded change streams ([`Events`]) and the blocking entry point ([`wait`]). A
+//! deterministic simulation replaces the thread and the clock with its own for the
+//! threads it runs on ([`Runtime`], [`use_runtime_on_this_thread`]).
 //!
-//! Owns: the executor thread, [`Events`] and its sender, `sleep_until`. Must never
-//! block the executor thread (every task on it is async and only waits on client calls,
-//! watches and timers) nor hold an unbounded queue.
+//! Owns: the executor thread, the choice between it and a thread's [`Runtime`], the
+//! recipes' clock ([`now`]), [`Events`] and its sender, `sleep_until`. Must never block
+//! the executor thread (every task on it is async and only waits on client calls,
+//! watches and timers) nor hold an unbounded queue; every recipe reads the time here,
+//! never from `Instant::now` itself.
 
+use std::cell::RefCell;
+use std::fmt::Debug;
 use std::future::Future;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_executor::{Executor, Task};
 use futures_core::Stream;
 
 use crate::Error;
 
+/// A future the recipes hand to a [`Runtime`].
+pub type BoxFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Where the recipes run their background work and read the time, instead of their own
+/// executor thread and the system clock: a deterministic simulation's hosts and virtual
+/// time (`pyxis_turmoil::recipes_in_simulation` is one). Installed for one thread with
+/// [`use_runtime_on_this_thread`]; it then serves every recipe made, and every recipe
+/// task polled, on that thread.
+pub trait Runtime {
+    /// The time now.
+    fn now(&self) -> Instant;
+    /// Completes at `deadline` (at once if it has passed).
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture;
+    /// Runs `task` in the background until it ends or the returned handle is dropped
+    /// (dropping it cancels the task; [`Spawned::detach`] lets it run to its end).
+    fn spawn(&self, task: BoxFuture) -> Box<dyn Spawned>;
+}
+
+/// A task started by a [`Runtime`]: dropping it cancels the task.
+pub trait Spawned: Send + Sync + Debug {
+    /// Lets the task run to its end without this handle.
+    fn detach(self: Box<Self>);
+}
+
+thread_local! {
+    /// The runtime installed on this thread, if any.
+    static RUNTIME: RefCell<Option<Rc<dyn Runtime>>> = const { RefCell::new(None) };
+}
+
+/// Makes the recipes use `runtime` on the calling thread until the guard is dropped
+/// (then the one installed before, or the default, serves again). Other threads keep
+/// theirs.
+pub fn use_runtime_on_this_thread(runtime: Rc<dyn Runtime>) -> RuntimeGuard {
+    let previous = RUNTIME.with(|r| r.borrow_mut().replace(runtime));
+    RuntimeGuard {
+        previous,
+        _not_send: std::marker::PhantomData,
+    }
+}
+
+/// Keeps a thread's [`Runtime`] installed (see [`use_runtime_on_this_thread`]).
+#[must_use = "the runtime is uninstalled when the guard is dropped"]
+pub struct RuntimeGuard {
+    previous: Option<Rc<dyn Runtime>>,
+    _not_send: std::marker::PhantomData<Rc<()>>,
+}
+
+impl Debug for RuntimeGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeGuard").finish_non_exhaustive()
+    }
+}
+
+impl Drop for RuntimeGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        RUNTIME.with(|r| *r.borrow_mut() = previous);
+    }
+}
+
+/// The runtime installed on this thread, if any.
+fn installed() -> Option<Rc<dyn Runtime>> {
+    RUNTIME.with(|r| r.borrow().clone())
+}
+
+/// The recipes' time now: the installed [`Runtime`]'s, or the system clock.
+pub(crate) fn now() -> Instant {
+    match installed() {
+        Some(runtime) => runtime.now(),
+        None => Instant::now(),
+    }
+}
+
+/// A recipe's background task; dropping it cancels the task.
+#[derive(Debug)]
+pub(crate) enum Task {
+    /// On the recipes' executor thread.
+    Thread(async_executor::Task<()>),
+    /// On a thread's installed [`Runtime`].
+    Hosted(Box<dyn Spawned>),
+}
+
+impl Task {
+    /// Lets the task run to its end.
+    fn detach(self) {
+        match self {
+            Task::Thread(task) => task.detach(),
+            Task::Hosted(task) => task.detach(),
+        }
+    }
+}
+
 /// The executor of every recipe's background task.
-static EXECUTOR: Executor<'static> = Executor::new();
+static EXECUTOR: async_executor::Executor<'static> = async_executor::Executor::new();
 
 /// The executor, with the thread that runs it started on first use.
-fn executor() -> Result<&'static Executor<'static>, Error> {
+fn executor() -> Result<&'static async_executor::Executor<'static>, Error> {
     static STARTED: OnceLock<Result<(), String>> = OnceLock::new();
     let started = STARTED.get_or_init(|| {
         std::thread::Builder::new()
@@ -37,12 +135,16 @@ fn executor() -> Result<&'static Executor<'static>, Error> {
     }
 }
 
-/// Runs `task` in the background until it ends or the returned handle is dropped.
-pub(crate) fn spawn<F>(task: F) -> Result<Task<()>, Error>
+/// Runs `task` in the background until it ends or the returned handle is dropped: on
+/// this thread's [`Runtime`] if one is installed, else on the executor thread.
+pub(crate) fn spawn<F>(task: F) -> Result<Task, Error>
 where
     F: Future<Output = ()> + Send + 'static,
 {
-    Ok(executor()?.spawn(task))
+    match installed() {
+        Some(runtime) => Ok(Task::Hosted(runtime.spawn(Box::pin(task)))),
+        None => Ok(Task::Thread(executor()?.spawn(task))),
+    }
 }
 
 /// Runs `task` in the background to its end, detached.
@@ -57,12 +159,19 @@ where
 
 /// Completes at `deadline`.
 pub(crate) async fn sleep_until(deadline: Instant) {
-    async_io::Timer::at(deadline).await;
+    // The runtime is not kept across the wait: recipe futures stay `Send`.
+    let hosted = installed().map(|runtime| runtime.sleep_until(deadline));
+    match hosted {
+        Some(sleep) => sleep.await,
+        None => {
+            async_io::Timer::at(deadline).await;
+        }
+    }
 }
 
 /// Completes after `duration` (saturating: a huge duration waits forever).
 pub(crate) async fn sleep(duration: Duration) {
-    match Instant::now().checked_add(duration) {
+    match now().checked_add(duration) {
         Some(deadline) => sleep_until(deadline).await,
         None => std::future::pending().await,
     }
@@ -70,7 +179,7 @@ pub(crate) async fn sleep(duration: Duration) {
 
 /// `now + duration`, or `None` for "no deadline" when it does not fit.
 pub(crate) fn deadline_after(duration: Duration) -> Option<Instant> {
-    Instant::now().checked_add(duration)
+    now().checked_add(duration)
 }
 
 /// Completes at `deadline`, never without one.

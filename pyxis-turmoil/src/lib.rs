@@ -11,7 +11,10 @@
 //! - [`Cluster`]: an N-node Pyxis cluster, one turmoil host per node, serving the
 //!   `pyxis-testkit` server model (one replicated state), with controls to move the
 //!   leader, open no-leader windows and expire sessions, next to turmoil's own
-//!   partition, crash and bounce (a crashed node host is a killed node).
+//!   partition, crash and bounce (a crashed node host is a killed node);
+//! - [`recipes_in_simulation`]: the recipes of `pyxis-recipes` (lock, election,
+//!   registry, cache, ...) with their background tasks on the simulated hosts and their
+//!   leases on the simulated clock.
 //!
 //! ```
 //! use std::time::Duration;
@@ -68,7 +71,9 @@
 mod client;
 mod clock;
 mod cluster;
+mod recipes;
 
 pub use client::connect;
 pub use clock::{now, since_start};
 pub use cluster::{Cluster, ClusterConfig};
+pub use recipes::recipes_in_simulation;
