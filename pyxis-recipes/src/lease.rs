@@ -145,10 +145,13 @@ impl Lease {
         }
     }
 
-    /// Completes at the next change (renewal or end) or when the lease lapses.
+    /// Completes at the next change (renewal or end) or when the lease lapses; once it
+    /// has lapsed, only at the next change (a lapse is one change, not a ready timer:
+    /// callers loop on this while they wait for something else).
     pub(crate) async fn changed(&self) {
         let listener = self.changed.listen();
-        future::or(listener, sleep_until_opt(self.until())).await;
+        let lapses = self.until().filter(|until| now() < *until);
+        future::or(listener, sleep_until_opt(lapses)).await;
     }
 }
 
@@ -282,6 +285,19 @@ mod tests {
         lease.end();
         assert!(!lease.holds_at(now));
         assert_eq!(lease.until(), None);
+    }
+
+    #[test]
+    fn a_lapsed_lease_reports_no_change_until_one_happens() {
+        // A renewable lease that lapsed stays lapsed until renewed or ended: waiting
+        // for its next change must wait (a ready lapse would make `reporting` spin).
+        let lease = Lease::new(now() - Duration::from_secs(1), false);
+        let waiting = future::block_on(future::poll_once(pin!(lease.changed())));
+        assert!(waiting.is_none(), "a past lapse was reported as a change");
+        let mut renewed = pin!(lease.changed());
+        assert!(future::block_on(future::poll_once(&mut renewed)).is_none());
+        lease.renew(now(), TERMS);
+        assert!(future::block_on(future::poll_once(renewed)).is_some());
     }
 
     #[test]
