@@ -98,6 +98,9 @@ pub mod trace;
 mod workload;
 pub mod world;
 
+// The recipes' simulator (turmoil), separate from the core simulator above.
+pub mod recipes;
+
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 pub use config::{KnownGap, SimConfig, Variant};
