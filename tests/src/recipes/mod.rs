@@ -25,6 +25,11 @@
 //!   instances the children of [`SERVICE`] and their data, its cache every node under
 //!   [`TREE`] (data, version, children), its configuration the data of [`CONFIG`].
 //!
+//! Leader moves and no-leader windows wait for a moment the cluster holds a ping of
+//! every application's session: without one, a client connected to the node that ends
+//! up leading is not told its watches were dropped (known gap 2 of `pyxis-core`, see
+//! this crate's docs), which no recipe can make up for.
+//!
 //! A session expired on purpose breaks the server's promise the recipes' leases rest
 //! on (it comes before the session timeout): the recipes notice it at their next
 //! answered check-in, at the latest when their lease lapses (`¾T` after the last
