@@ -219,6 +219,52 @@ fn leader_move_during_a_stream_of_writes() {
     assert_eq!((e.kind, e.path.as_str()), (EventType::Modify, "/data"));
 }
 
+/// After the leader dies its followers name it (kNotLeader) for a while, then answer
+/// kAgain until the election: the client fails over with its session, and no create it
+/// acknowledged is lost.
+#[test]
+fn failover_through_dead_leader_redirects_loses_no_acknowledged_write() {
+    let model = pyxis_testkit::model::ModelConfig::fast()
+        .with_dead_leader_redirects(Duration::from_millis(800), Duration::from_millis(1200));
+    let cluster = TestCluster::try_start(3, pyxis_testkit::RunnerConfig::with_model(model))
+        .expect("a test cluster on 127.0.0.1");
+    let a = client(&cluster, 18);
+    let sid = sid_of(&a);
+    a.create("/w", "", CreateMode::Persistent).unwrap();
+    let old = cluster.leader().unwrap();
+    let (mut acknowledged, mut after_kill) = (Vec::new(), 0);
+    for i in 0..400 {
+        if i == 20 {
+            cluster.kill(old).unwrap();
+        }
+        match a.create(&format!("/w/{i}"), "", CreateMode::Persistent) {
+            Ok(()) => {
+                acknowledged.push(format!("{i}"));
+                after_kill += usize::from(i >= 20);
+            }
+            Err(e) if e.is_retryable() => {}
+            Err(e) => panic!("unexpected error during the failover: {e}"),
+        }
+        if after_kill >= 20 {
+            break;
+        }
+    }
+    assert!(after_kill >= 20, "the client did not fail over");
+    assert_ne!(cluster.leader(), Some(old));
+    assert_eq!(a.sid(), Some(sid), "the session survives the failover");
+    assert!(
+        a.stats().redirects >= 1,
+        "no redirect followed: {:?}",
+        a.stats()
+    );
+    let children = a.read("/w").unwrap().children;
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|name| !children.contains(name))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged creates lost: {lost:?}");
+}
+
 #[test]
 fn killed_leader_is_replaced() {
     let cluster = TestCluster::start(3);

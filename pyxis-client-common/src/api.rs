@@ -284,7 +284,8 @@ macro_rules! shared_api {
             }
 
             /// A snapshot of the client's counters (requests by kind, reconnects,
-            /// connection attempts, inferred and dropped events).
+            /// connection attempts, redirects, re-registrations of every watch,
+            /// inferred and dropped events).
             pub fn stats(&self) -> Stats {
                 self.handle.status().stats()
             }

@@ -17,7 +17,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use pyxis_core::{
-    Client, Config, ConfigError, ConnId, Error, Event, IoAction, Op, Reply, RequestId,
+    Client, Config, ConfigError, ConnId, Diagnostic, Error, Event, IoAction, Op, Reply, RequestId,
     SessionState, Transmit, WatchEvent, WatchId,
 };
 
@@ -359,6 +359,13 @@ impl Driver {
         // Output only, for the log: what the core decided (redirects, backoffs,
         // Registers, ping verdicts).
         while let Some(diagnostic) = self.core.poll_diagnostic() {
+            match diagnostic {
+                Diagnostic::Redirect { .. } => self.status.count(Counter::Redirects, 1),
+                Diagnostic::PingReleased { .. } | Diagnostic::LateWake => {
+                    self.status.count(Counter::Rearms, 1);
+                }
+                _ => {}
+            }
             log::decided(&diagnostic);
         }
         // Before routing: a caller woken by an event must see the session id it implies.

@@ -68,6 +68,12 @@ pub struct Stats {
     pub inferred_events: u64,
     /// Watch and session events dropped because their consumer did not keep up.
     pub lagged_events: u64,
+    /// kNotLeader answers followed to the leader they named.
+    pub redirects: u64,
+    /// Times every watch was registered again while the session stayed up (a held
+    /// ping released early, an answer read overdue, a late wake-up: the server may have
+    /// dropped them).
+    pub rearms: u64,
 }
 
 /// What a [`Stats`] counter counts, for [`Status::count`].
@@ -84,9 +90,11 @@ pub(crate) enum Counter {
     ConnectAttempts,
     InferredEvents,
     LaggedEvents,
+    Redirects,
+    Rearms,
 }
 
-const COUNTERS: usize = Counter::LaggedEvents as usize + 1;
+const COUNTERS: usize = Counter::Rearms as usize + 1;
 
 struct Shared {
     state: ClientState,
@@ -167,6 +175,8 @@ impl Status {
             connect_attempts: get(Counter::ConnectAttempts),
             inferred_events: get(Counter::InferredEvents),
             lagged_events: get(Counter::LaggedEvents),
+            redirects: get(Counter::Redirects),
+            rearms: get(Counter::Rearms),
         }
     }
 

@@ -167,5 +167,7 @@ async fn a_reconnect_is_logged_with_its_cause() {
         redirect.starts_with("DEBUG") && redirect.contains(&format!("to={to}")),
         "{redirect}"
     );
+    let stats = client.stats();
+    assert!(stats.redirects >= 1 && stats.rearms >= 1, "{stats:?}");
     client.close().await;
 }

@@ -350,6 +350,60 @@ pub async fn killed_leader_is_replaced(h: Harness) {
     a.write("/after-kill", "x").await.unwrap();
 }
 
+/// The original server's failover: after the leader dies its followers name it
+/// (kNotLeader with the dead leader's address) for a while, then answer kAgain until a
+/// new leader is elected. The client follows the redirect to the dead node, backs off,
+/// and fails over to the new leader with its session, and every create it acknowledged
+/// (before, during and after) is in the tree: none is lost.
+pub async fn failover_through_dead_leader_redirects_loses_no_acknowledged_write(h: Harness) {
+    let model = pyxis_testkit::model::ModelConfig::fast()
+        .with_dead_leader_redirects(Duration::from_millis(800), Duration::from_millis(1200));
+    let cluster = TestCluster::try_start(3, pyxis_testkit::RunnerConfig::with_model(model))
+        .expect("a test cluster on 127.0.0.1");
+    let a = h.client(cluster.addrs(), options(18)).await;
+    let sid = sid_of(&a);
+    a.create("/w", "", CreateMode::Persistent).await.unwrap();
+    let old = cluster.leader().unwrap();
+    let (mut acknowledged, mut after_kill) = (Vec::new(), 0);
+    for i in 0..400 {
+        if i == 20 {
+            cluster.kill(old).unwrap();
+        }
+        let path = format!("/w/{i}");
+        match within(
+            PATIENCE,
+            "create",
+            a.create(&path, "", CreateMode::Persistent),
+        )
+        .await
+        {
+            Ok(()) => {
+                acknowledged.push(format!("{i}"));
+                after_kill += usize::from(i >= 20);
+            }
+            Err(e) if e.is_retryable() => {}
+            Err(e) => panic!("unexpected error during the failover: {e}"),
+        }
+        if after_kill >= 20 {
+            break;
+        }
+    }
+    assert!(after_kill >= 20, "the client did not fail over");
+    assert_ne!(cluster.leader(), Some(old));
+    assert_eq!(a.sid(), Some(sid), "the session survives the failover");
+    assert!(
+        a.stats().redirects >= 1,
+        "no redirect followed: {:?}",
+        a.stats()
+    );
+    let children = a.read("/w").await.unwrap().children;
+    let lost: Vec<_> = acknowledged
+        .iter()
+        .filter(|name| !children.contains(name))
+        .collect();
+    assert!(lost.is_empty(), "acknowledged creates lost: {lost:?}");
+}
+
 /// During a window without a leader, reads wait and succeed, writes succeed or report
 /// an unknown outcome, and afterwards everything works on the same session.
 pub async fn no_leader_window_is_ridden_through(h: Harness) {

@@ -85,6 +85,7 @@ macro_rules! async_scenarios {
             every_watch_event_type_and_recursive_watches,
             leader_move_during_a_stream_of_writes,
             killed_leader_is_replaced,
+            failover_through_dead_leader_redirects_loses_no_acknowledged_write,
             no_leader_window_is_ridden_through,
             paused_past_session_timeout_gets_a_new_session,
             garbage_from_the_server_reconnects,
