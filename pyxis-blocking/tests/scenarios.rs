@@ -496,6 +496,26 @@ fn fail_fast_fails_at_once_while_no_server_is_reachable() {
     a.close();
 }
 
+/// A server name that does not resolve is named as such in the error.
+#[test]
+fn an_unresolvable_name_is_the_cause() {
+    // `.invalid` never resolves (RFC 6761).
+    let name = "no-such-host.invalid:7000".to_string();
+    let opts = options(19)
+        .request_timeout(Duration::from_secs(3600))
+        .fail_fast(true);
+    let a = Client::connect([name.clone()], opts).unwrap();
+    let read = a.read("/");
+    let Err(error @ Error::Unreachable { .. }) = &read else {
+        panic!("expected Unreachable, got {read:?}");
+    };
+    assert_eq!(
+        error.to_string(),
+        format!("no server reachable: name did not resolve: {name}")
+    );
+    a.close();
+}
+
 /// `result` is a `Timeout` whose text names `addr` and a refused connection.
 fn timed_out_refused_by(result: Result<(), Error>, addr: &str) {
     let Err(

@@ -17,8 +17,8 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use pyxis_core::{
-    Client, Config, ConfigError, ConnId, Diagnostic, Error, Event, IoAction, Op, Reply, RequestId,
-    SessionState, Transmit, WatchEvent, WatchId,
+    Client, Config, ConfigError, ConnId, Diagnostic, Error, Event, IoAction, IoFailure, Op, Reply,
+    RequestId, SessionState, Transmit, WatchEvent, WatchId,
 };
 
 use crate::log;
@@ -289,7 +289,8 @@ impl Driver {
             log::write_stalled(conn, waited);
             self.unwritten.forget(conn);
             self.abandoned = Some(conn);
-            self.core.handle_closed(conn, now);
+            let failure = IoFailure::Other(format!("took nothing written for {waited:?}"));
+            self.core.handle_failed(conn, failure, now);
         }
         self.core.handle_timeout(now);
         let (expired, waiting) = std::mem::take(&mut self.connect_waiters)

@@ -673,6 +673,28 @@ pub async fn fail_fast_fails_at_once_while_no_server_is_reachable(h: Harness) {
     within(PATIENCE, "close", a.close()).await;
 }
 
+/// A server name that does not resolve is named as such in the error (fail-fast, so at
+/// once).
+pub async fn an_unresolvable_name_is_the_cause(h: Harness) {
+    // `.invalid` never resolves (RFC 6761).
+    let name = "no-such-host.invalid:7000".to_string();
+    let opts = options(19)
+        .request_timeout(Duration::from_secs(3600))
+        .fail_fast(true);
+    let a = within(PATIENCE, "connect", (h.connect)(vec![name.clone()], opts))
+        .await
+        .unwrap();
+    let read = within(PATIENCE, "read fails fast", a.read("/")).await;
+    let Err(error @ Error::Unreachable { .. }) = &read else {
+        panic!("expected Unreachable, got {read:?}");
+    };
+    assert_eq!(
+        error.to_string(),
+        format!("no server reachable: name did not resolve: {name}")
+    );
+    within(PATIENCE, "close", a.close()).await;
+}
+
 /// `result` is `Unreachable` naming one of `addrs` and a refused connection.
 pub fn unreachable_refused(result: Result<(), Error>, addrs: &[String]) {
     let Err(error @ Error::Unreachable { .. }) = &result else {

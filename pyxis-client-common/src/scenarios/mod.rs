@@ -95,6 +95,7 @@ macro_rules! async_scenarios {
             unreachable_servers_time_out,
             no_leader_is_the_cause_of_the_timeout,
             fail_fast_fails_at_once_while_no_server_is_reachable,
+            an_unresolvable_name_is_the_cause,
             duration_max_waits_without_a_deadline,
             session_events_end_after_close,
             calls_are_sent_in_call_order,
