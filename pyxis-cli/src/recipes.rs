@@ -115,10 +115,13 @@ pub async fn elect(client: &Client, json: bool, args: ElectArgs) -> Result<(), C
                         reason: "the candidacy ended (client closed)".into(),
                     });
                 };
-                let state = match change {
-                    Leadership::Elected => "elected",
-                    _ => "not leader",
+                let leads = match change {
+                    Ok(Leadership::Elected) => true,
+                    Ok(_) => false,
+                    // Changes were dropped (this loop fell behind): say where it stands.
+                    Err(_) => election.is_leader(),
                 };
+                let state = if leads { "elected" } else { "not leader" };
                 let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
                 if json {
                     let line = serde_json::json!({

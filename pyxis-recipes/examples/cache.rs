@@ -42,9 +42,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tokio::spawn(async move {
         while let Some(change) = changes.next().await {
             match change {
-                CacheEvent::Added { path } => println!("+ {path}"),
-                CacheEvent::Changed { path } => println!("~ {path}"),
-                CacheEvent::Removed { path } => println!("- {path}"),
+                Ok(CacheEvent::Added { path }) => println!("+ {path}"),
+                Ok(CacheEvent::Changed { path }) => println!("~ {path}"),
+                Ok(CacheEvent::Removed { path }) => println!("- {path}"),
                 other => println!("{other:?}"),
             }
         }

@@ -60,9 +60,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     while let Ok(Some(value)) = tokio::time::timeout(Duration::from_secs(1), changes.next()).await {
         match value {
-            ConfigValue::Present { version, value } => println!("v{version}: {value}/s"),
-            ConfigValue::Invalid { version, error } => println!("v{version} refused: {error}"),
-            ConfigValue::Absent => println!("no limit configured"),
+            Ok(ConfigValue::Present { version, value }) => println!("v{version}: {value}/s"),
+            Ok(ConfigValue::Invalid { version, error }) => println!("v{version} refused: {error}"),
+            Ok(ConfigValue::Absent) => println!("no limit configured"),
             other => println!("{other:?}"),
         }
         if value_is_absent(&limit) {

@@ -36,8 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::spawn(async move {
             while let Some(change) = changes.next().await {
                 match change {
-                    Leadership::Elected => println!("[{name}] elected"),
-                    Leadership::Lost => println!("[{name}] lost the leadership"),
+                    Ok(Leadership::Elected) => println!("[{name}] elected"),
+                    Ok(Leadership::Lost) => println!("[{name}] lost the leadership"),
+                    Err(lagged) => println!("[{name}] {lagged}"),
                     _ => {}
                 }
             }

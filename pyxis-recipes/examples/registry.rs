@@ -43,7 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cluster.expire_session(sid)?;
         while let Some(event) = one_events.recv() {
             println!("web-1: {event:?}");
-            if matches!(event, RegistrationEvent::Reregistered { .. }) {
+            if matches!(event, Ok(RegistrationEvent::Reregistered { .. })) {
                 break;
             }
         }
@@ -51,11 +51,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     wait(two.deregister())?;
     while let Ok(Some(change)) = changes.recv_timeout(Duration::from_millis(500)) {
         match change {
-            DiscoveryEvent::Added { name, data } => {
+            Ok(DiscoveryEvent::Added { name, data }) => {
                 println!("+ {name} at {}", String::from_utf8_lossy(&data))
             }
-            DiscoveryEvent::Changed { name, .. } => println!("~ {name}"),
-            DiscoveryEvent::Removed { name } => println!("- {name}"),
+            Ok(DiscoveryEvent::Changed { name, .. }) => println!("~ {name}"),
+            Ok(DiscoveryEvent::Removed { name }) => println!("- {name}"),
+            Err(lagged) => println!("{lagged}"),
             _ => {}
         }
     }

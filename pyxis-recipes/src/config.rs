@@ -88,6 +88,8 @@ impl<T> Shared<T> {
 /// let per_second = limit.get().value().copied().unwrap_or(100);
 /// let mut changes = limit.events();
 /// while let Some(new) = changes.next().await {
+///     // After a `Lagged` item (changes dropped), the current value is `limit.get()`.
+///     let new = new.unwrap_or_else(|_| limit.get());
 ///     println!("rate limit now {:?}", new.value());
 /// }
 /// # Ok(())

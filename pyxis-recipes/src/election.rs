@@ -84,8 +84,10 @@ impl Shared {
 /// let mut changes = election.events();
 /// while let Some(change) = changes.next().await {
 ///     match change {
-///         Leadership::Elected => println!("leading"),
-///         Leadership::Lost => println!("following"),
+///         Ok(Leadership::Elected) => println!("leading"),
+///         Ok(Leadership::Lost) => println!("following"),
+///         // Fell behind: `n` changes were dropped; `is_leader()` says where it stands.
+///         Err(lagged) => println!("{lagged}: leading = {}", election.is_leader()),
 ///         _ => {}
 ///     }
 /// }

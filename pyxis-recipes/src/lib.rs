@@ -21,7 +21,8 @@
 //! application's runtime and never block it. A deterministic simulation puts that work
 //! and the recipes' clock on its own hosts and virtual time instead ([`Runtime`]). A recipe keeps a clone of its client while
 //! it runs (drop or stop the recipe before expecting the client to close). Their change streams ([`Events`]) are bounded: a consumer that falls behind
-//! loses the oldest events, never the recipe's current state, which is always readable.
+//! loses the oldest events, told so by a [`Lagged`] item with their number, never the
+//! recipe's current state, which is always readable.
 //!
 //! ## Leases: acting on owning a node
 //!
@@ -62,7 +63,7 @@ pub use runtime::{
     EVENT_BOUND,
 };
 
-pub use pyxis_client_common::AsyncClient;
+pub use pyxis_client_common::{AsyncClient, Lagged};
 
 use std::time::Duration;
 

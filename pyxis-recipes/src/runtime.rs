@@ -21,6 +21,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use futures_core::Stream;
+use pyxis_client_common::__private::queue;
+use pyxis_client_common::Lagged;
 
 use crate::Error;
 
@@ -216,56 +218,70 @@ pub fn wait<F: Future>(future: F) -> F::Output {
 /// [`next`](Self::next)) and, for blocking code, [`recv`](Self::recv) and
 /// [`recv_timeout`](Self::recv_timeout).
 ///
-/// Bounded: it keeps the newest [`EVENT_BOUND`] unread events and drops older ones
-/// (the recipe's current state is always readable from the recipe itself, so a consumer
-/// that falls behind loses history, never the present). The stream ends when the recipe
-/// is dropped or stopped.
-#[derive(Debug)]
+/// Bounded like the client's watches: it keeps the newest [`EVENT_BOUND`] unread events;
+/// older ones are dropped and reported as one `Err(Lagged(n))` item (their number)
+/// before the kept ones. The recipe's current state is always readable from the recipe
+/// itself, so a consumer that falls behind loses history, never the present. The stream
+/// ends when the recipe is dropped or stopped.
 pub struct Events<T> {
-    rx: Pin<Box<async_channel::Receiver<T>>>,
+    rx: queue::EventReceiver<T>,
+}
+
+impl<T> Debug for Events<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
 }
 
 /// How many unread events a change stream keeps.
 pub const EVENT_BOUND: usize = 256;
 
 /// The sending end of a change stream (dropping the oldest event when full).
-#[derive(Debug)]
 pub(crate) struct EventSender<T> {
-    txs: std::sync::Mutex<Vec<async_channel::Sender<T>>>,
+    /// The streams' senders; `None` once closed.
+    txs: std::sync::Mutex<Option<Vec<queue::EventSender<T>>>>,
+}
+
+impl<T> Debug for EventSender<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSender").finish_non_exhaustive()
+    }
 }
 
 impl<T: Clone> EventSender<T> {
     pub(crate) fn new() -> EventSender<T> {
         EventSender {
-            txs: std::sync::Mutex::new(Vec::new()),
+            txs: std::sync::Mutex::new(Some(Vec::new())),
         }
     }
 
-    /// A new stream of every event sent from now on.
+    /// A new stream of every event sent from now on (one that ends at once if the
+    /// recipe has stopped).
     pub(crate) fn subscribe(&self) -> Events<T> {
-        let (tx, rx) = async_channel::bounded(EVENT_BOUND);
-        self.lock().push(tx);
-        Events { rx: Box::pin(rx) }
+        let (tx, rx) = queue::channel(EVENT_BOUND);
+        if let Some(txs) = self.lock().as_mut() {
+            txs.push(tx);
+        }
+        Events { rx }
     }
 
-    /// Sends `event` to every stream still open, dropping each one's oldest if full.
+    /// Sends `event` to every stream still read, dropping (and counting) each one's
+    /// oldest unread event if it is full.
     pub(crate) fn send(&self, event: T) {
-        let mut txs = self.lock();
-        txs.retain(|tx| !tx.is_closed());
-        for tx in txs.iter() {
-            // Only fails when closed, and closed streams were just dropped.
-            let _ = tx.force_send(event.clone());
+        if let Some(txs) = self.lock().as_mut() {
+            txs.retain(|tx| !tx.is_closed());
+            for tx in txs.iter() {
+                tx.push(event.clone());
+            }
         }
     }
 
-    /// Ends every stream.
+    /// Ends every stream (after the events already sent).
     pub(crate) fn close(&self) {
-        for tx in self.lock().drain(..) {
-            tx.close();
-        }
+        self.lock().take();
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<async_channel::Sender<T>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Vec<queue::EventSender<T>>>> {
         self.txs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -273,14 +289,15 @@ impl<T: Clone> EventSender<T> {
 }
 
 impl<T> Events<T> {
-    /// The next event (`None` once the recipe is gone).
-    pub async fn next(&mut self) -> Option<T> {
-        self.rx.recv().await.ok()
+    /// The next event, or `Err(Lagged(n))` when `n` older ones were dropped (`None` once
+    /// the recipe is gone).
+    pub async fn next(&mut self) -> Option<Result<T, Lagged>> {
+        std::future::poll_fn(|cx| self.rx.poll_recv(cx)).await
     }
 
     /// The next event, waiting on this thread (`None` once the recipe is gone).
-    pub fn recv(&self) -> Option<T> {
-        self.rx.recv_blocking().ok()
+    pub fn recv(&self) -> Option<Result<T, Lagged>> {
+        self.rx.recv_blocking()
     }
 
     /// Like [`recv`](Self::recv), giving up after `timeout` (`Err(Error::Timeout)`).
@@ -288,27 +305,23 @@ impl<T> Events<T> {
     /// # Errors
     ///
     /// [`Error::Timeout`] when no event came within `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<T>, Error> {
-        wait(futures_lite::future::or(
-            async { Ok(self.rx.recv().await.ok()) },
-            async {
-                sleep(timeout).await;
-                Err(Error::Timeout(timeout))
-            },
-        ))
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Option<Result<T, Lagged>>, Error> {
+        self.rx
+            .recv_timeout(timeout)
+            .map_err(|_| Error::Timeout(timeout))
     }
 
     /// An event if one is ready now.
-    pub fn try_recv(&self) -> Option<T> {
-        self.rx.try_recv().ok()
+    pub fn try_recv(&self) -> Option<Result<T, Lagged>> {
+        self.rx.try_recv()
     }
 }
 
 impl<T> Stream for Events<T> {
-    type Item = T;
+    type Item = Result<T, Lagged>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.get_mut().rx.as_mut().poll_next(cx)
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T, Lagged>>> {
+        self.rx.poll_recv(cx)
     }
 }
 
@@ -333,4 +346,35 @@ pub(crate) const RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// [`RETRY_PAUSE`]) rather than giving up.
 pub(crate) fn retry_later(error: &pyxis_client_common::Error) -> bool {
     error.is_retryable() || matches!(error, pyxis_client_common::Error::SessionExpired)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_that_falls_behind_reports_how_many_events_it_lost_then_the_newest() {
+        let sender = EventSender::new();
+        let events = sender.subscribe();
+        let sent = EVENT_BOUND as u64 + 3;
+        for n in 0..sent {
+            sender.send(n);
+        }
+        assert_eq!(events.try_recv(), Some(Err(Lagged(3))));
+        assert_eq!(events.try_recv(), Some(Ok(3)));
+        let rest: Vec<_> = std::iter::from_fn(|| events.try_recv()).collect();
+        assert_eq!(rest.len(), EVENT_BOUND - 1);
+        assert_eq!(rest.last(), Some(&Ok(sent - 1)));
+        // A stream that keeps up is told of no loss.
+        sender.send(7);
+        assert_eq!(events.try_recv(), Some(Ok(7)));
+        sender.close();
+        assert_eq!(wait(async { { events }.next().await }), None);
+        assert_eq!(sender.subscribe().try_recv(), None);
+        assert_eq!(
+            wait(sender.subscribe().next()),
+            None,
+            "a stream of a stopped recipe ends"
+        );
+    }
 }

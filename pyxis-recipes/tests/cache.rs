@@ -179,7 +179,7 @@ fn past_its_bound_the_cache_stops_with_a_clear_error() {
         }
         let mut saw_overflow = false;
         while let Some(event) = events.next().await {
-            saw_overflow |= event == CacheEvent::Overflow;
+            saw_overflow |= event == Ok(CacheEvent::Overflow);
         }
         assert!(saw_overflow, "the stream says so, then ends");
         assert!(cache.is_empty());

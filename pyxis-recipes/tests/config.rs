@@ -73,10 +73,10 @@ fn views_follow_the_latest_data_through_faults_on_every_adapter() {
         .await;
         assert_eq!(
             changes.next().await,
-            Some(ConfigValue::Present {
+            Some(Ok(ConfigValue::Present {
                 version: 0,
                 value: 1
-            })
+            }))
         );
 
         // Writes while the cluster misbehaves.
@@ -157,7 +157,8 @@ fn raw_bytes_with_a_blocking_client() {
         let event = changes
             .recv_timeout(Duration::from_secs(10))
             .unwrap()
-            .expect("open");
+            .expect("open")
+            .expect("no change dropped");
         last = event.value().cloned();
     }
 }

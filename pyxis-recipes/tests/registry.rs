@@ -74,7 +74,7 @@ fn registrations_survive_expiry_and_views_converge_through_faults() {
         converged(&cluster, &[&view_a, &view_b], &["i0", "i1", "i2"]).await;
         let mut added = Vec::new();
         while let Some(event) = changes.try_recv() {
-            if let DiscoveryEvent::Added { name, .. } = event {
+            if let Ok(DiscoveryEvent::Added { name, .. }) = event {
                 added.push(name);
             }
         }
@@ -89,7 +89,8 @@ fn registrations_survive_expiry_and_views_converge_through_faults() {
             let event = tokio::time::timeout(Duration::from_secs(10), reg_events.next())
                 .await
                 .expect("re-registered in time")
-                .expect("stream open");
+                .expect("stream open")
+                .expect("no event dropped");
             // The first registration's own event may come first.
             if !matches!(event, RegistrationEvent::Registered { .. }) {
                 saw.push(event);

@@ -182,7 +182,14 @@ async fn follow_leadership(host: &Host, client: &AsyncClient, election: &Electio
         })
         .await;
         match next {
-            Some(Some(Leadership::Elected)) => host.ledger.believe(host.name, Role::Leader, true),
+            Some(Some(Ok(Leadership::Elected))) => {
+                host.ledger.believe(host.name, Role::Leader, true)
+            }
+            // Changes dropped: believe what the candidate says now.
+            Some(Some(Err(_))) if !broken => {
+                host.ledger
+                    .believe(host.name, Role::Leader, election.is_leader())
+            }
             Some(Some(_)) if !broken => host.ledger.believe(host.name, Role::Leader, false),
             Some(Some(_)) => {}
             Some(None) => return,
