@@ -113,6 +113,10 @@ pub enum Command {
         /// Also show children whose name starts with _.
         #[arg(short, long)]
         all: bool,
+        /// Keep the tree in a local cache (pyxis-recipes' TreeCache) and print every
+        /// change of it (added, changed, removed) with its time, until Ctrl-C.
+        #[arg(short, long)]
+        follow: bool,
     },
     /// Stream a node's events with their time, re-arming after each, until Ctrl-C or
     /// --count.

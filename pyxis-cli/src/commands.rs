@@ -61,6 +61,7 @@ pub async fn run(global: &GlobalArgs, command: Command) -> Result<(), CliError> 
         Command::Watch(_)
             | Command::Lock(_)
             | Command::Elect(_)
+            | Command::Tree { follow: true, .. }
             | Command::Create {
                 ephemeral: true,
                 ..
@@ -126,7 +127,18 @@ async fn dispatch(client: &Client, global: &GlobalArgs, command: Command) -> Res
             report(json, "set", &path, &format!("version {}", node.version))
         }
         Command::Rm { path, recursive } => walk::rm(client, json, &path, recursive).await,
-        Command::Tree { path, depth, all } => walk::tree(client, json, &path, depth, all).await,
+        Command::Tree {
+            path,
+            depth,
+            all,
+            follow: false,
+        } => walk::tree(client, json, &path, depth, all).await,
+        Command::Tree {
+            path,
+            depth,
+            all,
+            follow: true,
+        } => crate::recipes::follow_tree(client, json, &path, depth, all).await,
         Command::Watch(args) => watch(client, json, args).await,
         Command::Sessions => sessions(client, json).await,
         Command::Leader => leader::leader(client, json, global.timeout).await,

@@ -1,20 +1,24 @@
-//! The recipe commands: `lock` (run a command while holding a lock) and `elect` (take
-//! part in an election and print each change of leadership until Ctrl-C), each one
-//! session of a `pyxis-tokio` client and one `pyxis-recipes` recipe.
+//! The recipe commands: `lock` (run a command while holding a lock), `elect` (take
+//! part in an election and print each change of leadership until Ctrl-C) and
+//! `tree --follow` (a subtree cache, printed and then followed change by change), each
+//! one session of a `pyxis-tokio` client and one `pyxis-recipes` recipe.
 //!
-//! Owns: running the child command under the lock and printing leadership changes. Must
-//! never implement a recipe (locking, leases, elections are `pyxis-recipes`'), nor let
-//! the child run on once the lock is known lost.
+//! Owns: running the child command under the lock, printing leadership changes and the
+//! cache's tree and changes. Must never implement a recipe (locking, leases, elections,
+//! the cache are `pyxis-recipes`'), nor let the child run on once the lock is known lost.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-use pyxis_recipes::{Election, Leadership, Lock};
+use pyxis_core::Node;
+use pyxis_recipes::{CacheEvent, Election, Leadership, Lock, TreeCache};
 use pyxis_tokio::Client;
 
 use crate::args::{ElectArgs, LockArgs};
 use crate::commands::print;
 use crate::exit::CliError;
-use crate::output;
+use crate::output::{self, TreeView};
+use crate::walk::MAX_TREE_NODES;
 
 /// A recipe's failure on `path` as the CLI reports it.
 fn recipe_error(op: &'static str, path: &str, error: pyxis_recipes::Error) -> CliError {
@@ -141,4 +145,148 @@ pub async fn elect(client: &Client, json: bool, args: ElectArgs) -> Result<(), C
         .resign()
         .await
         .map_err(|e| recipe_error("elect", &args.name, e))
+}
+
+/// `pyxis tree PATH --follow`: mirrors the subtree at `path` in a [`TreeCache`] (at most
+/// [`MAX_TREE_NODES`] nodes), prints it as `tree` does once loaded, then one line per
+/// change of the mirror (`<time> added|changed|removed <path>`, or NDJSON with
+/// `--json`) until Ctrl-C or SIGTERM. Changes dropped because this loop fell behind are
+/// reported as one `lagged` line with their number.
+pub async fn follow_tree(
+    client: &Client,
+    json: bool,
+    path: &str,
+    depth: Option<usize>,
+    all: bool,
+) -> Result<(), CliError> {
+    let interrupted = crate::interrupt()?;
+    tokio::pin!(interrupted);
+    let cache = TreeCache::watch(client, path, MAX_TREE_NODES)
+        .map_err(|e| recipe_error("tree", path, e))?;
+    let mut changes = cache.events();
+    tokio::select! {
+        loaded = cache.wait_loaded(Duration::MAX) => {
+            loaded.map_err(|e| recipe_error("tree", path, e))?;
+        }
+        () = &mut interrupted => return Ok(()),
+    }
+    let snapshot = cache
+        .snapshot()
+        .map_err(|e| recipe_error("tree", path, e))?;
+    let root = snapshot
+        .keys()
+        .next()
+        .cloned()
+        .unwrap_or_else(|| path.to_owned());
+    let tree = tree_view(&snapshot, &root, depth, all);
+    if json {
+        print(&format!(
+            "{}\n",
+            serde_json::to_string(&tree).unwrap_or_default()
+        ))?;
+    } else {
+        print(&tree.human())?;
+    }
+    // Loaded: scripts (and the tests) wait for this line on stderr.
+    eprintln!("following {}", output::escape(path));
+    loop {
+        let change = tokio::select! {
+            () = &mut interrupted => return Ok(()),
+            change = changes.next() => change,
+        };
+        let time = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
+        let (what, changed) = match change {
+            Some(Ok(CacheEvent::Added { path })) => ("added", path),
+            Some(Ok(CacheEvent::Changed { path })) => ("changed", path),
+            Some(Ok(CacheEvent::Removed { path })) => ("removed", path),
+            Some(Err(lagged)) => ("lagged", lagged.0.to_string()),
+            // Overflow, or the stream ended: the cache says why.
+            Some(Ok(_)) | None => {
+                return Err(match cache.snapshot() {
+                    Err(e) => recipe_error("tree", path, e),
+                    Ok(_) => CliError::Recipe {
+                        op: "tree",
+                        path: path.to_owned(),
+                        reason: "the cache stopped (client closed)".into(),
+                    },
+                })
+            }
+        };
+        if json {
+            let key = if what == "lagged" { "dropped" } else { "path" };
+            let line = serde_json::json!({ "time": time, "event": what, key: changed });
+            print(&format!("{line}\n"))?;
+        } else {
+            print(&format!("{time} {what} {}\n", output::escape(&changed)))?;
+        }
+    }
+}
+
+/// The tree at `path` as mirrored, down to `depth` levels, hiding `_` children unless
+/// `all` (as `tree` shows them).
+fn tree_view(
+    nodes: &BTreeMap<String, Node>,
+    path: &str,
+    depth: Option<usize>,
+    all: bool,
+) -> TreeView {
+    let mut children: Vec<&String> = nodes
+        .get(path)
+        .map(|node| node.children.iter().collect())
+        .unwrap_or_default();
+    children.retain(|name| all || !name.starts_with('_'));
+    children.sort();
+    let truncated = depth == Some(0) && !children.is_empty();
+    let children = if truncated {
+        Vec::new()
+    } else {
+        children
+            .into_iter()
+            .map(|name| crate::walk::child_path(path, name))
+            .filter(|child| nodes.contains_key(child))
+            .map(|child| tree_view(nodes, &child, depth.map(|d| d - 1), all))
+            .collect()
+    };
+    TreeView {
+        path: path.to_owned(),
+        children,
+        truncated,
+        error: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(path: &str, children: &[&str]) -> (String, Node) {
+        let node = Node {
+            path: path.to_owned(),
+            data: Default::default(),
+            children: children.iter().map(|c| (*c).to_owned()).collect(),
+            flags: 0,
+            version: 0,
+            owner: 0,
+        };
+        (path.to_owned(), node)
+    }
+
+    #[test]
+    fn the_followed_tree_honours_depth_and_hidden_names() {
+        let nodes: BTreeMap<String, Node> = [
+            node("/app", &["b", "_h", "a"]),
+            node("/app/a", &["x"]),
+            node("/app/a/x", &[]),
+            node("/app/b", &[]),
+            node("/app/_h", &[]),
+        ]
+        .into_iter()
+        .collect();
+        let full = tree_view(&nodes, "/app", None, false);
+        assert_eq!(full.human(), "/app\n├── a\n│   └── x\n└── b\n");
+        let all = tree_view(&nodes, "/app", None, true);
+        assert_eq!(all.children[0].path, "/app/_h");
+        let shallow = tree_view(&nodes, "/app", Some(1), false);
+        assert_eq!(shallow.human(), "/app\n├── a …\n└── b\n");
+    }
 }

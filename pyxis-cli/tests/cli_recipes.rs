@@ -94,3 +94,69 @@ fn elect_prints_leadership_and_hands_over_when_the_leader_stops() {
     let _ = second.kill();
     let _ = second.wait();
 }
+
+#[test]
+fn tree_follow_prints_the_tree_then_every_change() {
+    let cluster = TestCluster::start(1);
+    let addrs = cluster.addrs();
+    assert!(run(&addrs, &["create", "-p", "/app/a/x", "1"])
+        .status
+        .success());
+    let mut follower = pyxis(&addrs)
+        .args(["tree", "/app", "--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("runs");
+    let mut stderr = BufReader::new(follower.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("a line");
+    assert_eq!(line, "following /app\n");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = follower.stdout.take().expect("stdout");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("a line in time")
+    };
+    // The tree as loaded, as `pyxis tree` prints it.
+    assert_eq!([next(), next(), next()], ["/app", "└── a", "    └── x"]);
+    assert!(run(&addrs, &["create", "/app/b", "2"]).status.success());
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l: &String| l.ends_with(" added /app/b")) {
+        seen.push(next());
+    }
+    assert!(run(&addrs, &["rm", "/app/a/x"]).status.success());
+    while !seen
+        .iter()
+        .any(|l: &String| l.ends_with(" removed /app/a/x"))
+    {
+        seen.push(next());
+    }
+    // Each line is a time and a change of the mirror (the parents' children changed).
+    assert!(
+        seen.iter().any(|l| l.ends_with(" changed /app")),
+        "{seen:?}"
+    );
+    for l in &seen {
+        let (time, change) = l.split_once(' ').expect("time first");
+        assert!(humantime::parse_rfc3339(time).is_ok(), "{l}");
+        assert!(
+            ["added ", "changed ", "removed "]
+                .iter()
+                .any(|w| change.starts_with(w)),
+            "{l}"
+        );
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &follower.id().to_string()])
+        .status();
+    let status = follower.wait().expect("ends");
+    assert!(status.success(), "Ctrl-C ends it cleanly: {status:?}");
+}
