@@ -6,7 +6,9 @@
 //! decode the answer frame, and for the read the `store::Node` inside it). Afterwards the bench times round and codec itself,
 //! interleaved in the same run, and prints ns/round and the ratio (target: round ≤ 2×
 //! codec, i.e. the state machine costs at most as much as the codec). Last, it measures
-//! re-registering 10 000 watches after a reconnect: frames out, transmits, time.
+//! re-registering 10 000 watches after a reconnect: frames out, transmits, time. With
+//! `PYXIS_BENCH_INSTR=read|write` it runs only 100 000 rounds and codec rounds of that
+//! kind, for callgrind to count their instructions.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -156,6 +158,16 @@ fn rounds(rig: &mut Rig, kind: Kind, iters: u64) -> Duration {
         .collect();
     let ops: Vec<Op> = (0..iters).map(|_| op(kind)).collect();
     let start = Instant::now();
+    round_loop(rig, &answers, ops);
+    let elapsed = start.elapsed();
+    rig.next_id += answers.len() as u64;
+    elapsed
+}
+
+/// The rounds themselves, one operation and its answer each (kept out of line so that
+/// callgrind counts them alone: see `instruction_counts`).
+#[inline(never)]
+fn round_loop(rig: &mut Rig, answers: &[Bytes], ops: Vec<Op>) {
     for (a, op) in answers.iter().zip(ops) {
         rig.client.submit(op, rig.now);
         let t = rig.client.poll_transmit().expect("frame");
@@ -168,9 +180,6 @@ fn rounds(rig: &mut Rig, kind: Kind, iters: u64) -> Duration {
             other => panic!("round did not complete: {other:?}"),
         }
     }
-    let elapsed = start.elapsed();
-    rig.next_id += iters;
-    elapsed
 }
 
 /// `iters` codec rounds: encode the request frame, decode the answer frame (for a stat
@@ -178,14 +187,21 @@ fn rounds(rig: &mut Rig, kind: Kind, iters: u64) -> Duration {
 fn codec(kind: Kind, iters: u64) -> Duration {
     let req = request(kind, 9);
     let ans = answer(kind, 9);
+    let start = Instant::now();
+    codec_loop(kind, &req, &ans, iters);
+    start.elapsed()
+}
+
+/// The codec rounds themselves (kept out of line, as `round_loop`).
+#[inline(never)]
+fn codec_loop(kind: Kind, req: &Request, ans: &Bytes, iters: u64) {
     let mut out = BytesMut::with_capacity(256);
     let mut d = FrameDecoder::new();
-    let start = Instant::now();
     for _ in 0..iters {
         out.clear();
-        encode_frame(black_box(&req), &mut out);
+        encode_frame(black_box(req), &mut out);
         black_box(&out);
-        d.extend(black_box(&ans));
+        d.extend(black_box(ans));
         match d.next_response() {
             Ok(Some(rsp)) if kind == Kind::Read => {
                 black_box(store::Node::decode(rsp.data.unwrap_or_default()).ok());
@@ -195,7 +211,22 @@ fn codec(kind: Kind, iters: u64) -> Duration {
             }
         }
     }
-    start.elapsed()
+}
+
+/// With `PYXIS_BENCH_INSTR=read` (or `write`): 100 000 rounds and 100 000 codec rounds
+/// of that kind and nothing else, for an instruction count under callgrind (the
+/// inclusive cost of `round_loop` and of `codec_loop`, divided by 100 000; see the
+/// crate README for the command).
+fn instruction_counts(which: &str) {
+    const N: u64 = 100_000;
+    let kind = match which {
+        "read" => Kind::Read,
+        "write" => Kind::Write,
+        other => panic!("PYXIS_BENCH_INSTR={other}: read or write"),
+    };
+    let mut rig = Rig::new(0);
+    rounds(&mut rig, kind, N);
+    codec(kind, N);
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -265,6 +296,9 @@ fn reregister_10k() {
 }
 
 fn main() {
+    if let Ok(which) = std::env::var("PYXIS_BENCH_INSTR") {
+        return instruction_counts(&which);
+    }
     let mut c = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2))

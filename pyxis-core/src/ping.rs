@@ -338,7 +338,14 @@ impl Pinger {
     pub(crate) fn note_tx(&mut self, now: Instant) {
         if let Some(p) = self.current.as_mut() {
             let from = self.last_tx.map_or(p.sent, |tx| tx.max(p.sent));
-            p.quiet = p.quiet.max(now.saturating_duration_since(from));
+            // Subtracts only when the spell is longer than the longest so far (an
+            // addition and a comparison are cheaper on every request).
+            if from
+                .checked_add(p.quiet)
+                .is_some_and(|longest| now > longest)
+            {
+                p.quiet = now.saturating_duration_since(from);
+            }
         }
         self.last_tx = Some(now);
     }
@@ -509,8 +516,11 @@ impl Pinger {
     /// with the early ping answer that told of it read only now (or never sent).
     pub(crate) fn begin_input(&mut self, now: Instant, asked: Option<Instant>, up: bool) {
         let tolerance = LATE_WAKE.min(self.grace);
-        let late =
-            up && asked.is_some_and(|asked| now.saturating_duration_since(asked) > tolerance);
+        // `asked + tolerance < now` rather than a subtraction: cheaper on every input.
+        let late = up
+            && asked
+                .and_then(|asked| asked.checked_add(tolerance))
+                .is_some_and(|limit| now > limit);
         self.late_wake = late;
         if late {
             self.woke_late_at = Some(now);
@@ -602,8 +612,9 @@ impl Client {
     /// Called before each input (see [`Pinger::begin_input`]).
     pub(crate) fn begin_input(&mut self, now: Instant) {
         self.clock(now);
-        let asked = self.poll_timeout();
         let up = self.phase.is_up();
+        // Only a session that is up can wake late: the deadline is looked up only then.
+        let asked = if up { self.poll_timeout() } else { None };
         self.session.ping.begin_input(now, asked, up);
     }
 
