@@ -260,17 +260,27 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
         let input = future::race_with_seed(inner, alarm, !turn).await;
         let now = R::now();
         match input {
-            Input::Commands(true) => {
+            Input::Commands(taken) => {
                 // Everything queued was taken at once, so that requests submitted
                 // together leave in one write (bounded, so that a flood cannot starve
                 // the socket).
-                for command in batch.drain(..) {
-                    driver.command(command, now);
+                let (woken, sent) = (driver.take_answered(), batch.len());
+                handles_open = apply(taken, &mut batch, &mut driver, now);
+                if handles_open && sent < woken {
+                    // Fewer requests than the callers answered since the last take: on a
+                    // multi-thread runtime the loop runs as soon as the first of them
+                    // submits (tokio runs a task woken by a worker next on that
+                    // worker), before the others had their turn. Let them run once, so
+                    // their requests leave in the same write instead of one write each.
+                    future::yield_now().await;
+                    let more = future::poll_once(poll_fn(|cx| {
+                        commands.poll_take(cx, &mut batch, COMMAND_BATCH)
+                    }))
+                    .await;
+                    if let Some(taken) = more {
+                        handles_open = apply(taken, &mut batch, &mut driver, R::now());
+                    }
                 }
-            }
-            Input::Commands(false) => {
-                handles_open = false;
-                driver.command(Command::HandlesGone, now);
             }
             Input::Connected(conn, reader, writer) => {
                 link.connecting = None;
@@ -299,6 +309,19 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
         // The one rule for deadlines, whatever woke the loop.
         driver.handle_due(now);
     }
+}
+
+/// Applies the commands taken from the channel (`taken`: `false` when none are left and
+/// every handle is gone, which closes the client); returns whether handles remain.
+fn apply(taken: bool, batch: &mut VecDeque<Command>, driver: &mut Driver, now: Instant) -> bool {
+    if !taken {
+        driver.command(Command::HandlesGone, now);
+        return false;
+    }
+    for command in batch.drain(..) {
+        driver.command(command, now);
+    }
+    true
 }
 
 /// Carries out one step of the core. A write goes out at once as far as the socket

@@ -169,6 +169,8 @@ pub struct Driver {
     unwritten: Unwritten,
     /// A connection the driver gave up (its writes stalled): the adapter closes it.
     abandoned: Option<ConnId>,
+    /// Calls answered since [`take_answered`](Driver::take_answered) last read it.
+    answered: usize,
 }
 
 impl Driver {
@@ -190,6 +192,7 @@ impl Driver {
             close_on_expiry: false,
             unwritten: Unwritten::default(),
             abandoned: None,
+            answered: 0,
         })
     }
 
@@ -395,6 +398,12 @@ impl Driver {
         }
     }
 
+    /// How many calls were answered since the last time this was asked (then zero): the
+    /// callers woken meanwhile, who may be about to send their next requests.
+    pub fn take_answered(&mut self) -> usize {
+        std::mem::take(&mut self.answered)
+    }
+
     /// Whether the client is closed and everything has been delivered: the adapter's
     /// loop ends (dropping the driver ends every remaining caller with `Closed`).
     pub fn is_finished(&self) -> bool {
@@ -434,6 +443,7 @@ impl Driver {
                     }
                 }
                 call.reply.push(result);
+                self.answered += 1;
             }
             Event::Watch { id, event } => {
                 let Some(sink) = self.watches.get(&id) else {
@@ -596,6 +606,37 @@ mod tests {
             Some(Ok(Err(Error::InvalidPath { .. })))
         ));
         assert_eq!(answer.try_recv(), None, "completed exactly once");
+    }
+
+    #[test]
+    fn answered_calls_are_counted_until_taken() {
+        let now = Instant::now();
+        let mut d = driver(now);
+        drain(&mut d, now);
+        let mut answers = Vec::new();
+        for path in ["bad-1", "bad-2"] {
+            let (reply, answer) = channel(1);
+            let op = Op::Exists {
+                path: path.into(),
+                watch: None,
+            };
+            let command = Command::Call {
+                op,
+                reply,
+                watch: None,
+            };
+            d.command(command, now);
+            answers.push(answer);
+        }
+        assert_eq!(
+            d.take_answered(),
+            0,
+            "not answered before the steps are drained"
+        );
+        drain(&mut d, now);
+        assert!(answers.iter().all(|a| a.try_recv().is_some()));
+        assert_eq!(d.take_answered(), 2);
+        assert_eq!(d.take_answered(), 0, "taking resets the count");
     }
 
     #[test]
