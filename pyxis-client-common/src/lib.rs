@@ -36,9 +36,13 @@
 //! ## Tracing
 //!
 //! With the `tracing` feature (on by default) the client logs through `tracing` under
-//! the target `pyxis`: sessions established, resumed, suspended, lost and expired and
-//! every connection that dies, with its cause, at INFO or WARN (quiet while a session is
-//! steady); every connection attempt at DEBUG. [`AsyncClient::stats`] counts the same.
+//! the target `pyxis`: sessions established, resumed, suspended, lost and expired,
+//! every connection that dies, with its cause, and every re-registration of all watches
+//! the core decides on (a held ping released early, an answer read overdue, a late
+//! wake-up) at INFO or WARN (quiet while a session is steady); every connection attempt
+//! and the core's other decisions (redirects followed, backoff delays, Registers sent,
+//! liveness probes; `pyxis_core::Diagnostic`) at DEBUG. [`AsyncClient::stats`] counts
+//! the same. Errors carry the last cause as well (`Error::cause`), logging or not.
 //!
 //! This crate has no runtime dependency; it is not meant to be used directly by
 //! applications (use an adapter), but its types are re-exported by each of them.

@@ -138,8 +138,9 @@ impl Client {
     /// listed server failed in turn and the client is between attempts or connecting
     /// again), when operations fail at once with `Error::Unreachable`. `None` otherwise.
     pub fn unreachable(&self) -> Option<&Cause> {
-        let between = matches!(self.phase, Phase::Waiting { .. } | Phase::Connecting { .. });
-        if self.config.fail_fast && between && self.unreachable {
+        // `unreachable` first: false while a session is up, it keeps `submit` at one test.
+        let between = || matches!(self.phase, Phase::Waiting { .. } | Phase::Connecting { .. });
+        if self.unreachable && self.config.fail_fast && between() {
             self.cause.as_ref()
         } else {
             None
