@@ -364,9 +364,10 @@ impl Requests {
         self.internal.clear();
     }
 
-    /// Whether the Unregister of `close` is in flight: sent, unanswered.
-    pub(crate) fn close_in_flight(&self) -> bool {
-        self.internal.values().any(|p| *p == Purpose::Close)
+    /// Whether one of the core's own requests for `purpose` (Register, ping, the
+    /// Unregister of `close`) is in flight: sent, unanswered.
+    pub(crate) fn in_flight(&self, purpose: &Purpose) -> bool {
+        self.internal.values().any(|p| p == purpose)
     }
 
     /// Whether an `Op::Unregister` is in flight: sent, unanswered (the session is

@@ -13,8 +13,8 @@
 //!
 //! | fault | while registering | while up | while closing |
 //! |---|---|---|---|
-//! | kNotLeader | next: the named leader | drain, then the named leader | Unregister at the named leader (\*) |
-//! | kAgain | next address, backoff | drain, then next address, backoff | Unregister again after a backoff (\*) |
+//! | kNotLeader | next: the named leader (\*) | drain, then the named leader | Unregister at the named leader (\*) |
+//! | kAgain | next address, backoff (\*) | drain, then next address, backoff | Unregister again after a backoff (\*) |
 //! | kSessionExpired | register anew (same connection); ignored when registering without sid (an answer of the session already found gone) | register anew (same connection) | closed (the session is gone) |
 //! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
 //!
@@ -25,9 +25,11 @@
 //! Writes whose answer can no longer arrive (the connection closed or the wait ended)
 //! complete with an unknown outcome; reads go back to the queue.
 //!
-//! (\*) While closing, only the Unregister's own answer moves on: a refusal of a write,
-//! the ping or an arm sent before it is that request's answer, and the Unregister's
-//! follows the answers of every write sent before it.
+//! (\*) While registering or closing, only the Register's or the Unregister's own answer
+//! moves on: a refusal of a write, the ping or an arm sent before it (a session found
+//! expired is registered anew on the connection its writes are in flight on) is that
+//! request's answer, and the session request's follows the answers of every write sent
+//! before it.
 //!
 //! Must never read a clock or pick addresses itself (that is `discovery`), and never
 //! complete application operations except through the request rules of [protocol](pyxis_proto::protocol) §4
@@ -290,6 +292,14 @@ impl Client {
         if let Some(kind) = self.cause_of(&fault) {
             self.note_cause(kind);
         }
+        // A refusal of an operation, the ping or an arm while this connection's
+        // Register or closing Unregister is unanswered is that request's own answer:
+        // the session request's answer follows those of every write sent before it
+        // (writes are answered in the order sent), so those still get theirs, and it
+        // alone decides.
+        if matches!(fault, Fault::NotLeader(_) | Fault::Again) && self.session_request_in_flight() {
+            return;
+        }
         if self.phase.is_closing() {
             return self.close_fault(fault, now);
         }
@@ -332,6 +342,16 @@ impl Client {
                 }
             },
             _ => self.drop_connection(now, Next::after(fault), close_it),
+        }
+    }
+
+    /// Whether the connection's Register (while registering) or the Unregister of
+    /// `close` (while closing) is unanswered.
+    fn session_request_in_flight(&self) -> bool {
+        match self.phase {
+            Phase::Registering { .. } => self.requests.in_flight(&Purpose::Register),
+            Phase::Closing { .. } => self.requests.in_flight(&Purpose::Close),
+            _ => false,
         }
     }
 
@@ -379,16 +399,6 @@ impl Client {
     fn close_fault(&mut self, fault: Fault, now: Instant) {
         if fault == Fault::SessionExpired {
             return self.finish_close(true);
-        }
-        // A refusal of something else (a write, the ping, an arm) while the Unregister
-        // is unanswered on this connection: the Unregister's own answer follows the
-        // answers of every write sent before it (writes are answered in the order
-        // sent), so those writes still get theirs, and it decides.
-        if matches!(fault, Fault::NotLeader(_) | Fault::Again)
-            && matches!(self.phase, Phase::Closing { .. })
-            && self.requests.close_in_flight()
-        {
-            return;
         }
         let (current, deadline) = match &self.phase {
             Phase::Closing { addr, deadline, .. }

@@ -43,6 +43,23 @@ fn unknown_outcomes(p: &Peer) -> usize {
 
 // ----- kNotLeader on pipelined writes -----
 
+/// After every write in `ids` was refused and none reported unknown: the client follows
+/// the redirect to `leader`, registers (`sid`) and sends each write again; all succeed.
+fn retried_at_the_leader(p: &mut Peer, leader: &str, sid: u64, ids: &[pyxis_core::RequestId]) {
+    assert_eq!(unknown_outcomes(p), 0, "{:?}", p.events);
+    p.advance(ms(10));
+    assert_eq!(p.connects.last().unwrap().1, leader);
+    let conn = p.connect_with_sid(sid);
+    let retried: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    assert_eq!(retried.len(), ids.len(), "every write goes to the leader");
+    for s in &retried {
+        p.answer(conn, ok(s.req.xid));
+    }
+    for id in ids {
+        assert_eq!(p.completion(*id), Some(Ok(Reply::Done)));
+    }
+}
+
 #[test]
 fn pipelined_writes_answered_not_leader_are_all_retried_at_the_leader() {
     let (mut p, conn, _ping) = up();
@@ -59,18 +76,7 @@ fn pipelined_writes_answered_not_leader_are_all_retried_at_the_leader() {
     for s in &sent {
         p.answer(conn, err(s.req.xid, ErrorType::KNotLeader, "leader:1"));
     }
-    assert_eq!(unknown_outcomes(&p), 0, "{:?}", p.events);
-    p.advance(ms(10));
-    assert_eq!(p.connects.last().unwrap().1, "leader:1");
-    let conn = p.connect_with_sid(SID);
-    let retried: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
-    assert_eq!(retried.len(), 20, "every write goes to the leader");
-    for s in &retried {
-        p.answer(conn, ok(s.req.xid));
-    }
-    for id in ids {
-        assert_eq!(p.completion(id), Some(Ok(Reply::Done)));
-    }
+    retried_at_the_leader(&mut p, "leader:1", SID, &ids);
 }
 
 #[test]
@@ -132,6 +138,35 @@ fn a_connection_that_never_answers_the_writes_behind_a_not_leader_is_given_up() 
             ..
         }))
     ));
+}
+
+#[test]
+fn writes_refused_while_a_new_session_is_registered_are_retried_at_the_leader() {
+    // Sim seed 9055921974544: the session is found expired (the ping's answer) with
+    // writes in flight, and a new session is registered on the same connection; then
+    // the node loses leadership and refuses the writes and the Register (answered in the
+    // order sent). The first refusal must not give the connection up with the others'
+    // answers unread: each write was refused, so each is retried at the leader.
+    let (mut p, conn, ping) = up();
+    let ids: Vec<_> = (0..3)
+        .map(|_| p.client.submit(write("/w", b"v"), p.now))
+        .collect();
+    p.drain();
+    let writes: Vec<Sent> = p.sent.drain(..).filter(|s| s.req.write.is_some()).collect();
+    assert_eq!(writes.len(), 3);
+    p.answer(conn, err(ping.req.xid, ErrorType::KSessionExpired, ""));
+    let register = p.take_non_ping();
+    assert!(register.req.register.is_some() && register.req.sid.is_none());
+    let mut bytes = Vec::new();
+    for s in writes.iter().chain([&register]) {
+        bytes.extend_from_slice(&pyxis_proto::encode_response(&err(
+            s.req.xid,
+            ErrorType::KNotLeader,
+            "b:1",
+        )));
+    }
+    p.deliver(conn, &bytes);
+    retried_at_the_leader(&mut p, "b:1", SID + 1, &ids);
 }
 
 #[test]

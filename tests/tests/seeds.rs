@@ -50,14 +50,17 @@ fn frame_liveness_regression_seeds_hold_every_oracle() {
     assert_seeds_hold(&FRAME_LIVENESS_REGRESSION_SEEDS);
 }
 
-/// Seeds on which `close` was called with writes in flight on a node that had lost
-/// leadership: the first refusal gave the connection up, and the writes refused behind
-/// it (answered kNotLeader, nothing applied) were reported as unknown outcomes.
-const CLOSE_REFUSAL_REGRESSION_SEEDS: [u64; 1] = [14_281_626_166];
+/// Seeds on which writes in flight on a node that had lost leadership were refused
+/// (kNotLeader, nothing applied) while the connection's session request was unanswered,
+/// and the first refusal gave the connection up with the others' answers unread, so
+/// they were reported as unknown outcomes: `close` had sent its Unregister
+/// (14281626166), or the session had been found expired and a new one was being
+/// registered (9055921974544).
+const SESSION_REQUEST_REFUSAL_REGRESSION_SEEDS: [u64; 2] = [14_281_626_166, 9_055_921_974_544];
 
 #[test]
-fn close_refusal_regression_seeds_hold_every_oracle() {
-    assert_seeds_hold(&CLOSE_REFUSAL_REGRESSION_SEEDS);
+fn session_request_refusal_regression_seeds_hold_every_oracle() {
+    assert_seeds_hold(&SESSION_REQUEST_REFUSAL_REGRESSION_SEEDS);
 }
 
 /// Seeds on which the watch oracle blamed the core for a change the application could
