@@ -149,11 +149,19 @@
 //! - **Hostile input**: a malformed frame, a bad checksum or an undecodable payload
 //!   closes that connection and reconnects with the sid kept; nothing from the network
 //!   panics, and frames longer than `max_frame_len` are refused before allocation.
+//! - **Errors say why**: the last reason no session could be had (a failed connect as
+//!   the adapter reports it with [`Client::handle_failed`], kAgain, kNotLeader, a
+//!   timeout, a malformed answer; a [`Cause`] naming the server) is kept until a session
+//!   is up ([`Client::last_cause`]) and carried by `Error::Timeout` and
+//!   `Error::ConnectionLoss`. With [`Config::fail_fast`], once every listed server has
+//!   failed in turn with no session between, the operations waiting for a session, and
+//!   those submitted until one is up again, complete at once with
+//!   `Error::Unreachable { cause }`.
 //!
 //! ## Tests
 //!
 //! Every behaviour above has a test of its own, shipped with the crate in `tests/`
-//! (`behaviours.rs`, `conformance.rs`, `faults.rs`, `liveness.rs`, `properties.rs`,
+//! (`behaviours.rs`, `causes.rs`, `conformance.rs`, `faults.rs`, `liveness.rs`, `properties.rs`,
 //! `recursive_watches.rs`, `watch_gaps.rs`): scripted exchanges with a small in-test server
 //! peer that decodes what the core transmits and answers with frames built by pyxis-proto,
 //! on a virtual clock; conformance with the original Go client's golden frames and the real
