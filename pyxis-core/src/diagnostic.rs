@@ -18,7 +18,9 @@ use std::time::Duration;
 /// adapter never drains them stays bounded).
 const BOUND: usize = 64;
 
-/// One decision of the core (see the [module docs](self)).
+/// One decision of the core, recorded for logs (drained with
+/// [`Client::poll_diagnostic`](crate::Client::poll_diagnostic)); recording it changes
+/// nothing the core does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Diagnostic {
