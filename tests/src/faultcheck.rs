@@ -55,6 +55,7 @@ impl World {
                 }
                 Some(ErrorType::KAgain) if c.pending.get(&id).is_some_and(|p| p.op.is_write()) => {
                     c.again.insert(id, link);
+                    self.stats.again_writes += 1;
                 }
                 _ => {}
             }

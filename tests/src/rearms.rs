@@ -66,6 +66,7 @@ impl World {
         if paths.len() < 2 {
             return;
         }
+        self.stats.rearm_alls += 1;
         let c = &mut self.clients[client];
         c.rearm_alls += 1;
         let started = c.started;

@@ -127,6 +127,11 @@ pub struct Stats {
     pub connects: u64,
     /// `Expired` events.
     pub expiries: u64,
+    /// Writes the server answered kAgain.
+    pub again_writes: u64,
+    /// Re-registrations of every watch seen while a session stayed up (see the `rearm`
+    /// oracle).
+    pub rearm_alls: u64,
     /// Steps traced.
     pub steps: u64,
 }

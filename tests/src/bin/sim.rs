@@ -144,8 +144,8 @@ fn many(args: &Args) -> ExitCode {
         args.seeds as f64 / secs.max(1e-9)
     );
     println!(
-        "sim: {} ops ({} ok), {} faults, {} connects, {} expiries, {} watch events ({} inferred), {} steps",
-        t.submitted, t.succeeded, t.faults, t.connects, t.expiries, t.watch_events, t.inferred_events, t.steps
+        "sim: {} ops ({} ok), {} faults, {} connects, {} expiries, {} watch events ({} inferred), {} writes answered kAgain, {} re-registrations of every watch, {} steps",
+        t.submitted, t.succeeded, t.faults, t.connects, t.expiries, t.watch_events, t.inferred_events, t.again_writes, t.rearm_alls, t.steps
     );
     println!(
         "sim: {} passed, {} failed",
@@ -167,5 +167,7 @@ fn add(t: &mut Stats, s: &Stats) {
     t.faults += s.faults;
     t.connects += s.connects;
     t.expiries += s.expiries;
+    t.again_writes += s.again_writes;
+    t.rearm_alls += s.rearm_alls;
     t.steps += s.steps;
 }
