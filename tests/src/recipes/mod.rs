@@ -20,8 +20,9 @@
 //!   lock (`LockGuard::lost`) or lets it go;
 //! - **election**: no two candidates believe they lead at the same instant, from
 //!   `Elected` until `Lost`;
-//! - **discovery**, **cache**, **config**: [`SETTLE`] after the faults (and the data
-//!   changes) stop, every application's view equals the server's state: its discovered
+//! - **registry**, **discovery**, **cache**, **config**: [`SETTLE`] after the faults
+//!   (and the data changes) stop, every application is registered again, and every
+//!   application's view equals the server's state: its discovered
 //!   instances the children of [`SERVICE`] and their data, its cache every node under
 //!   [`TREE`] (data, version, children), its configuration the data of [`CONFIG`].
 //!
@@ -40,6 +41,26 @@
 //! ignores being told of the loss, a candidate that steps down only when its session is
 //! reported lost or expired (ignoring the lapsed lease of a suspended session), and
 //! views that patch themselves from real watch events and ignore inferred ones.
+//!
+//! ## Open failures
+//!
+//! The CI range (seeds 0..999) passes. Fresh seeds fail at about 3 in 1 000 (9 of
+//! 1000..3999 when this was written), for two causes not yet fixed, both below the
+//! recipes:
+//!
+//! - **A request carried into the next session** (seed 3851, the lock oracle): a lock's
+//!   release read its node and sent the delete just as its session was expired on
+//!   purpose; the client sent the delete in its new session, half a second later, where
+//!   it removed the node another application had taken meanwhile. Pyxis has no
+//!   conditional delete, so only the client can refuse to carry a session's request
+//!   into another session.
+//! - **A watch lost across a leader change** (seeds 1144, 1320, 1951, 1986, 3103, 3181,
+//!   3368, 3835, the views oracle): a cache or discovery view stops hearing of changes
+//!   after a no-leader window, a leader move or a crashed leader, as known gap 2 of the
+//!   core describes (not yet traced further: leader moves and windows begin only while
+//!   the cluster holds every client's ping).
+//!
+//! `recipe-sim --seed S` prints a seed's trace with the server's operations.
 //!
 //! Owns: the driver ([`run`]), the fault plan and the oracles' checks. Must never read
 //! the system clock or a global RNG, nor depend on hash-map order.
@@ -202,6 +223,8 @@ struct Driver<'a, 's> {
     ledger: &'a Ledger,
     slots: &'a [Rc<RefCell<Slot>>],
     instants: Vec<(Duration, Instant)>,
+    /// Instant faults not applied by then are dropped.
+    faults_end: Duration,
 }
 
 impl Driver<'_, '_> {
@@ -220,9 +243,17 @@ impl Driver<'_, '_> {
                     && !self.every_ping_held()
                 {
                     // Known gap 2 of the core (see the crate docs): wait for a moment
-                    // the change cannot go unnoticed.
-                    self.instants[0].0 = now + TICK;
-                    break;
+                    // the change cannot go unnoticed, while the faults last.
+                    if now + TICK < self.faults_end {
+                        self.instants[0].0 = now + TICK;
+                        break;
+                    }
+                    self.instants.remove(0);
+                    self.ledger.note(
+                        now,
+                        format!("{fault:?} dropped: no ping held by every client"),
+                    );
+                    continue;
                 }
                 self.instants.remove(0);
                 let done = match fault {
@@ -344,6 +375,7 @@ fn scenario(seed: u64, broken: Broken, ledger: &Ledger) -> Result<(), (Oracle, S
         ledger,
         slots: &slots,
         instants,
+        faults_end,
     };
     for (start, fault, lasts) in plan {
         driver.run_until(start)?;
@@ -427,6 +459,13 @@ fn check_views(cluster: &Cluster, slots: &[Rc<RefCell<Slot>>]) -> Result<(), (Or
             format!("{app}, {SETTLE:?} after the faults: {what}"),
         ))
     };
+    // Every registration came back (after expiries, crashes and restarts).
+    if !instances.keys().eq(APPS.iter()) {
+        return fail(
+            "the registry",
+            format!("registered {:?}", instances.keys().collect::<Vec<_>>()),
+        );
+    }
     for (app, slot) in APPS.iter().zip(slots) {
         let slot = slot.borrow();
         let Some(views) = slot.views.as_ref() else {
