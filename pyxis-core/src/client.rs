@@ -177,6 +177,7 @@ impl Client {
         let (mut pending, spec) =
             crate::ops::pending(op, self.config.hide_hidden_children, deadline);
         pending.watch = spec.map(|spec| self.watches.add(spec, false));
+        pending.session = self.session.lost;
         let up = self.phase.is_up();
         if self.requests.add(id, pending, up) {
             // Queued behind others: writes may still pipeline past held reads.

@@ -37,7 +37,8 @@ pub enum Error {
         reason: String,
     },
     /// The session is gone; the client has registered a new one (see
-    /// `SessionEvent::Expired`).
+    /// `SessionEvent::Expired`). The operation was answered so, or belonged to the gone
+    /// session and was not sent in it: it is never sent in the new session.
     #[error("session expired")]
     SessionExpired,
     /// No leader now, or leadership changed with the request in flight. For

@@ -112,7 +112,12 @@
 //! - **Session**: `Connected { sid }` after each successful Register, followed by
 //!   `Expired { old_sid }` when the previous session was found gone (the other requests
 //!   of that session in flight are told `SessionExpired` on the same connection, which
-//!   is kept for the new Register); `Disconnected` when
+//!   is kept for the new Register). A request is never carried into another session:
+//!   every operation submitted before `Expired` is reported and not yet sent then
+//!   (queued while disconnected or registering, or refused and queued again) completes
+//!   with `SessionExpired` instead of going out in the new session (an `Op::Unregister`
+//!   with `Done`: its session is over); operations submitted before the first session
+//!   go out in it. `Disconnected` when
 //!   an up connection is lost (the core then reconnects with the same sid). Register
 //!   asks for the session timeout T in whole milliseconds (an `int32`, saturating). A
 //!   ping is outstanding while connected (re-sent at once after an answer carrying an

@@ -62,6 +62,7 @@ pub(crate) fn pending(
         deadline,
         watch: None,
         xid: None,
+        session: 0,
     };
     (p, spec)
 }

@@ -5,7 +5,7 @@
 //! the watch registry's arms and re-checks get odd xids it keeps itself), the queue of operations not yet sent, what is in flight on the current
 //! connection, per-request deadlines, and the read-your-writes rule (a read or stat is
 //! not sent while a create/delete/write/unregister submitted before it is unanswered;
-//! writes pipeline among themselves). Must never
+//! writes pipeline among themselves), and which session each operation belongs to. Must never
 //! build frames, look at answers or decide about connections: the client glue does that
 //! with what this table says.
 
@@ -86,6 +86,9 @@ pub(crate) struct Pending {
     pub watch: Option<WatchId>,
     /// The xid it went out with, while in flight.
     pub xid: Option<u64>,
+    /// The session it belongs to, as the count of sessions found gone when it was
+    /// submitted (`Session::lost`): it is never sent once that count has grown.
+    pub session: u64,
 }
 
 impl Pending {
@@ -455,6 +458,16 @@ impl Requests {
     pub(crate) fn unsent_ids(&self) -> Vec<RequestId> {
         self.unsent.iter().copied().collect()
     }
+
+    /// The queued (unsent) operations that belong to a session found gone since they
+    /// were submitted (their `session` count is below `lost`), in submission order.
+    pub(crate) fn unsent_of_lost_sessions(&self, lost: u64) -> Vec<RequestId> {
+        self.unsent
+            .iter()
+            .copied()
+            .filter(|id| self.pending.get(id).is_some_and(|p| p.session < lost))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -474,6 +487,7 @@ mod tests {
             deadline: base + Duration::from_millis(tag),
             watch: None,
             xid: None,
+            session: 0,
         }
     }
 

@@ -16,6 +16,14 @@
 //! | kNotLeader | next: the named leader (\*) | drain, then the named leader | Unregister at the named leader (\*) |
 //! | kAgain | next address, backoff (\*) | drain, then next address, backoff | Unregister again after a backoff (\*) |
 //! | kSessionExpired | register anew (same connection); ignored when registering without sid (an answer of the session already found gone) | register anew (same connection) | closed (the session is gone) |
+//!
+//! A request is never carried into another session (Pyxis has no conditional writes: a
+//! delete sent again in a new session can remove what another client made meanwhile).
+//! Each operation records the session it was submitted in, as the count of sessions
+//! reported `Expired` before it; when a new session replaces a gone one, and after every
+//! fault, the queued operations of earlier sessions complete with `SessionExpired`
+//! (`Client::fail_lost_session_requests`). Those submitted before the first session go
+//! out in it.
 //! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
 //!
 //! Draining: a server that answers kNotLeader or kAgain to one request still answers
@@ -47,8 +55,8 @@ use crate::discovery::Attempt;
 use crate::error::Error;
 use crate::ping::Pinger;
 use crate::reply::{classify, Answer};
-use crate::requests::Purpose;
-use crate::types::{ConnId, Event, IoAction, SessionEvent, SessionState, TimerReason};
+use crate::requests::{OpKind, Purpose};
+use crate::types::{ConnId, Event, IoAction, Reply, SessionEvent, SessionState, TimerReason};
 
 /// A session-level fault: something about the connection or the session rather than
 /// one request. [`Client::on_fault`] decides what each does.
@@ -233,6 +241,10 @@ pub(crate) struct Session {
     pub expired_sid: Option<u64>,
     /// The ping long poll.
     pub ping: Pinger,
+    /// How many sessions were reported gone (`Expired`: found expired, or replaced by a
+    /// Register that yielded another sid). An operation records it when submitted: it
+    /// belongs to the session of that count and is never sent once the count has grown.
+    pub lost: u64,
 }
 
 impl Session {
@@ -241,6 +253,7 @@ impl Session {
             sid: resume_sid.filter(|s| *s != 0),
             expired_sid: None,
             ping,
+            lost: 0,
         }
     }
 
@@ -258,6 +271,7 @@ impl Session {
         let mut events = vec![SessionEvent::Connected { sid }];
         if let Some(old_sid) = old.filter(|o| *o != sid) {
             events.push(SessionEvent::Expired { old_sid });
+            self.lost += 1;
         }
         events
     }
@@ -287,8 +301,15 @@ impl Client {
 
     /// The one place that decides what a session-level fault does to the connection,
     /// the session and the requests in flight (see the module docs for the table).
-    /// Answer handlers call it after their local part.
+    /// Answer handlers call it after their local part. Afterwards no operation of a
+    /// session found gone is left queued (see [`Client::fail_lost_session_requests`]).
     pub(crate) fn on_fault(&mut self, fault: Fault, now: Instant) {
+        self.apply_fault(fault, now);
+        self.fail_lost_session_requests();
+    }
+
+    /// The table of the module docs, applied.
+    fn apply_fault(&mut self, fault: Fault, now: Instant) {
         if let Some(kind) = self.cause_of(&fault) {
             self.note_cause(kind);
         }
@@ -342,6 +363,31 @@ impl Client {
                 }
             },
             _ => self.drop_connection(now, Next::after(fault), close_it),
+        }
+    }
+
+    /// A request is never carried into another session: once a new session is up in
+    /// place of one that is gone (`Expired` reported), every queued operation submitted
+    /// before that report (while the old session was up, being resumed, or already
+    /// found expired but not yet reported) completes with `SessionExpired` instead of
+    /// going out in the new session, where it could undo what others did meanwhile
+    /// (Pyxis has no conditional writes). An `Op::Unregister` among them succeeds: the
+    /// session it was to end is over. The operations of the old session sent before
+    /// the new Register were answered before it (answers come in the order sent); one
+    /// that comes back to the queue later (a refusal) is failed here too. Operations
+    /// submitted before any session existed go out in the first one.
+    pub(crate) fn fail_lost_session_requests(&mut self) {
+        for id in self.requests.unsent_of_lost_sessions(self.session.lost) {
+            let unregister = self
+                .requests
+                .get(id)
+                .is_some_and(|p| p.kind == OpKind::Unregister);
+            let result = if unregister {
+                Ok(Reply::Done)
+            } else {
+                Err(Error::SessionExpired)
+            };
+            self.complete(id, result);
         }
     }
 
@@ -709,6 +755,7 @@ impl Client {
         self.unreachable = false;
         let events = self.session.registered(sid);
         self.events.extend(events.into_iter().map(Event::Session));
+        self.fail_lost_session_requests();
         self.phase = Phase::Up { conn, addr };
         self.send_ping(now);
         self.rearm_every_watch();

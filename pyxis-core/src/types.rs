@@ -188,7 +188,9 @@ pub enum SessionEvent {
     /// The connection to the leader was lost; the core is reconnecting with the same sid.
     Disconnected,
     /// The old session is gone (ephemeral nodes deleted, server-side watches dropped);
-    /// reported after the `Connected` of the new session.
+    /// reported after the `Connected` of the new session. The operations submitted
+    /// before it that were not sent in the old session complete with
+    /// `Error::SessionExpired`: none is carried into the new session.
     Expired {
         /// The session that expired.
         old_sid: u64,
