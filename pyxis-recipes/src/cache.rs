@@ -9,8 +9,10 @@
 //!
 //! - **Eventually equal** to the server's subtree: the watch is armed before the first
 //!   load, and every burst of events (real or inferred after a reconnect or leader
-//!   change), dropped events, or a watch re-armed after its session expired leads to a
-//!   reload of the whole subtree. Reloading, not patching, is what makes this hold: the
+//!   change), dropped events, every reconnect, or a watch re-armed after its session
+//!   expired leads to a reload of the whole subtree. A reconnect needs its own reload:
+//!   the client infers what its watch missed meanwhile only for the nodes its events and
+//!   looks named, not for those only this cache's loads read. Reloading, not patching, is what makes this hold: the
 //!   server's watch is one-shot, and a change elsewhere in the subtree between its firing
 //!   and the client re-arming it raises no event of its own; the reload that follows the
 //!   firing sees it. The mirror can lag the server, never lead it; during a reload it
@@ -353,9 +355,11 @@ async fn wait_for_change(
     let first = future::or(async { Some(watch.next().await) }, async {
         loop {
             match session.next().await {
-                // Reconnected: the client infers what it missed; reload anyway if
-                // the session is new (its watch was dropped by the server).
-                Some(Ok(SessionEvent::Expired { .. })) | Some(Err(_)) => return None,
+                // Reconnected: the client infers missed changes only of the nodes its
+                // watch registry has seen (not those this cache loaded itself), and a
+                // new session's watch was dropped by the server: reload.
+                Some(Ok(SessionEvent::Connected { .. } | SessionEvent::Expired { .. }))
+                | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
                 None => return Some(None),
             }
