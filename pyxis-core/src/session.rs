@@ -16,6 +16,7 @@
 //! | kNotLeader | next: the named leader (\*) | drain, then the named leader | Unregister at the named leader (\*) |
 //! | kAgain | next address, backoff (\*) | drain, then next address, backoff | Unregister again after a backoff (\*) |
 //! | kSessionExpired | register anew (same connection); ignored when registering without sid (an answer of the session already found gone) | register anew (same connection) | closed (the session is gone) |
+//! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
 //!
 //! A request is never carried into another session (Pyxis has no conditional writes: a
 //! delete sent again in a new session can remove what another client made meanwhile).
@@ -24,7 +25,6 @@
 //! fault, the queued operations of earlier sessions complete with `SessionExpired`
 //! (`Client::fail_lost_session_requests`). Those submitted before the first session go
 //! out in it.
-//! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
 //!
 //! Draining: a server that answers kNotLeader or kAgain to one request still answers
 //! the others in flight on that connection (a follower applied none of them, a leader
