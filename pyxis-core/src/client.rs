@@ -233,8 +233,11 @@ impl Client {
     /// server, on a connection opened at once for it (no Register needed: sessions are
     /// not tied to connections); a kNotLeader answer is followed to the leader, and a
     /// kAgain answer or a lost connection sends it again after a backoff, until the
-    /// server answers ok or kSessionExpired. If `close_timeout` passes first,
-    /// [`SessionEvent::CloseUnconfirmed`] tells the application the session may live on
+    /// server answers ok or kSessionExpired. With a Register without sid in flight (the
+    /// first session, or one replacing a session found gone) it waits for that answer
+    /// and ends the session it names. If `close_timeout` passes first, or the Register's
+    /// answer cannot arrive or may hide a session (kAgain),
+    /// [`SessionEvent::CloseUnconfirmed`] tells the application a session may live on
     /// until the server expires it. With no session, the client closes at once. Queued
     /// operations complete with `Error::Closed` at once, reads in flight when the close
     /// ends too, and writes in flight then with `ConnectionLoss { outcome_unknown: true }`
@@ -493,9 +496,11 @@ impl Client {
         let mut ended = Vec::new();
         self.watches.end_all(&Error::Closed, &mut ended);
         self.events.extend(ended);
-        if let Some(sid) = self.session.sid.filter(|_| !confirmed) {
+        if !confirmed {
             self.events
-                .push_back(Event::Session(SessionEvent::CloseUnconfirmed { sid }));
+                .push_back(Event::Session(SessionEvent::CloseUnconfirmed {
+                    sid: self.session.sid,
+                }));
         }
         self.events.push_back(Event::Session(SessionEvent::Closed));
         self.phase = Phase::Closed;

@@ -141,12 +141,13 @@
 //!   start over only once a ping was answered without error, so a server that accepts
 //!   Register and then fails or redirects every request is retried with growing delays.
 //! - **Close**: [`Client::close`] sends Unregister (also while a session is being
-//!   resumed, behind its Register, and between connections, on a connection opened at
-//!   once for it) and follows kNotLeader answers to the leader and retries after kAgain
-//!   or a lost connection (with backoff) until the server answers ok or
-//!   kSessionExpired, at most `close_timeout`; if that passes first,
-//!   `Session(CloseUnconfirmed { sid })` says the session may outlive the client until
-//!   the server expires it. Then it closes the connection, completes every pending
+//!   resumed, behind its Register, between connections, on a connection opened at
+//!   once for it, and while a Register without sid is in flight, to the session its
+//!   answer names) and follows kNotLeader answers to the leader and retries after
+//!   kAgain or a lost connection (with backoff) until the server answers ok or
+//!   kSessionExpired, at most `close_timeout`; if that passes first (or the Register's
+//!   answer cannot arrive), `Session(CloseUnconfirmed { sid })` says the session may
+//!   outlive the client until the server expires it. Then it closes the connection, completes every pending
 //!   operation with `Error::Closed` (a write still in flight with
 //!   `ConnectionLoss { outcome_unknown: true }`), ends every watch with
 //!   `WatchEnded { reason: Closed }` and emits `Session(Closed)` once. After that only

@@ -13,10 +13,10 @@
 //!
 //! | fault | while registering | while up | while closing |
 //! |---|---|---|---|
-//! | kNotLeader | next: the named leader (\*) | drain, then the named leader | Unregister at the named leader (\*) |
-//! | kAgain | next address, backoff (\*) | drain, then next address, backoff | Unregister again after a backoff (\*) |
-//! | kSessionExpired | register anew (same connection); ignored when registering without sid (an answer of the session already found gone) | register anew (same connection) | closed (the session is gone) |
-//! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff |
+//! | kNotLeader | next: the named leader (\*) | drain, then the named leader | Unregister at the named leader (\*); to a Register without sid (†): closed, no session was made |
+//! | kAgain | next address, backoff (\*) | drain, then next address, backoff | Unregister again after a backoff (\*); to a Register without sid (†): closed unconfirmed (it may have made a session) |
+//! | kSessionExpired | register anew (same connection); ignored when registering without sid (an answer of the session already found gone) | register anew (same connection) | closed (the session is gone); ignored while a Register without sid (†) is unanswered |
+//! | malformed, closed, timed out | next address, backoff | next address, backoff | Unregister again after a backoff; while a Register without sid (†) is unanswered: closed unconfirmed |
 //!
 //! A request is never carried into another session (Pyxis has no conditional writes: a
 //! delete sent again in a new session can remove what another client made meanwhile).
@@ -32,6 +32,10 @@
 //! flight has its own answer, at most `ping_grace`; nothing new is sent on it meanwhile.
 //! Writes whose answer can no longer arrive (the connection closed or the wait ended)
 //! complete with an unknown outcome; reads go back to the queue.
+//!
+//! (†) `close` while a Register without sid is in flight (the first session, or one
+//! replacing a session found gone) waits for its answer: the session it names is then
+//! ended like any other, so no session the client made outlives `close` unreported.
 //!
 //! (\*) While registering or closing, only the Register's or the Unregister's own answer
 //! moves on: a refusal of a write, the ping or an arm sent before it (a session found
@@ -107,7 +111,9 @@ pub(crate) enum Phase {
     },
     /// No connection and no session wanted (after `Op::Unregister`).
     Idle,
-    /// `close` sent Unregister on `conn`; closing at its answer or at `deadline`.
+    /// `close` sent Unregister on `conn` (or, with no sid yet, waits for the answer of
+    /// the Register in flight to name the session to end); closing at the Unregister's
+    /// answer or at `deadline`.
     Closing {
         conn: ConnId,
         addr: String,
@@ -396,7 +402,10 @@ impl Client {
     fn session_request_in_flight(&self) -> bool {
         match self.phase {
             Phase::Registering { .. } => self.requests.in_flight(&Purpose::Register),
-            Phase::Closing { .. } => self.requests.in_flight(&Purpose::Close),
+            Phase::Closing { .. } => {
+                self.requests.in_flight(&Purpose::Close)
+                    || self.requests.in_flight(&Purpose::Register)
+            }
             _ => false,
         }
     }
@@ -441,8 +450,19 @@ impl Client {
 
     /// A fault while `close` is under way: a definite answer (kSessionExpired: the
     /// session is gone) closes; anything else sends the Unregister again, to the named
-    /// leader or after a backoff, until `close_timeout`.
+    /// leader or after a backoff, until `close_timeout`. While the Register without sid
+    /// that `close` waits for is unanswered (no sid yet): kSessionExpired is an answer of
+    /// the session found gone (expected); its own kNotLeader says no session was made
+    /// (closed); a kAgain (it may have committed) or a lost connection leaves a session
+    /// the client cannot name (closed, unconfirmed).
     fn close_fault(&mut self, fault: Fault, now: Instant) {
+        if self.session.sid.is_none() {
+            return match fault {
+                Fault::SessionExpired => {}
+                Fault::NotLeader(_) => self.finish_close(true),
+                _ => self.finish_close(false),
+            };
+        }
         if fault == Fault::SessionExpired {
             return self.finish_close(true);
         }
@@ -599,11 +619,24 @@ impl Client {
 
     /// `close` with a live session: send it the Unregister on the connection the session
     /// is up (or being resumed, or drained) on, behind anything already sent, or on a
-    /// connection opened at once for it (skipping any backoff). Closes at once when no
-    /// session lives on the server.
+    /// connection opened at once for it (skipping any backoff). With a Register without
+    /// sid in flight, wait for its answer and end the session it names. Closes at once
+    /// when no session lives on the server.
     pub(crate) fn begin_close(&mut self, now: Instant) {
         let deadline = now + self.config.close_timeout;
         if self.session.sid.is_none() {
+            // A Register without sid in flight (the first session, or one replacing a
+            // session found gone) makes a session whatever the client does next: wait
+            // for its answer to name it, then end it.
+            if let Phase::Registering { conn, addr, .. } = &self.phase {
+                self.phase = Phase::Closing {
+                    conn: *conn,
+                    addr: addr.clone(),
+                    deadline,
+                };
+                self.stop_pinging();
+                return;
+            }
             return self.finish_close(true);
         }
         match &self.phase {
@@ -724,6 +757,9 @@ impl Client {
     }
 
     fn on_register_answer(&mut self, rsp: &rpc::Response, now: Instant) {
+        if matches!(self.phase, Phase::Closing { .. }) && self.session.sid.is_none() {
+            return self.on_register_answer_while_closing(rsp, now);
+        }
         let Phase::Registering { conn, addr, .. } = &self.phase else {
             return;
         };
@@ -736,6 +772,23 @@ impl Client {
             },
             Answer::Fault(fault) => self.on_fault(fault, now),
             // A Register refused for good: another server may take it.
+            Answer::Final(_) => self.on_fault(Fault::Again, now),
+        }
+    }
+
+    /// `close` came while a Register without sid was in flight: the session its answer
+    /// names is ended with an Unregister on the same connection; a refusal is a fault
+    /// (see `close_fault`).
+    fn on_register_answer_while_closing(&mut self, rsp: &rpc::Response, now: Instant) {
+        match classify(rsp, "") {
+            Answer::Success => match rsp.sid.filter(|s| *s != 0) {
+                Some(sid) => {
+                    self.session.sid = Some(sid);
+                    self.send_close_unregister();
+                }
+                None => self.on_fault(Fault::Malformed, now),
+            },
+            Answer::Fault(fault) => self.on_fault(fault, now),
             Answer::Final(_) => self.on_fault(Fault::Again, now),
         }
     }

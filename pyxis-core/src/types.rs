@@ -196,12 +196,15 @@ pub enum SessionEvent {
         old_sid: u64,
     },
     /// `close` could not confirm that the session ended: no server answered its
-    /// Unregister with ok or kSessionExpired within `close_timeout`. The session and its
-    /// ephemeral nodes may live on until the server expires it (at most the session
-    /// timeout). Emitted just before `Closed`.
+    /// Unregister with ok or kSessionExpired within `close_timeout`, or the Register
+    /// of a session in flight when `close` was called got no answer that names the
+    /// session or says none was made. The session and its ephemeral nodes may live on
+    /// until the server expires it (at most the session timeout). Emitted just before
+    /// `Closed`.
     CloseUnconfirmed {
-        /// The session that may still be alive.
-        sid: u64,
+        /// The session that may still be alive; `None` when the server may have made
+        /// one whose id never reached the client.
+        sid: Option<u64>,
     },
     /// The client is closed; nothing follows.
     Closed,
@@ -455,12 +458,15 @@ impl fmt::Display for SessionEvent {
             SessionEvent::Connected { sid } => write!(f, "connected (session {sid:#x})"),
             SessionEvent::Disconnected => f.write_str("disconnected"),
             SessionEvent::Expired { old_sid } => write!(f, "session {old_sid:#x} expired"),
-            SessionEvent::CloseUnconfirmed { sid } => {
+            SessionEvent::CloseUnconfirmed { sid: Some(sid) } => {
                 write!(
                     f,
                     "close not confirmed: session {sid:#x} may live until it expires"
                 )
             }
+            SessionEvent::CloseUnconfirmed { sid: None } => f.write_str(
+                "close not confirmed: a session whose id never arrived may live until it expires",
+            ),
             SessionEvent::Closed => f.write_str("closed"),
         }
     }

@@ -806,7 +806,7 @@ fn b09_close_unregisters_and_ends_everything() {
     assert_eq!(
         p.session_events(),
         vec![
-            SessionEvent::CloseUnconfirmed { sid: 5 },
+            SessionEvent::CloseUnconfirmed { sid: Some(5) },
             SessionEvent::Closed
         ]
     );

@@ -341,10 +341,130 @@ fn close_tells_the_application_when_the_unregister_was_not_confirmed() {
     assert_eq!(
         p.session_events(),
         vec![
-            SessionEvent::CloseUnconfirmed { sid: SID },
+            SessionEvent::CloseUnconfirmed { sid: Some(SID) },
             SessionEvent::Closed
         ]
     );
+}
+
+/// A client whose session `SID` was found expired (the ping answered kSessionExpired)
+/// and whose Register for a replacement session (no sid) is in flight on `conn`.
+fn registering_a_replacement() -> (Peer, pyxis_core::ConnId, Sent) {
+    let (mut p, conn, ping) = up();
+    p.answer(conn, err(ping.req.xid, ErrorType::KSessionExpired, ""));
+    let register = p.take_non_ping();
+    assert!(register.req.register.is_some() && register.req.sid.is_none());
+    p.take_events();
+    (p, conn, register)
+}
+
+#[test]
+fn close_while_a_replacement_session_registers_ends_the_session_it_yields() {
+    // The Register in flight makes a session at the server whatever `close` does: once
+    // its answer names it, the Unregister ends it.
+    let (mut p, conn, register) = registering_a_replacement();
+    p.client.close(p.now);
+    p.drain();
+    assert!(
+        !p.client.is_closed(),
+        "the Register's session is still to end"
+    );
+    assert!(
+        p.sent.iter().all(|s| s.req.unregister.is_none()),
+        "no sid to end yet"
+    );
+    p.answer(conn, ok_sid(register.req.xid, 77));
+    let unreg = p.take_non_ping();
+    assert!(unreg.req.unregister.is_some(), "{:?}", unreg.req);
+    assert_eq!(unreg.req.sid, Some(77));
+    assert!(!p.client.is_closed());
+    p.answer(conn, ok(unreg.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+}
+
+#[test]
+fn close_before_the_first_session_is_answered_ends_the_session_it_yields() {
+    let mut p = Peer::new(config(&["a:1"]));
+    let conn = p.accept();
+    let register = p.take();
+    assert!(register.req.register.is_some() && register.req.sid.is_none());
+    p.client.close(p.now);
+    p.drain();
+    assert!(!p.client.is_closed());
+    // The leader moved meanwhile: the Unregister follows it.
+    p.answer(conn, ok_sid(register.req.xid, 77));
+    let unreg = p.take();
+    assert_eq!(unreg.req.sid, Some(77));
+    p.answer(conn, err(unreg.req.xid, ErrorType::KNotLeader, "b:1"));
+    p.advance(ms(10));
+    assert_eq!(p.connects.last().unwrap().1, "b:1");
+    let conn = p.accept();
+    let again = p.take();
+    assert!(again.req.unregister.is_some() && again.req.sid == Some(77));
+    p.answer(conn, ok(again.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+}
+
+#[test]
+fn close_while_registering_waits_out_the_old_session_s_answers() {
+    // Writes of the expired session sent before the Register are answered before it:
+    // kSessionExpired (the old session is gone) and kNotLeader (a refusal of that write
+    // alone) say nothing of the session the Register makes.
+    let (mut p, conn, _ping) = up();
+    let ids: Vec<_> = (0..2)
+        .map(|i| p.client.submit(write(&format!("/w{i}"), b"x"), p.now))
+        .collect();
+    p.drain();
+    let writes: Vec<Sent> = (0..2).map(|_| p.take_non_ping()).collect();
+    p.answer(conn, err(writes[0].req.xid, ErrorType::KSessionExpired, ""));
+    let register = p.take_non_ping();
+    assert!(register.req.register.is_some() && register.req.sid.is_none());
+    p.client.close(p.now);
+    p.drain();
+    p.answer(conn, err(writes[1].req.xid, ErrorType::KNotLeader, "b:1"));
+    p.answer(conn, err(writes[1].req.xid, ErrorType::KSessionExpired, ""));
+    assert!(!p.client.is_closed(), "{:?}", p.events);
+    assert!(p.closes.is_empty());
+    p.answer(conn, ok_sid(register.req.xid, 77));
+    let unreg = p.take_non_ping();
+    assert_eq!(unreg.req.sid, Some(77));
+    p.answer(conn, ok(unreg.req.xid));
+    assert!(p.client.is_closed());
+    assert_eq!(p.completion(ids[0]), Some(Err(Error::SessionExpired)));
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+}
+
+#[test]
+fn close_tells_the_application_when_the_register_in_flight_was_never_answered() {
+    // The connection breaks (or the leader answers kAgain) with the Register in flight:
+    // the server may have made a session the client never learned the id of.
+    for again in [false, true] {
+        let (mut p, conn, register) = registering_a_replacement();
+        p.client.close(p.now);
+        p.drain();
+        if again {
+            p.answer(conn, err(register.req.xid, ErrorType::KAgain, ""));
+        } else {
+            p.close_conn(conn);
+        }
+        assert!(p.client.is_closed());
+        assert_eq!(
+            p.session_events(),
+            vec![
+                SessionEvent::CloseUnconfirmed { sid: None },
+                SessionEvent::Closed
+            ]
+        );
+    }
+    // A follower's kNotLeader applied nothing: no session was made.
+    let (mut p, conn, register) = registering_a_replacement();
+    p.client.close(p.now);
+    p.drain();
+    p.answer(conn, err(register.req.xid, ErrorType::KNotLeader, "b:1"));
+    assert!(p.client.is_closed());
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
 }
 
 // ----- liveness counts answers, not bytes -----
