@@ -7,8 +7,7 @@
 //! with what this module returns.
 
 use bytes::Bytes;
-use prost::Message;
-use pyxis_proto::{rpc, store, ErrorType};
+use pyxis_proto::{rpc, ErrorType};
 
 use crate::config::is_host_port;
 use crate::error::Error;
@@ -78,10 +77,10 @@ pub(crate) fn decode_node(
     data: Option<&Bytes>,
     hide_hidden: bool,
 ) -> Result<Node, Error> {
-    let raw =
-        store::Node::decode(data.cloned().unwrap_or_default()).map_err(|e| Error::Protocol {
-            reason: format!("stat answer for {path} is not a node: {e}"),
-        })?;
+    let empty = Bytes::new();
+    let raw = pyxis_proto::decode_node(data.unwrap_or(&empty)).map_err(|e| Error::Protocol {
+        reason: format!("stat answer for {path} is not a node: {e}"),
+    })?;
     let mut children = raw.children;
     if hide_hidden {
         children.retain(|c| !c.starts_with('_'));
@@ -99,6 +98,9 @@ pub(crate) fn decode_node(
 
 #[cfg(test)]
 mod tests {
+    use prost::Message;
+    use pyxis_proto::store;
+
     use super::*;
 
     fn err_rsp(code: i32, data: &str) -> rpc::Response {

@@ -31,8 +31,8 @@ pub mod protocol {}
 mod required;
 
 pub use frame::{
-    adler32, encode_frame, encode_request, encode_response, frame_payload, FrameDecoder,
-    FrameError, CHECKSUM_LEN, DEFAULT_MAX_FRAME_LEN, HEADER_LEN, MIN_FRAME_LEN, TAG,
+    adler32, decode_node, encode_frame, encode_request, encode_response, frame_payload,
+    FrameDecoder, FrameError, CHECKSUM_LEN, DEFAULT_MAX_FRAME_LEN, HEADER_LEN, MIN_FRAME_LEN, TAG,
 };
 pub use messages::{event_type, node_flags, rpc, store, ErrorType};
 pub use required::{decode_request, decode_response, DecodeError};
