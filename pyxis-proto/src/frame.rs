@@ -395,6 +395,23 @@ mod tests {
     }
 
     #[test]
+    fn node_data_decodes_alike_copied_or_shared() {
+        use crate::store::Node;
+        for size in [0, 64, SMALL_PAYLOAD, 4 * SMALL_PAYLOAD] {
+            let node = Node {
+                data: Some(Bytes::from(vec![7u8; size])),
+                children: vec!["a".into()],
+                version: Some(3),
+                ..Default::default()
+            };
+            let data = Bytes::from(node.encode_to_vec());
+            assert_eq!(decode_node(&data), Ok(node), "{size} bytes of data");
+        }
+        let cut = Bytes::from_static(&[0x0a, 0x05, b'x']);
+        assert!(decode_node(&cut).is_err(), "a field longer than the data");
+    }
+
+    #[test]
     fn empty_payload_frame() {
         let mut d = FrameDecoder::new();
         d.extend(&encode_request(&Request::default()));
