@@ -1,8 +1,8 @@
 //! The client API shared by every adapter: [`AsyncClient`] (tokio, async-std, smol) and
 //! [`BlockingClient`] (plain threads), generated from one definition so the two stay the
 //! same method for method. Every method sends one command to the driver when it is
-//! called and waits for its answer on a runtime-independent queue (a waker for async
-//! callers, a condition variable for blocking ones: no polling either way).
+//! called and waits for its answer in a runtime-independent one-shot slot (a waker for
+//! async callers, the parked thread for blocking ones: no polling either way).
 //!
 //! Owns: the two client types and their methods. Must never spawn, sleep or touch a
 //! socket (those are the adapter's), nor retry: the core has decided everything by the

@@ -39,10 +39,10 @@ impl<T> Call<T> {
 
     /// Waits for the result on this thread (what the blocking API does).
     pub(crate) fn wait(mut self) -> Result<T, Error> {
-        let Some(pending) = self.pending.take() else {
+        let Some(mut pending) = self.pending.take() else {
             return Err(Error::Closed);
         };
-        let answer = pending.reply.recv_blocking();
+        let answer = pending.reply.wait();
         pending
             .finish(answer)
             .and_then(|(reply, watch)| (self.finish)(reply, watch))
@@ -54,11 +54,11 @@ impl<T> Future for Call<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        let Some(pending) = &this.pending else {
+        let Some(pending) = &mut this.pending else {
             // Polled again after completing: there is no second answer.
             return Poll::Ready(Err(Error::Closed));
         };
-        let answer = ready!(pending.reply.poll_recv(cx));
+        let answer = ready!(pending.reply.poll(cx));
         let result = match this.pending.take() {
             Some(pending) => pending.finish(answer),
             None => Err(Error::Closed),

@@ -28,8 +28,9 @@ use crate::session::{SessionEvent, Suspension};
 use crate::status::{ClientState, Counter, Status};
 use crate::watch::WatchError;
 
-/// Where a caller waits for an operation's one result.
-pub type ReplySender = EventSender<Result<Reply, Error>>;
+/// Where a caller waits for an operation's one result: a one-shot slot (one allocation,
+/// no lock), whose receiver may wait on a thread or in a task.
+pub type ReplySender = oneshot::Sender<Result<Reply, Error>>;
 /// Where a watch's events go.
 pub type WatchSender = EventSender<Result<WatchEvent, WatchError>>;
 /// Where `wait_connected` learns the session id.
@@ -442,7 +443,8 @@ impl Driver {
                         self.watches.insert(wid, sink);
                     }
                 }
-                call.reply.push(result);
+                // A caller that dropped its call wants no answer.
+                let _ = call.reply.send(result);
                 self.answered += 1;
             }
             Event::Watch { id, event } => {
@@ -586,7 +588,7 @@ mod tests {
             drain(&mut d, now).as_slice(),
             [Step::Io(IoAction::Connect { .. })]
         ));
-        let (reply, answer) = channel(1);
+        let (reply, answer) = oneshot::channel();
         let op = Op::Read {
             path: "no-slash".into(),
             show_hidden: None,
@@ -603,9 +605,13 @@ mod tests {
         assert!(drain(&mut d, now).is_empty());
         assert!(matches!(
             answer.try_recv(),
-            Some(Ok(Err(Error::InvalidPath { .. })))
+            Ok(Err(Error::InvalidPath { .. }))
         ));
-        assert_eq!(answer.try_recv(), None, "completed exactly once");
+        assert_eq!(
+            answer.try_recv().err(),
+            Some(oneshot::TryRecvError::Disconnected),
+            "completed exactly once"
+        );
     }
 
     #[test]
@@ -615,7 +621,7 @@ mod tests {
         drain(&mut d, now);
         let mut answers = Vec::new();
         for path in ["bad-1", "bad-2"] {
-            let (reply, answer) = channel(1);
+            let (reply, answer) = oneshot::channel();
             let op = Op::Exists {
                 path: path.into(),
                 watch: None,
@@ -634,7 +640,7 @@ mod tests {
             "not answered before the steps are drained"
         );
         drain(&mut d, now);
-        assert!(answers.iter().all(|a| a.try_recv().is_some()));
+        assert!(answers.iter().all(|a| a.try_recv().is_ok()));
         assert_eq!(d.take_answered(), 2);
         assert_eq!(d.take_answered(), 0, "taking resets the count");
     }
@@ -666,7 +672,7 @@ mod tests {
         drain(&mut d, now);
         let (session_tx, session) = channel(4);
         d.status().subscribe(session_tx);
-        let (reply, answer) = channel(1);
+        let (reply, answer) = oneshot::channel();
         let (watch_tx, watch) = channel(4);
         let op = Op::Exists {
             path: "/svc".into(),
@@ -684,7 +690,7 @@ mod tests {
         d.command(Command::Close { done }, now);
         drain(&mut d, now);
         assert!(d.is_finished());
-        assert_eq!(answer.try_recv(), Some(Ok(Err(Error::Closed))));
+        assert!(matches!(answer.try_recv(), Ok(Err(Error::Closed))));
         assert_eq!(session.try_recv(), Some(Ok(SessionEvent::Closed)));
         assert_eq!(
             closed.recv_timeout(Duration::ZERO),

@@ -6,7 +6,10 @@
 //! translation of replies into the values the API returns. Must never talk to the core
 //! directly or wait for anything itself: waiting is the async or blocking API's job.
 
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use pyxis_core::{Error, Node, Op, Reply, WatchEvent, WatchMode, WatchSpec};
@@ -44,24 +47,58 @@ type WatchParts = (
     Arc<dyn CommandSink>,
 );
 
-/// A call on its way: the queue its reply arrives on and, for a call that arms a watch,
+/// A call's result as the driver sends it.
+type Answer = Result<Reply, Error>;
+
+/// The receiving end of a call's one-shot reply slot: waited for on a thread
+/// ([`wait`](Self::wait)) or polled in a task ([`poll`](Self::poll), which turns it into
+/// the slot's future on the first poll).
+pub(crate) enum ReplyReceiver {
+    Fresh(oneshot::Receiver<Answer>),
+    Polled(oneshot::AsyncReceiver<Answer>),
+    Done,
+}
+
+impl ReplyReceiver {
+    /// The answer, once sent; `Ready(None)` if the driver dropped the call unanswered
+    /// (it is gone), or when polled again after the answer was taken.
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Option<Answer>> {
+        if matches!(self, ReplyReceiver::Fresh(_)) {
+            if let ReplyReceiver::Fresh(rx) = std::mem::replace(self, ReplyReceiver::Done) {
+                *self = ReplyReceiver::Polled(rx.into_future());
+            }
+        }
+        let ReplyReceiver::Polled(rx) = self else {
+            return Poll::Ready(None);
+        };
+        let answer = std::task::ready!(Pin::new(rx).poll(cx));
+        *self = ReplyReceiver::Done;
+        Poll::Ready(answer.ok())
+    }
+
+    /// Waits for the answer on this thread; `None` if the driver dropped the call
+    /// unanswered.
+    pub(crate) fn wait(&mut self) -> Option<Answer> {
+        match std::mem::replace(self, ReplyReceiver::Done) {
+            ReplyReceiver::Fresh(rx) => rx.recv().ok(),
+            ReplyReceiver::Polled(rx) => futures_lite::future::block_on(rx).ok(),
+            ReplyReceiver::Done => None,
+        }
+    }
+}
+
+/// A call on its way: the slot its reply arrives in and, for a call that arms a watch,
 /// the watch's path and queue and where its unwatch goes.
 pub(crate) struct Pending {
-    pub(crate) reply: EventReceiver<Result<Reply, Error>>,
+    pub(crate) reply: ReplyReceiver,
     watch: Option<WatchParts>,
 }
 
 impl Pending {
     /// Turns the finished call's answer into the reply and the watch it armed.
-    pub(crate) fn finish(
-        self,
-        result: Option<Result<Result<Reply, Error>, crate::Lagged>>,
-    ) -> Result<(Reply, Option<Watch>), Error> {
-        let reply = match result {
-            Some(Ok(result)) => result?,
-            // The single-slot reply queue cannot lag; `None` means the driver is gone.
-            _ => return Err(Error::Closed),
-        };
+    pub(crate) fn finish(self, answer: Option<Answer>) -> Result<(Reply, Option<Watch>), Error> {
+        // `None`: the driver is gone.
+        let reply = answer.ok_or(Error::Closed)??;
         let watch = self.watch.map(|(path, events, sink)| {
             let id = match &reply {
                 Reply::Node { watch, .. } | Reply::Exists { watch, .. } => *watch,
@@ -132,7 +169,7 @@ impl Handle {
             } => Some(path.clone()),
             _ => None,
         };
-        let (reply_tx, reply) = channel(1);
+        let (reply_tx, reply) = oneshot::channel();
         let (watch_tx, watch) = match watch_path {
             Some(path) => {
                 let (tx, rx) = channel(self.inner.bound);
@@ -141,13 +178,16 @@ impl Handle {
             None => (None, None),
         };
         // On failure the command, and with it the reply sender, is dropped: the reply
-        // queue then ends, which the caller reports as `Closed`.
+        // slot then ends empty, which the caller reports as `Closed`.
         self.inner.sink.send(Command::Call {
             op,
             reply: reply_tx,
             watch: watch_tx,
         });
-        Pending { reply, watch }
+        Pending {
+            reply: ReplyReceiver::Fresh(reply),
+            watch,
+        }
     }
 
     /// Subscribes to session events from now on.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 pub struct Lagged(pub u64);
 
 /// The unread items, oldest first. The oldest sits in its own slot, so a queue that
-/// never holds more than one item (a call's reply: one per request) never allocates.
+/// never holds more than one item (`wait_connected`'s answer) never allocates.
 struct Items<T> {
     /// The oldest item; `None` only when `rest` is empty too.
     first: Option<T>,
