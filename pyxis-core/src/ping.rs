@@ -56,10 +56,17 @@
 //! particular moment; a server's own hold repeats: so a second early answer in a row held
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
 //! plus slack) is the server's hold, not a release, if it can be one: a hold of at least
-//! [`MIN_PING_INTERVAL`], with no spell without a request while the ping was held longer
-//! than that hold (give or take the tolerance), or a ping not held at all (answered within that interval, no request sent
-//! meanwhile). On a busy session a release comes a moment after some request, every
-//! time: two in a row look alike, but they are neither. It re-registers nothing, and from then
+//! [`MIN_PING_INTERVAL`], or a ping not held at all (answered within that interval, no
+//! request sent meanwhile); and only if no spell without a request longer than that hold
+//! (give or take the tolerance) passed without an empty answer, while this ping was held
+//! or one answered since the early answer before. "In a row" counts empty answers only:
+//! an answer carrying an event was ended by the event, which tells nothing of the
+//! server's hold or of a release; but it shows how long the server held that ping
+//! without its hold ending (the events of a busy session come between the idle spells
+//! long enough for the server's hold to end). On a busy session a release comes a moment
+//! after some request, every time: two in a row look alike, but they are neither, and
+//! an idle spell in between that passed without an empty answer tells them apart. It
+//! re-registers nothing, and from then
 //! on an answer counts as early only if it comes back [`HOLD_TOLERANCE`] sooner than
 //! that learned hold. An answer held well past the learned hold
 //! (by more than [`EARLY_MARGIN`]) shows the guess wrong, and it is forgotten. Such a
@@ -226,6 +233,11 @@ pub(crate) struct Pinger {
     last_tx: Option<Instant>,
     /// How long the last empty answer was held (from the last refresh), if it was early.
     last_early: Option<Duration>,
+    /// The longest spell without a refresh that a ping answered since the last empty
+    /// answer was held through without an empty answer (an event or an error came
+    /// instead, or came after it): a server whose own hold is shorter than that (give or
+    /// take [`HOLD_TOLERANCE`]) would have answered empty then.
+    held_quiet: Duration,
     /// The server's own hold, shorter than asked, once two early answers in a row agreed.
     short_hold: Option<Duration>,
     /// The input being handled came far past the deadline the core asked for: every
@@ -248,6 +260,7 @@ impl Pinger {
             last_rx: None,
             last_tx: None,
             last_early: None,
+            held_quiet: Duration::ZERO,
             short_hold: None,
             late_wake: false,
             woke_late_at: None,
@@ -361,6 +374,7 @@ impl Pinger {
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
         self.last_early = None;
+        self.held_quiet = Duration::ZERO;
         [
             self.current.take().map(|p| p.xid),
             self.replaced.take().map(|(xid, _)| xid),
@@ -423,11 +437,16 @@ impl Pinger {
             ..Verdict::WAIT
         };
         let mut at_once = answer == PingAnswer::Event;
-        if answer == PingAnswer::Event {
-            // Answers in a row are compared between events only.
-            self.last_early = None;
+        if !empty {
+            // An event (or an error) ended this ping, not the server's hold, nor a
+            // release: the comparison of empty answers in a row goes on across it, and
+            // it shows how long the server held a ping without its hold ending (not
+            // across a pause, which stretches every spell).
+            if self.learns_from(answered.sent) && !self.late_wake {
+                self.held_quiet = self.held_quiet.max(answered.quiet).max(since_refresh);
+            }
             verdict.rearm_all = overdue && !self.late_wake;
-        } else if empty {
+        } else {
             if self
                 .short_hold
                 .is_some_and(|h| since_refresh > h + EARLY_MARGIN)
@@ -439,14 +458,15 @@ impl Pinger {
             // The server's own hold could have ended this ping only if the ping was not
             // held at all (a server answering at once: back within the pacing interval,
             // no request sent meanwhile), or if that hold is one a server keeps (not
-            // under the pacing interval) and no longer quiet spell while the ping was
-            // held passed without an answer. A release right after a request on a busy
-            // session is neither.
+            // under the pacing interval); and only if no longer spell without a refresh
+            // passed without an empty answer, while this ping or one answered since the
+            // last empty answer (by an event) was held. A release right after a request
+            // on a busy session is neither.
             let held = now.saturating_duration_since(answered.sent);
             let unheld = held < MIN_PING_INTERVAL && refreshed == answered.sent;
-            let own_hold = unheld
-                || (since_refresh >= MIN_PING_INTERVAL
-                    && answered.quiet <= since_refresh + HOLD_TOLERANCE);
+            let quiet = answered.quiet.max(std::mem::take(&mut self.held_quiet));
+            let own_hold = (unheld || since_refresh >= MIN_PING_INTERVAL)
+                && quiet <= since_refresh + HOLD_TOLERANCE;
             // A second early answer held about as long as the one before is the server's
             // own hold, if it can be; anything else early is a release.
             let repeated = early
@@ -716,6 +736,75 @@ mod tests {
         p.sent(30, at);
         let v = p.answered(30, PingAnswer::Empty, at + ms(200));
         assert!(v.rearm_all);
+    }
+
+    #[test]
+    fn a_short_server_hold_is_learned_across_events_on_a_busy_session() {
+        // Sim seed 317381008784: the server keeps 3 s of the 5 asked and answers an idle
+        // ping 2 s after the last refresh; between two such answers, pings are answered
+        // by events a moment after a request. The events say nothing of a release:
+        // the second empty answer still shows the server's hold.
+        let (mut p, mut at) = pinging();
+        let mut rearms = 0;
+        let mut xid = 1;
+        for round in 0..10 {
+            if round > 0 {
+                p.sent(xid, at);
+            }
+            at += ms(300);
+            p.note_tx(at);
+            at += ms(1900 + 100 * (round % 3));
+            let v = p.answered(xid, PingAnswer::Empty, at);
+            rearms += u32::from(v.rearm_all);
+            assert_eq!(v.action, Action::PingNow);
+            for _ in 0..3 {
+                xid += 1;
+                p.sent(xid, at);
+                at += ms(400);
+                p.note_tx(at);
+                at += ms(100);
+                let v = p.answered(xid, PingAnswer::Event, at);
+                assert!(!v.rearm_all);
+                assert_eq!(v.action, Action::PingNow);
+            }
+            xid += 1;
+        }
+        assert_eq!(rearms, 1);
+        // A real release afterwards is still seen.
+        p.sent(xid, at);
+        p.note_tx(at + ms(100));
+        let v = p.answered(xid, PingAnswer::Empty, at + ms(200));
+        assert!(v.rearm_all && v.released);
+    }
+
+    #[test]
+    fn an_event_held_longer_than_an_early_answer_shows_the_next_one_is_a_release() {
+        // Sim seed 138 (with early answers compared across events): a ping released at
+        // once, a ping held 2.3 s without a request until an event came, then a ping
+        // released at once by a leader change. The event showed the server holds pings:
+        // the second release is one too, not a server answering at once.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(50));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(50));
+        p.note_tx(t0 + ms(50));
+        let v = p.answered(2, PingAnswer::Event, t0 + ms(2350));
+        assert!(!v.rearm_all);
+        p.sent(3, t0 + ms(2350));
+        let v = p.answered(3, PingAnswer::Empty, t0 + ms(2400));
+        assert!(v.rearm_all && v.released);
+        assert_eq!(v.action, Action::PingNow);
+        // Likewise against a short hold: early answers 1.5 s from the refresh, but an
+        // event held 3 s without a refresh between them.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(1500));
+        assert!(v.rearm_all);
+        p.sent(2, t0 + ms(1500));
+        let v = p.answered(2, PingAnswer::Event, t0 + ms(4500));
+        assert!(!v.rearm_all);
+        p.sent(3, t0 + ms(4500));
+        let v = p.answered(3, PingAnswer::Empty, t0 + ms(6000));
+        assert!(v.rearm_all && v.released);
     }
 
     #[test]

@@ -74,6 +74,16 @@ fn refused_rearm_regression_seeds_hold_every_oracle() {
     assert_seeds_hold(&REFUSED_REARM_REGRESSION_SEEDS);
 }
 
+/// Seeds on which a server holding pings shorter than asked (session bounds [1 s, 3 s])
+/// cost a busy client a second re-registration of every watch: the answers carrying
+/// events between two early empty answers made the second one count as a release.
+const REARM_REGRESSION_SEEDS: [u64; 1] = [317_381_008_784];
+
+#[test]
+fn rearm_regression_seeds_hold_every_oracle() {
+    assert_seeds_hold(&REARM_REGRESSION_SEEDS);
+}
+
 #[test]
 fn same_seed_same_trace_and_different_seeds_differ() {
     let a = run_once(&SimConfig::new(42, 30));
