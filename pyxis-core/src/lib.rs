@@ -130,13 +130,15 @@
 //!   session answers its held ping at once). A server that holds pings shorter than asked (session
 //!   bounds below T) is told from releases by its repeating hold, which is learned: it
 //!   costs one re-registration of every watch, then one per real leader change.
-//!   Liveness: the server may raise T (its
-//!   bounds are [5 s, 120 s] by default) and then holds each ping longer than asked, so a
-//!   ping's bound is the larger of T and the longest hold seen, plus `ping_grace`; when it
-//!   passes, a probe ping replaces the held one (the server answers a replaced ping at
-//!   once, which proves the connection alive and gives the probe up to 120 s), and only
-//!   a probe unanswered within `ping_grace` declares the connection dead (after
-//!   T + 2 × `ping_grace` without a complete answer). See the `ping` module.
+//!   Liveness: a ping's bound is T (at most 120 s, the server's largest) plus
+//!   `ping_grace`, counted from its sending or the last complete answer, whichever is
+//!   later; when it passes, a probe ping replaces the held one (the server answers a
+//!   replaced ping at once, which proves the connection alive; the probe then takes over
+//!   as an ordinary ping), and only a probe unanswered within `ping_grace` declares the
+//!   connection dead (after T + 2 × `ping_grace` without a complete answer). A server
+//!   that raises T (its bounds are [5 s, 120 s] by default) and holds each ping longer
+//!   than asked is thus probed once per round trip, and a hold seen never widens the
+//!   bound. See the `ping` module.
 //! - **Backoff never restarts on a bare Register**: the backoff and the redirect count
 //!   start over only once a ping was answered without error, so a server that accepts
 //!   Register and then fails or redirects every request is retried with growing delays.

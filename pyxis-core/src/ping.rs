@@ -19,21 +19,26 @@
 //! holds the ping longer, and a busy session's requests keep refreshing it, so its ping
 //! may be held as long as they do. The liveness bound is therefore:
 //!
-//! - the requested T (at most [`MAX_HOLD`], the server's largest) or the longest hold
-//!   seen for an empty answer, whichever is larger, plus `ping_grace`,
+//! - the requested T (at most [`MAX_HOLD`], the server's largest) plus `ping_grace`,
 //! - counted from the ping's sending or from the last answer received, whichever is later
 //!   (answers to other requests prove the connection alive; bytes of a frame that is
 //!   never finished prove nothing).
 //!
 //! When it passes, the connection is not given up at once: a second ping is sent as a
 //! probe. A new ping replaces the held one, which the server answers at once, empty:
-//! that answer proves the connection alive (the held time is learned, and the probe is
-//! given up to [`MAX_HOLD`]; its own answer teaches the real hold), unless the replaced
-//! ping was sent before a late wake-up: its answer may have come in time and been read
-//! late, so the probe keeps the ordinary bound. If nothing comes
-//! back within another `ping_grace`, the connection is dead. A silent connection is thus
-//! given up T + 2 × `ping_grace` after the last answer received (9 s by default); the
-//! idle round trip of T − 1 s stays well inside the first bound.
+//! that answer proves the connection alive, and the probe is an ordinary ping from then
+//! on, its bound counted from that answer. If nothing comes back within another
+//! `ping_grace`, the connection is dead. A silent connection is thus given up
+//! T + 2 × `ping_grace` after the last answer received (9 s by default); the idle round
+//! trip of T − 1 s stays well inside the first bound.
+//!
+//! A longer hold seen never widens the bound: it may be one the server keeps (then each
+//! ping is probed once its bound passes, and the probe takes over the hold: still one ping
+//! per round trip, and one answer at least every T + `ping_grace`), or only look like one
+//! (an answer read late after a pause too short to be told from a timer firing late),
+//! and either way a stall right after it must be given up T + 2 × `ping_grace` after
+//! the last answer. The longest hold seen only keeps an answer held that long from
+//! counting as read long after any hold (see Late wake-ups).
 //!
 //! ## Early empty answers
 //!
@@ -291,9 +296,9 @@ impl Pinger {
     }
 
     /// How long a ping may go unanswered on a quiet connection: the requested session
-    /// timeout or the longest hold seen, whichever is larger, plus the grace.
+    /// timeout plus the grace (never a longer hold seen: see the module docs).
     fn bound(&self) -> Duration {
-        self.asked.max(self.hold) + self.grace
+        self.asked + self.grace
     }
 
     /// An empty answer held (from the last refresh) less than this is early. The server
@@ -386,8 +391,9 @@ impl Pinger {
     pub(crate) fn answered(&mut self, xid: u64, answer: PingAnswer, now: Instant) -> Verdict {
         let empty = answer == PingAnswer::Empty;
         if let Some((_, sent)) = self.replaced.filter(|r| r.0 == xid) {
-            // The connection is alive and the server held the ping longer than the bound:
-            // the probe may be held up to the server's largest timeout; its answer tells.
+            // The connection is alive (and the server held the ping longer than the
+            // bound, or the process was paused): the probe is an ordinary ping from now
+            // on, its bound running from this answer, a complete frame.
             self.replaced = None;
             // A ping sent before a late wake-up was "held" through the pause too. The
             // hold runs from the session's last refresh: a busy session's requests keep
@@ -398,17 +404,9 @@ impl Pinger {
                     .hold
                     .max(now.saturating_duration_since(refreshed).min(MAX_HOLD));
             }
-            // Only a ping sent since the last late wake-up shows a server holding longer
-            // than the bound: one sent before it may have been answered in time, and
-            // read late because the process was paused. Then the probe is an ordinary
-            // ping (a stalled connection is still given up within T + 2 × grace).
-            let hold = if self.learns_from(sent) {
-                MAX_HOLD
-            } else {
-                self.asked.max(self.hold)
-            };
+            let bound = self.bound();
             if let Some(p) = self.current.as_mut().filter(|p| p.probe) {
-                p.deadline = p.sent + hold + self.grace;
+                p.deadline = now + bound;
                 p.probe = false;
             }
             return Verdict::WAIT;
@@ -508,15 +506,13 @@ impl Pinger {
         let Some(held) = self.current.filter(|p| p.deadline <= now) else {
             return Verdict::WAIT;
         };
-        // Renewed from the last answer by the requested T only, not by a longer hold
-        // learned earlier: a hold is a fact about idle pings, and a connection that has
-        // answered nothing for T + grace is probed (a probe is answered at once, and the
-        // replaced ping's answer extends it), so a stall is abandoned within
-        // T + 2 × grace of its last complete frame.
+        // A connection that has answered nothing for T + grace is probed (a probe is
+        // answered at once, and the replaced ping's answer renews the bound), so a stall
+        // is abandoned within T + 2 × grace of its last complete frame.
         let renewed = self
             .last_rx
             .filter(|rx| *rx > held.sent)
-            .map(|rx| rx + self.asked + self.grace);
+            .map(|rx| rx + self.bound());
         if let (Some(deadline), Some(p)) = (renewed.filter(|d| *d > now), self.current.as_mut()) {
             p.deadline = deadline;
             p.probe = false;
@@ -864,23 +860,49 @@ mod tests {
         assert_eq!(p.timeout(probe_at).action, Action::Probe);
         assert_eq!(p.probe_sent(2, probe_at), None);
         assert!(p.owns(1) && p.owns(2));
-        assert_eq!(
-            p.answered(1, PingAnswer::Empty, probe_at + ms(5)),
-            Verdict::WAIT
-        );
-        // The probe may now be held as long as the server's largest timeout.
+        let answered_at = probe_at + ms(5);
+        p.note_rx(answered_at);
+        assert_eq!(p.answered(1, PingAnswer::Empty, answered_at), Verdict::WAIT);
+        // The probe is an ordinary ping now, its bound counted from that answer.
         assert_eq!(
             p.deadline(),
-            Some((probe_at + MAX_HOLD + GRACE, TimerReason::PingLiveness))
+            Some((answered_at + T + GRACE, TimerReason::PingLiveness))
         );
-        // The hold learned widens the next ping's bound.
-        let v = p.answered(2, PingAnswer::Empty, probe_at + s(9));
+        let v = p.answered(2, PingAnswer::Empty, probe_at + s(4));
         assert_eq!(v.action, Action::PingNow);
-        p.sent(3, probe_at + s(9));
+    }
+
+    #[test]
+    fn a_hold_seen_longer_than_asked_never_widens_the_bound() {
+        // Sim seed 11725086159089: an answer read 7.4 s after its ping (a pause too short
+        // to count as a late wake-up) was taken for a hold, and the next ping was allowed
+        // 7.4 s + grace: a stall right after that answer was kept past T + 2 x grace.
+        let (mut p, t0) = pinging();
+        let read_at = t0 + ms(7400);
+        p.note_rx(read_at);
+        let v = p.answered(1, PingAnswer::Empty, read_at);
+        assert!(v.rearm_all, "read long after any hold known");
+        p.sent(2, read_at);
         assert_eq!(
             p.deadline(),
-            Some((probe_at + s(9) + s(9) + GRACE, TimerReason::PingLiveness))
+            Some((read_at + T + GRACE, TimerReason::PingLiveness))
         );
+        // A server that holds 9 s: every ping is probed once its bound passes, and the
+        // probe takes over; the bound always runs from the last answer.
+        let (mut held, mut at) = (2, read_at + T + GRACE);
+        for probe in 3..12 {
+            assert_eq!(p.timeout(at).action, Action::Probe);
+            assert_eq!(p.probe_sent(probe, at), None);
+            at += ms(5);
+            p.note_rx(at);
+            assert_eq!(p.answered(held, PingAnswer::Empty, at), Verdict::WAIT);
+            assert_eq!(
+                p.deadline(),
+                Some((at + T + GRACE, TimerReason::PingLiveness))
+            );
+            held = probe;
+            at += T + GRACE;
+        }
     }
 
     #[test]

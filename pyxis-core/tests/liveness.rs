@@ -43,6 +43,58 @@ fn ping_liveness_tolerates_a_server_holding_longer() {
 }
 
 #[test]
+fn a_server_holding_longer_than_asked_never_stretches_the_liveness_bound() {
+    // The server holds each ping ~9 s (its minimum timeout is above the 5 s asked): the
+    // client keeps the connection, and a stall that starts after any of its answers is
+    // still given up within T + 2 x grace (9 s) of the last complete frame.
+    for stall_after in 1..6 {
+        let (mut p, conn, mut ping) = up();
+        let mut last_frame = p.now;
+        for _ in 0..stall_after {
+            let answer_at = p.now.max(last_frame) + Duration::from_secs(9);
+            let next = p.client.poll_timeout().expect("a deadline");
+            if next < answer_at {
+                p.advance(next - p.now);
+                let probe = p.take_ping();
+                p.answer(conn, ok(ping.req.xid));
+                ping = probe;
+            } else {
+                p.advance(answer_at - p.now);
+                p.answer(conn, ok(ping.req.xid));
+                ping = p.take_ping();
+            }
+            last_frame = p.now;
+            assert!(p.closes.is_empty(), "a live connection was declared dead");
+        }
+        p.advance(Duration::from_secs(9));
+        assert_eq!(
+            p.closes,
+            vec![conn],
+            "stalled after {stall_after} answers: kept past T + 2 x grace"
+        );
+    }
+}
+
+#[test]
+fn an_answer_read_late_after_an_unnoticed_pause_does_not_stretch_the_liveness_bound() {
+    // Sim seed 11725086159089: the process slept with its ping held and woke 0.4 s past
+    // the ping's deadline (too little to count as a late wake-up) to read the answer
+    // released meanwhile: "held" 7.4 s. The connection stalls after that answer: it is
+    // still given up T + 2 x grace after it.
+    let (mut p, conn, ping) = up();
+    p.now += Duration::from_millis(7_400);
+    p.answer(conn, ok(ping.req.xid));
+    let _next = p.take_ping();
+    p.sent.clear();
+    p.advance(Duration::from_secs(9));
+    assert_eq!(
+        p.closes,
+        vec![conn],
+        "kept past T + 2 x grace after its last complete frame"
+    );
+}
+
+#[test]
 fn ping_liveness_declares_a_silent_connection_dead() {
     let (mut p, conn, _ping) = up();
     // Nothing comes back: a probe goes out, then the connection is given up, well

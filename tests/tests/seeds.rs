@@ -41,9 +41,18 @@ fn watch_regression_seeds_hold_every_oracle() {
 /// requests' refreshes) had stretched the liveness bound; and seeds on which a process
 /// paused past its ping's answer probed on waking, then read that answer and took it
 /// for proof of a long hold: the probe was given up to the server's largest timeout on
-/// a connection stalled since.
-const FRAME_LIVENESS_REGRESSION_SEEDS: [u64; 5] =
-    [1_174, 1_569, 1_993, 7_159_005_300_329, 7_159_005_300_675];
+/// a connection stalled since; and a seed on which a process paused a little past its
+/// ping's deadline (too little to count as a late wake-up) read the answer released
+/// meanwhile, took its 7.4 s for a hold, and allowed the next ping that long plus the
+/// grace (11725086159089).
+const FRAME_LIVENESS_REGRESSION_SEEDS: [u64; 6] = [
+    1_174,
+    1_569,
+    1_993,
+    7_159_005_300_329,
+    7_159_005_300_675,
+    11_725_086_159_089,
+];
 
 #[test]
 fn frame_liveness_regression_seeds_hold_every_oracle() {
