@@ -235,10 +235,11 @@ impl Client {
     /// kAgain answer or a lost connection sends it again after a backoff, until the
     /// server answers ok or kSessionExpired. With a Register without sid in flight (the
     /// first session, or one replacing a session found gone) it waits for that answer
-    /// and ends the session it names. If `close_timeout` passes first, or the Register's
-    /// answer cannot arrive or may hide a session (kAgain),
-    /// [`SessionEvent::CloseUnconfirmed`] tells the application a session may live on
-    /// until the server expires it. With no session, the client closes at once. Queued
+    /// and ends the session it names. If `close_timeout` passes first, or a Register's
+    /// answer could not arrive or may hide a session (kAgain) within the server's
+    /// largest session timeout, [`SessionEvent::CloseUnconfirmed`] tells the
+    /// application a session may live on until the server expires it. With no session,
+    /// the client closes at once. Queued
     /// operations complete with `Error::Closed` at once, reads in flight when the close
     /// ends too, and writes in flight then with `ConnectionLoss { outcome_unknown: true }`
     /// (they may have been applied); every watch ends with `WatchEnded { reason: Closed
@@ -471,8 +472,8 @@ impl Client {
     }
 
     /// Ends everything: the connection, pending requests, watches; emits
-    /// `CloseUnconfirmed` unless the session is known to be gone (`confirmed`), then
-    /// `Closed`, once.
+    /// `CloseUnconfirmed` unless the session is known to be gone (`confirmed`) and no
+    /// session whose id never reached the client may live, then `Closed`, once.
     pub(crate) fn finish_close(&mut self, confirmed: bool) {
         if let Some(conn) = self.phase.conn() {
             self.io.push_back(IoAction::Close { conn });
@@ -496,11 +497,15 @@ impl Client {
         let mut ended = Vec::new();
         self.watches.end_all(&Error::Closed, &mut ended);
         self.events.extend(ended);
-        if !confirmed {
+        // A session whose id never reached the client may live on too.
+        let unnamed = self
+            .session
+            .unnamed_until
+            .is_some_and(|until| until > self.last_now);
+        if !confirmed || unnamed {
+            let sid = self.session.sid.filter(|_| !confirmed);
             self.events
-                .push_back(Event::Session(SessionEvent::CloseUnconfirmed {
-                    sid: self.session.sid,
-                }));
+                .push_back(Event::Session(SessionEvent::CloseUnconfirmed { sid }));
         }
         self.events.push_back(Event::Session(SessionEvent::Closed));
         self.phase = Phase::Closed;

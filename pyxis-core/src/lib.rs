@@ -147,9 +147,10 @@
 //!   once for it, and while a Register without sid is in flight, to the session its
 //!   answer names) and follows kNotLeader answers to the leader and retries after
 //!   kAgain or a lost connection (with backoff) until the server answers ok or
-//!   kSessionExpired, at most `close_timeout`; if that passes first (or the Register's
-//!   answer cannot arrive), `Session(CloseUnconfirmed { sid })` says the session may
-//!   outlive the client until the server expires it. Then it closes the connection, completes every pending
+//!   kSessionExpired, at most `close_timeout`; if that passes first (or a Register
+//!   without sid whose answer did not arrive, or was kAgain, may have made a session
+//!   that still lives), `Session(CloseUnconfirmed { sid })` says a session may outlive
+//!   the client until the server expires it. Then it closes the connection, completes every pending
 //!   operation with `Error::Closed` (a write still in flight with
 //!   `ConnectionLoss { outcome_unknown: true }`), ends every watch with
 //!   `WatchEnded { reason: Closed }` and emits `Session(Closed)` once. After that only

@@ -35,7 +35,10 @@
 //!
 //! (†) `close` while a Register without sid is in flight (the first session, or one
 //! replacing a session found gone) waits for its answer: the session it names is then
-//! ended like any other, so no session the client made outlives `close` unreported.
+//! ended like any other, so no session the client made outlives `close` unreported. A
+//! Register without sid answered kAgain (it may have committed) or lost with its
+//! connection may have made a session whose id never arrives: until the server's
+//! largest session timeout has passed, `close` reports itself unconfirmed.
 //!
 //! (\*) While registering or closing, only the Register's or the Unregister's own answer
 //! moves on: a refusal of a write, the ping or an arm sent before it (a session found
@@ -251,6 +254,10 @@ pub(crate) struct Session {
     /// Register that yielded another sid). An operation records it when submitted: it
     /// belongs to the session of that count and is never sent once the count has grown.
     pub lost: u64,
+    /// A Register without sid was answered kAgain (it may have committed) or lost with
+    /// its connection: a session whose id never reached the client may live until
+    /// then, and `close` cannot confirm it ended.
+    pub unnamed_until: Option<Instant>,
 }
 
 impl Session {
@@ -260,6 +267,7 @@ impl Session {
             expired_sid: None,
             ping,
             lost: 0,
+            unnamed_until: None,
         }
     }
 
@@ -318,6 +326,15 @@ impl Client {
     fn apply_fault(&mut self, fault: Fault, now: Instant) {
         if let Some(kind) = self.cause_of(&fault) {
             self.note_cause(kind);
+        }
+        // A Register without sid whose answer can no longer arrive may have made a
+        // session no one can name.
+        if matches!(fault, Fault::Closed | Fault::Timeout | Fault::Malformed)
+            && matches!(self.phase, Phase::Registering { .. })
+            && self.session.sid.is_none()
+            && self.requests.in_flight(&Purpose::Register)
+        {
+            self.note_unnamed_session(now);
         }
         // A refusal of an operation, the ping or an arm while this connection's
         // Register or closing Unregister is unanswered is that request's own answer:
@@ -395,6 +412,18 @@ impl Client {
             };
             self.complete(id, result);
         }
+    }
+
+    /// A session whose id never reached the client may have been made at `now`: it lives
+    /// at most the session timeout the server gave it, which is the one asked for, or
+    /// at most the server's largest ([protocol](pyxis_proto::protocol) §9), plus a check
+    /// interval.
+    fn note_unnamed_session(&mut self, now: Instant) {
+        let longest = self.config.session_timeout.max(crate::ping::MAX_HOLD);
+        let interval = std::time::Duration::from_millis(u64::from(
+            pyxis_proto::limits::SESSION_CHECK_INTERVAL_MS,
+        ));
+        self.session.unnamed_until = Some(now + longest + interval);
     }
 
     /// Whether the connection's Register (while registering) or the Unregister of
@@ -764,7 +793,12 @@ impl Client {
             return;
         };
         let (conn, addr) = (*conn, addr.clone());
-        match classify(rsp, "") {
+        let answer = classify(rsp, "");
+        // kAgain to a Register without sid: it may have committed.
+        if self.session.sid.is_none() && matches!(answer, Answer::Fault(Fault::Again)) {
+            self.note_unnamed_session(now);
+        }
+        match answer {
             // A resumed session may be confirmed without its sid repeated.
             Answer::Success => match rsp.sid.filter(|s| *s != 0).or(self.session.sid) {
                 Some(sid) => self.session_up(conn, addr, sid, now),

@@ -195,15 +195,17 @@ pub enum SessionEvent {
         /// The session that expired.
         old_sid: u64,
     },
-    /// `close` could not confirm that the session ended: no server answered its
-    /// Unregister with ok or kSessionExpired within `close_timeout`, or the Register
-    /// of a session in flight when `close` was called got no answer that names the
-    /// session or says none was made. The session and its ephemeral nodes may live on
-    /// until the server expires it (at most the session timeout). Emitted just before
-    /// `Closed`.
+    /// `close` could not confirm that every session the client made has ended: no
+    /// server answered its Unregister with ok or kSessionExpired within
+    /// `close_timeout`, or a Register without sid (in flight at `close`, or earlier
+    /// within the server's largest session timeout) got no answer that names its
+    /// session or says none was made (kAgain: it may have committed; its connection
+    /// broke). Such a session and its ephemeral nodes may live on until the server
+    /// expires it (at most its session timeout). Emitted just before `Closed`.
     CloseUnconfirmed {
-        /// The session that may still be alive; `None` when the server may have made
-        /// one whose id never reached the client.
+        /// The session that may still be alive; `None` when the one known was ended
+        /// (or none was known) and only a session whose id never reached the client
+        /// may live.
         sid: Option<u64>,
     },
     /// The client is closed; nothing follows.

@@ -467,6 +467,52 @@ fn close_tells_the_application_when_the_register_in_flight_was_never_answered() 
     assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
 }
 
+#[test]
+fn close_after_a_register_that_may_have_made_a_session_says_so() {
+    // A Register without sid answered kAgain (leadership changed with it in flight: it
+    // may have committed), or whose connection broke before its answer, may have made a
+    // session whose id never reached the client: no Unregister can end it, so a `close`
+    // while it may live is not confirmed.
+    for again in [true, false] {
+        let mut p = Peer::new(config(&["a:1"]));
+        let conn = p.accept();
+        let register = p.take();
+        assert!(register.req.register.is_some() && register.req.sid.is_none());
+        if again {
+            p.answer(conn, err(register.req.xid, ErrorType::KAgain, ""));
+        } else {
+            p.close_conn(conn);
+        }
+        let conn = p.connect_after(ms(5_000));
+        p.client.close(p.now);
+        p.drain();
+        let unreg = p.take_non_ping();
+        assert_eq!(unreg.req.sid, Some(SID));
+        p.answer(conn, ok(unreg.req.xid));
+        assert!(p.client.is_closed());
+        assert_eq!(
+            p.session_events(),
+            vec![
+                SessionEvent::Connected { sid: SID },
+                SessionEvent::CloseUnconfirmed { sid: None },
+                SessionEvent::Closed
+            ],
+            "again: {again}"
+        );
+    }
+    // Once any session the server gave it has expired (the server's largest timeout
+    // since), the close is confirmed again; without sid there is nothing to end.
+    let mut p = Peer::new(config(&["a:1"]));
+    let conn = p.accept();
+    let register = p.take();
+    p.answer(conn, err(register.req.xid, ErrorType::KAgain, ""));
+    p.advance(Duration::from_secs(125));
+    p.client.close(p.now);
+    p.drain();
+    assert!(p.client.is_closed());
+    assert_eq!(p.session_events(), vec![SessionEvent::Closed]);
+}
+
 // ----- liveness counts answers, not bytes -----
 
 #[test]

@@ -210,6 +210,18 @@ impl Peer {
         conn
     }
 
+    /// Waits up to `d` for the next Connect, accepts it and answers its Register with
+    /// `SID`, dropping every queued event but the session events; returns the conn.
+    pub fn connect_after(&mut self, d: Duration) -> ConnId {
+        let end = self.now + d;
+        while self.connecting.is_empty() && self.now < end {
+            self.advance(Duration::from_millis(5));
+        }
+        let conn = self.connect_with_sid(SID);
+        self.events.retain(|e| matches!(e, Event::Session(_)));
+        conn
+    }
+
     /// Moves the virtual clock to `now + d`, firing every deadline on the way.
     pub fn advance(&mut self, d: Duration) {
         let end = self.now + d;
