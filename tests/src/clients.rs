@@ -105,6 +105,12 @@ pub(crate) struct Incarnation {
     pub closing_sid: Option<u64>,
     /// `CloseUnconfirmed` was reported.
     pub close_unconfirmed: bool,
+    /// When `Closed` was reported (µs).
+    pub closed_at: u64,
+    /// The sessions its Registers made were checked after `Closed`.
+    pub made_sessions_checked: bool,
+    /// Closes as soon as it registers a session without sid (a fault).
+    pub close_on_register: bool,
     /// When each watch registration whose answer it read reached the server (µs), by
     /// path, in order.
     pub registered: BTreeMap<String, Vec<u64>>,
@@ -164,6 +170,9 @@ impl World {
             injected: 0,
             closing_sid: None,
             close_unconfirmed: false,
+            closed_at: 0,
+            made_sessions_checked: false,
+            close_on_register: false,
             registered: BTreeMap::new(),
         });
         self.slots[slot] = idx;
@@ -231,6 +240,7 @@ impl World {
             && c.core.state() == pyxis_core::SessionState::Connected;
         self.drain_client_on(client, Some(link));
         self.clients[client].session_came_up = false;
+        self.close_if_registering_anew(client);
     }
 
     pub(crate) fn client_closed(&mut self, client: usize, link: usize, conn: ConnId) {
@@ -436,8 +446,10 @@ impl World {
             }
             Event::Session(SessionEvent::Closed) => {
                 self.check_closed(client);
+                let now = self.now;
                 let c = &mut self.clients[client];
                 c.closed = true;
+                c.closed_at = now;
                 c.up_link = None;
                 if !c.close_called {
                     self.violation(

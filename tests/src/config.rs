@@ -27,6 +27,10 @@ pub enum Variant {
     /// Any answer to the Unregister of `close` is taken as done (kNotLeader and kAgain
     /// answers are rewritten to success before the core sees them).
     CloseTakesAnyAnswer,
+    /// A Register in flight when `close` was called is taken to have made no session
+    /// (its answers naming a session are rewritten to kNotLeader before the core sees
+    /// them), so the session it made outlives `close`.
+    CloseIgnoresRegister,
     /// A write answered kAgain is taken as refused with nothing applied and sent again
     /// (kAgain answers to operations are rewritten to kNotLeader naming the node that
     /// answered, before the core sees them).
@@ -39,13 +43,14 @@ pub enum Variant {
 
 impl Variant {
     /// Every variant, correct first.
-    pub const ALL: [Variant; 8] = [
+    pub const ALL: [Variant; 9] = [
         Variant::Correct,
         Variant::NoWatchReregistration,
         Variant::RetryUnknownWrites,
         Variant::NoPingLiveness,
         Variant::DropOnNotLeader,
         Variant::CloseTakesAnyAnswer,
+        Variant::CloseIgnoresRegister,
         Variant::RetryAgainWrites,
         Variant::RearmOnEveryAnswer,
     ];
@@ -59,6 +64,7 @@ impl Variant {
             Variant::NoPingLiveness => "no-ping-liveness",
             Variant::DropOnNotLeader => "drop-on-not-leader",
             Variant::CloseTakesAnyAnswer => "close-takes-any-answer",
+            Variant::CloseIgnoresRegister => "close-ignores-register",
             Variant::RetryAgainWrites => "retry-again-writes",
             Variant::RearmOnEveryAnswer => "rearm-on-every-answer",
         }

@@ -1,19 +1,21 @@
 //! The fault-policy oracles and the link faults they need: writes answered kNotLeader or
-//! kAgain, connections stalled in the middle of a frame, and `close` across leader changes.
+//! kAgain, connections stalled in the middle of a frame, and `close` across leader changes
+//! and while a session replacing an expired one is registered.
 //!
 //! Owns: the books of what the server answered kNotLeader (per client, the write ids,
 //! forgotten when the write is sent again or its link is cut before the answer could
 //! arrive) and kAgain (per client, the write ids, never forgotten), the count of complete
-//! frames each link delivers, the stalled-link fault, the checks of
-//! [`Oracle::NotLeaderUnknown`], [`Oracle::AgainUnknown`], [`Oracle::FrameLiveness`] and
-//! [`Oracle::Close`], and the wrappers of the variants that break them on purpose
-//! ([`Variant::DropOnNotLeader`], [`Variant::RetryAgainWrites`],
-//! [`Variant::CloseTakesAnyAnswer`]). Must never reach into a core: it reads frames on the
-//! links and the cores' public outputs.
+//! frames each link delivers, the stalled-link fault, `close` as the application calls
+//! it, the checks of [`Oracle::NotLeaderUnknown`], [`Oracle::AgainUnknown`],
+//! [`Oracle::FrameLiveness`] and [`Oracle::Close`], and the wrappers of the variants that
+//! break them on purpose ([`Variant::DropOnNotLeader`], [`Variant::RetryAgainWrites`],
+//! [`Variant::CloseTakesAnyAnswer`], [`Variant::CloseIgnoresRegister`]). Must never reach
+//! into a core: it reads frames on the links and the cores' public outputs.
 
 use bytes::{Bytes, BytesMut};
 use pyxis_core::{ConnId, Error, RequestId, SessionState};
 use pyxis_proto::{encode_response, ErrorType, FrameDecoder};
+use pyxis_testkit::model::AppliedKind;
 
 use crate::config::Variant;
 use crate::oracles::Oracle;
@@ -22,6 +24,10 @@ use crate::world::{World, SEC};
 /// Slack past T + 2 × `ping_grace` before a connection that delivers no complete frame
 /// counts as kept too long (timers fire at their deadline; the check runs every second).
 const LIVENESS_SLACK: u64 = 2 * SEC;
+
+/// How long after `Closed` a session made by a Register in flight at `close` has landed:
+/// the longest one-way delay and commit latency, with room to spare.
+const CLOSE_SLACK: u64 = 2 * SEC;
 
 /// T + 2 × `ping_grace` with the default configuration (the guarantee; a broken variant
 /// may configure its core otherwise).
@@ -160,8 +166,10 @@ impl World {
         self.note_arm_deliveries(client, link, &payloads);
         let close_any =
             self.cfg.variant == Variant::CloseTakesAnyAnswer && self.clients[client].close_called;
+        let ignore_register =
+            self.cfg.variant == Variant::CloseIgnoresRegister && self.clients[client].close_called;
         let retry_again = self.cfg.variant == Variant::RetryAgainWrites;
-        if !close_any && !retry_again {
+        if !close_any && !ignore_register && !retry_again {
             return Bytes::copy_from_slice(data);
         }
         let node = crate::world::node_addr(self.links[link].node);
@@ -173,6 +181,14 @@ impl World {
             if close_any && matches!(kind, Some(ErrorType::KNotLeader | ErrorType::KAgain)) {
                 // A client that takes any answer to its Unregister for done.
                 rsp.err = None;
+            } else if ignore_register && rsp.sid.is_some() {
+                // A closing client that takes its Register in flight for one that made
+                // no session.
+                rsp.sid = None;
+                rsp.err = Some(pyxis_proto::rpc::Error {
+                    r#type: ErrorType::KNotLeader as i32,
+                    data: Some(Bytes::from(node.clone())),
+                });
             } else if retry_again
                 && kind == Some(ErrorType::KAgain)
                 && rsp.xid.is_some_and(|x| x % 2 == 0)
@@ -375,6 +391,12 @@ impl World {
         self.record(("close-during-move", client), || {
             format!("FAULT client {client} closes during a leader move")
         });
+        self.close_client(client, now);
+    }
+
+    /// The application calls `close()` on `client` at `now`; its slot starts a new
+    /// client 100 ms to 2 s later.
+    pub(crate) fn close_client(&mut self, client: usize, now: std::time::Instant) {
         self.clients[client].close_called = true;
         self.note_close(client);
         self.clients[client].core.close(now);
@@ -382,5 +404,66 @@ impl World {
         let at = self.now + self.rng.u64(100 * crate::world::MS..2 * SEC);
         let slot = self.clients[client].slot;
         self.schedule(at, crate::world::Ev::Respawn { slot, resume: None });
+    }
+
+    /// Part of the fault "expire a session at the server, and close its client as it
+    /// registers a new one": once `client` registers a session without sid (the
+    /// replacement of the one found gone, whose Register is in flight), it closes.
+    pub(crate) fn close_if_registering_anew(&mut self, client: usize) {
+        let c = &self.clients[client];
+        if !c.close_on_register
+            || c.crashed
+            || c.close_called
+            || c.core.state() != SessionState::Registering
+            || c.core.sid().is_some()
+        {
+            return;
+        }
+        let now = self.now_instant();
+        self.record(("close-registering", client), || {
+            format!("FAULT client {client} closes while it registers a new session")
+        });
+        self.close_client(client, now);
+    }
+
+    /// `Closed` reached `client` at least [`CLOSE_SLACK`] ago without `CloseUnconfirmed`:
+    /// no session a Register of its connections made may live (a Register still in
+    /// flight at `close` makes one once it lands). Each closed client is checked once.
+    pub(crate) fn check_sessions_made_by_closed_clients(&mut self) {
+        let due: Vec<usize> = (0..self.clients.len())
+            .filter(|i| {
+                let c = &self.clients[*i];
+                c.closed
+                    && !c.close_unconfirmed
+                    && !c.made_sessions_checked
+                    && c.closed_at + CLOSE_SLACK <= self.now
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let alive: std::collections::BTreeSet<u64> = self.model.sessions().into_iter().collect();
+        let mut found = Vec::new();
+        for op in self.model.applied_ops() {
+            let AppliedKind::SessionOpened { conn, .. } = op.kind else {
+                continue;
+            };
+            let Some(client) = self.links.get(conn.0 as usize).map(|l| l.client) else {
+                continue;
+            };
+            if due.contains(&client) && alive.contains(&op.sid) {
+                found.push(format!(
+                    "client {client}: Closed as confirmed at {} ms, but session {:#x} its Register made lives",
+                    self.clients[client].closed_at / crate::world::MS,
+                    op.sid
+                ));
+            }
+        }
+        for i in due {
+            self.clients[i].made_sessions_checked = true;
+        }
+        for d in found {
+            self.violation(Oracle::Close, d);
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! Owns: the fault mix (connection resets and blackholes, connections stalled in the
 //! middle of a frame, partitions of a client from some nodes, leader moves, node crashes
 //! and restarts, no-leader windows, server-side session expiry, client pauses past the
-//! session timeout, a client closing during a leader move, pipelined writes across a
+//! session timeout, a client closing during a leader move or while it registers a
+//! session replacing one the server expired, pipelined writes across a
 //! leader move, a leader answering kAgain to writes in flight) and healing everything when
 //! faults stop. Must never touch a client core directly except to pause it: faults act on
 //! links and on the model.
@@ -180,6 +181,12 @@ impl World {
                     self.record(("expire", sid), || {
                         format!("FAULT server expires session {sid:#x} of client {client} (alive: {alive})")
                     });
+                    // One in three: the client closes as it registers the replacement
+                    // (chosen by the sid, so that the run's other draws stay as they
+                    // were).
+                    if alive && sid % 3 == 0 {
+                        self.clients[client].close_on_register = true;
+                    }
                 }
             }
             10 if !live_links.is_empty() => {

@@ -9,7 +9,8 @@
 //! refuses with kNotLeader; while writes wait for a slowed commit, which are then
 //! answered kAgain while others are on the wire; and while a client closes), loses
 //! nodes, goes without a
-//! leader and expires sessions, and in one run in four holds session bounds of
+//! leader and expires sessions (a third of the clients whose session it expires close
+//! as they register its replacement), and in one run in four holds session bounds of
 //! [1 s, 3 s], below the 5 s the clients ask for; clients pause past their session
 //! timeout, crash and resume their session, close, and run a workload of creates,
 //! writes, deletes, reads and watches. Oracles ([`Oracle`]) check every run; the same
@@ -29,7 +30,8 @@
 //! come every 0.3–4 s until 25 s before the end; the workload ([`MIX`]) runs every
 //! 20–600 ms per slot until 15 s before the end. Oracles run every virtual second
 //! (ephemeral owners; no connection kept that delivered no complete frame for
-//! T + 2 × `ping_grace`), 15 s after faults stop and at the end (every client connected to
+//! T + 2 × `ping_grace`; 2 s after a `Closed` without `CloseUnconfirmed`, no session a
+//! Register of that client made alive), 15 s after faults stop and at the end (every client connected to
 //! the leader with a live session), at every event (exactly-once completion within the
 //! deadline + 50 ms, truthful session reports, no write the server answered kNotLeader
 //! reported with an unknown outcome, every write the server answered kAgain reported

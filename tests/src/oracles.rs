@@ -51,7 +51,8 @@ pub enum Oracle {
     Rearm,
     /// A connection that delivers no complete frame for T + 2 × `ping_grace` is given up.
     FrameLiveness,
-    /// `Closed` without `CloseUnconfirmed` means the session is gone at the server.
+    /// `Closed` without `CloseUnconfirmed` means the session is gone at the server, and
+    /// so is every session the client's Registers made (checked once they have landed).
     Close,
     /// Nothing panics.
     Panic,
@@ -110,6 +111,7 @@ const EXPIRY_EXCUSE: u64 = 12 * SEC;
 impl World {
     /// Checks run every virtual second.
     pub(crate) fn periodic_checks(&mut self) {
+        self.check_sessions_made_by_closed_clients();
         let sessions: BTreeSet<u64> = self.model.sessions().into_iter().collect();
         for p in PATHS {
             if let Some(n) = self.model.node(p) {

@@ -146,12 +146,7 @@ impl World {
             11 if !late => {
                 let now = self.now_instant();
                 self.record(("close", client), || format!("client {client}: close()"));
-                self.clients[client].close_called = true;
-                self.note_close(client);
-                self.clients[client].core.close(now);
-                self.drain_client(client);
-                let at = self.now + self.rng.u64(100 * MS..2 * SEC);
-                self.schedule(at, Ev::Respawn { slot, resume: None });
+                self.close_client(client, now);
             }
             12 if !late => {
                 let resume = self.clients[client].core.sid();

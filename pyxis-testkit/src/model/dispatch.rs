@@ -369,7 +369,10 @@ impl ClusterModel {
                         sid,
                         Some(xid),
                         "",
-                        AppliedKind::SessionOpened { timeout_ms },
+                        AppliedKind::SessionOpened {
+                            timeout_ms,
+                            conn: c.conn,
+                        },
                         ack,
                         at,
                     );

@@ -86,6 +86,8 @@ pub enum AppliedKind {
     SessionOpened {
         /// The clamped timeout.
         timeout_ms: u64,
+        /// The connection its Register came on.
+        conn: ConnId,
     },
     /// A session ended (path is empty).
     SessionClosed {
