@@ -511,6 +511,7 @@ impl Driver {
                 }
                 SessionEvent::Expired { old_sid }
             }
+            Core::WatchesRearmed => SessionEvent::WatchesRearmed,
             Core::Closed => {
                 self.suspension.end();
                 SessionEvent::Closed

@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 ///
 /// A typical life: `Connected`, then on a connection loss `Suspended` and either
 /// `Connected` (same sid: the session was resumed) or, after the session timeout,
-/// `Lost` and later `Connected` (new sid) followed by `Expired`; finally `Closed`.
+/// `Lost` and later `Connected` (new sid) followed by `Expired`; finally `Closed`. With
+/// watches, each `Connected` (and `Expired`) is followed by `WatchesRearmed`, which also
+/// comes alone when the watches were registered again on the same connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SessionEvent {
@@ -39,6 +41,14 @@ pub enum SessionEvent {
         /// The session that expired.
         old_sid: u64,
     },
+    /// Every watch was registered with the server again: after `Connected` (and
+    /// `Expired`), or on the same connection when the server may have dropped every
+    /// watch (a held ping released early, as a leadership change back to the connected
+    /// node does, or a pause of the process). Events raised meanwhile are lost: what the
+    /// client could compare comes as inferred watch events, but below a recursive watch
+    /// a change to a node no event or look named cannot be inferred. A view of more than
+    /// the watched nodes (a subtree, a directory's data) re-reads on this event.
+    WatchesRearmed,
     /// The client is closed; the stream ends after this event.
     Closed,
 }
@@ -50,6 +60,7 @@ impl std::fmt::Display for SessionEvent {
             SessionEvent::Suspended => f.write_str("suspended (connection lost)"),
             SessionEvent::Lost => f.write_str("lost (disconnected past the session timeout)"),
             SessionEvent::Expired { old_sid } => write!(f, "session {old_sid:#x} expired"),
+            SessionEvent::WatchesRearmed => f.write_str("every watch registered again"),
             SessionEvent::Closed => f.write_str("closed"),
         }
     }

@@ -28,11 +28,14 @@ impl Client {
 
     /// Re-registers every watched path (after a new session, or when every server watch
     /// may have been dropped by a leader change), each with a stat compared with what was
-    /// last seen; answers to arms sent before are ignored from now on.
+    /// last seen; answers to arms sent before are ignored from now on. The registry
+    /// tells the application (`SessionEvent::WatchesRearmed`).
     pub(crate) fn rearm_every_watch(&mut self) {
-        for arm in self.watches.rearm_all() {
+        let mut events = Vec::new();
+        for arm in self.watches.rearm_all(&mut events) {
             self.send_arm(arm);
         }
+        self.events.extend(events);
     }
 
     /// Sends one arm batch: a stat per re-check, then the stat + watch.

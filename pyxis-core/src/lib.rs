@@ -127,7 +127,10 @@
 //!   node, which drops every watch) and an input handled more than half a second (at
 //!   most `ping_grace`) past the deadline asked for (a paused process) re-register every
 //!   watch, with the gap check (not while an `Op::Unregister` is in flight: ending the
-//!   session answers its held ping at once). A server that holds pings shorter than asked (session
+//!   session answers its held ping at once). Every such re-registration of every watch,
+//!   whatever its cause (and after each `Connected` when there are watches), is told
+//!   once as `WatchesRearmed`: the gap check covers only the nodes the watches hold a
+//!   baseline of, so whatever mirrors more re-reads on it. A server that holds pings shorter than asked (session
 //!   bounds below T) is told from releases by its repeating hold, which is learned: it
 //!   costs one re-registration of every watch, then one per real leader change.
 //!   Liveness: a ping's bound is T (at most 120 s, the server's largest) plus

@@ -195,6 +195,18 @@ pub enum SessionEvent {
         /// The session that expired.
         old_sid: u64,
     },
+    /// Every watch was registered with the server again, at once: after a session came
+    /// up (a new one, or one resumed on a new connection; after its `Connected` and
+    /// `Expired`), or on the same connection when the server may have dropped every
+    /// watch (a held ping released early, as a leadership change back to this node does,
+    /// or a late wake-up after a pause). Events the server raised meanwhile are lost.
+    /// The core compares a fresh look at each node its watches hold a baseline of (the
+    /// watched nodes, and below a recursive watch the nodes its events and looks named)
+    /// with what it saw last, and reports the differences as inferred events; a change
+    /// to any other node below a recursive watch cannot be inferred. Anything that
+    /// mirrors more than that (a subtree cache, a directory's data) re-reads it on this
+    /// event. Emitted once per re-registration, only when there are watches.
+    WatchesRearmed,
     /// `close` could not confirm that every session the client made has ended: no
     /// server answered its Unregister with ok or kSessionExpired within
     /// `close_timeout`, or a Register without sid (in flight at `close`, or earlier
@@ -460,6 +472,9 @@ impl fmt::Display for SessionEvent {
             SessionEvent::Connected { sid } => write!(f, "connected (session {sid:#x})"),
             SessionEvent::Disconnected => f.write_str("disconnected"),
             SessionEvent::Expired { old_sid } => write!(f, "session {old_sid:#x} expired"),
+            SessionEvent::WatchesRearmed => {
+                f.write_str("every watch registered again (re-read what the watches cover)")
+            }
             SessionEvent::CloseUnconfirmed { sid: Some(sid) } => {
                 write!(
                     f,

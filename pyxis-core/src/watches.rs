@@ -8,7 +8,10 @@
 //! (by xid: the request table only hands out xids, it keeps no record of arms), the
 //! baseline (existence, version, children, owner, data digest) last seen, and under a
 //! recursive registration the baselines of the descendants seen and those due for a
-//! re-check; the one re-arm-everything rule (`rearm_all`); the one one-shot
+//! re-check; the one re-arm-everything rule (`rearm_all`), which is also the one place
+//! the application is told that every watch was registered again
+//! ([`SessionEvent::WatchesRearmed`], whatever the cause: a new session, a reconnect, or
+//! a suspected drop of every registration on the same connection); the one one-shot
 //! rule (in the delivery: a one-shot watch gets at most one event, marked `last`); and
 //! the gap check that turns a difference between a baseline and a fresh stat into
 //! `inferred` events. Must never build frames or talk to the connection: the client glue
@@ -51,14 +54,18 @@
 //! since the watch began); a write found by a re-check of a child that a look at its
 //! parent discovered waits for the next re-arm batch; and a change landing between the
 //! server's handling of a re-check and of the re-arm that follows it in the same batch is
-//! learned only at the next look at that node.
+//! learned only at the next look at that node. After a re-registration of every watch,
+//! `SessionEvent::WatchesRearmed` is the application's cue to re-read what it mirrors
+//! beyond the nodes held here.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::Error;
 use std::hash::Hasher;
 
-use crate::types::{Event, EventMask, EventType, Node, WatchEvent, WatchId, WatchMode, WatchSpec};
+use crate::types::{
+    Event, EventMask, EventType, Node, SessionEvent, WatchEvent, WatchId, WatchMode, WatchSpec,
+};
 
 /// One application watch.
 #[derive(Debug, Clone)]
@@ -419,20 +426,28 @@ impl Watches {
         self.flights.remove(&xid)
     }
 
-    /// The connection (or the session) changed: no registration is known to be set and
-    /// nothing of the registry is in flight. Returns every path's arm batch, in path
-    /// order; under a recursive registration every descendant seen is re-checked.
-    pub(crate) fn rearm_all(&mut self) -> Vec<Arm> {
+    /// The connection (or the session) changed, or the server may have dropped every
+    /// registration: no registration is known to be set and nothing of the registry is
+    /// in flight. Returns every path's arm batch, in path order; under a recursive
+    /// registration every descendant seen is re-checked. Tells the application, once,
+    /// with [`SessionEvent::WatchesRearmed`] when there is anything to re-register:
+    /// changes to nodes no baseline covers cannot be inferred, so whatever mirrors them
+    /// must re-read (the one place this signal is decided, whatever the cause).
+    pub(crate) fn rearm_all(&mut self, events: &mut Vec<Event>) -> Vec<Arm> {
         self.flights.clear();
         for ps in self.by_path.values_mut() {
             ps.armed = None;
             ps.arming = false;
         }
         let paths: Vec<String> = self.by_path.keys().cloned().collect();
-        paths
+        let arms: Vec<Arm> = paths
             .iter()
             .filter_map(|path| self.batch(path, true))
-            .collect()
+            .collect();
+        if !arms.is_empty() {
+            events.push(Event::Session(SessionEvent::WatchesRearmed));
+        }
+        arms
     }
 
     /// The answer to a stat + watch on `path`: `node` is the fresh stat

@@ -679,20 +679,19 @@ fn b08_missed_changes_are_inferred_after_reconnect() {
         };
         p.answer(conn, rsp);
     }
-    assert_eq!(
-        p.take_events(),
-        vec![Event::Session(SessionEvent::Connected { sid: 5 })]
-    );
+    // Every watch registered with the session says so after its Connected.
+    let up = vec![
+        Event::Session(SessionEvent::Connected { sid: 5 }),
+        Event::Session(SessionEvent::WatchesRearmed),
+    ];
+    assert_eq!(p.take_events(), up);
     // The connection dies (an event handed to its ping is lost); while away, /a is
     // written and gets a child, /b is deleted, /c is created.
     p.close_conn(conn);
     p.take_events();
     p.advance(ms(10));
     let conn = p.connect_with_sid(5);
-    assert_eq!(
-        p.take_events(),
-        vec![Event::Session(SessionEvent::Connected { sid: 5 })]
-    );
+    assert_eq!(p.take_events(), up);
     let mut arms: Vec<_> = p.sent.drain(..).filter(|s| s.req.watch.is_some()).collect();
     assert_eq!(arms.len(), 3, "every live watch re-registered");
     arms.sort_by_key(|s| s.req.stat.as_ref().unwrap().path.clone());

@@ -766,3 +766,98 @@ fn an_event_answer_read_long_after_the_known_hold_rearms_every_watch() {
         vec![(EventType::Modify, true)]
     );
 }
+
+/// Every session event queued, leaving the other events.
+fn take_session_events(p: &mut Peer) -> Vec<pyxis_core::SessionEvent> {
+    let events = p.session_events();
+    p.events.retain(|e| !matches!(e, Event::Session(_)));
+    events
+}
+
+#[test]
+fn a_change_below_a_recursive_watch_that_no_look_named_is_signalled_by_the_rearm() {
+    use pyxis_core::SessionEvent;
+    // A recursive watch on /tree, armed when /tree had one child, /tree/a: no event
+    // and no look named /tree/a itself, so the watch holds no baseline of it.
+    let (mut p, conn, ping) = up();
+    p.client
+        .watch(persistent_on("/tree", EventMask::ALL, true), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 0, &["a"], b""));
+    assert!(
+        p.take_events().is_empty(),
+        "a first registration tells nothing"
+    );
+    // Leadership moves back to this node: the held ping is released early and every
+    // watch dropped; /tree/a/y is created before the re-registration reaches the server.
+    p.advance(ms(100));
+    p.answer(conn, ok(ping.req.xid));
+    let rearm = p.take_non_ping();
+    assert_eq!(
+        (stat_path(&rearm), rearm.req.watch.is_some()),
+        ("/tree", true)
+    );
+    assert_eq!(
+        take_session_events(&mut p),
+        vec![SessionEvent::WatchesRearmed],
+        "the application is told every watch was registered again"
+    );
+    // /tree itself is unchanged: the core cannot see the child /tree/a got (it is
+    // unknowable to it), and infers nothing; the signal is what tells a mirror to re-read.
+    p.answer(conn, stat(rearm.req.xid, 0, &["a"], b""));
+    assert!(by_path(&mut p).is_empty());
+}
+
+#[test]
+fn every_rearm_of_every_watch_is_signalled_once_whatever_its_cause() {
+    use pyxis_core::SessionEvent;
+    let (mut p, conn, ping) = watching_a(1, &[]);
+    assert!(
+        take_session_events(&mut p).is_empty(),
+        "a watch added while up is registered alone, not with every watch"
+    );
+    // An early release of the held ping (a suspected leader change on this connection).
+    p.advance(ms(100));
+    p.answer(conn, ok(ping.req.xid));
+    let rearm = p.take_non_ping();
+    p.answer(conn, stat(rearm.req.xid, 1, &[], b""));
+    assert_eq!(
+        take_session_events(&mut p),
+        vec![SessionEvent::WatchesRearmed]
+    );
+    // A late wake-up (the process was paused).
+    p.now += ms(20_000);
+    p.client.handle_timeout(p.now);
+    p.drain();
+    assert_eq!(
+        take_session_events(&mut p),
+        vec![SessionEvent::WatchesRearmed]
+    );
+    // A reconnect resuming the session: after its Connected.
+    p.close_conn(conn);
+    p.advance(ms(2_000));
+    p.take_events();
+    let _conn = p.connect_with_sid(SID);
+    assert_eq!(
+        take_session_events(&mut p),
+        vec![
+            SessionEvent::Connected { sid: SID },
+            SessionEvent::WatchesRearmed
+        ]
+    );
+}
+
+#[test]
+fn a_session_up_without_watches_signals_no_rearm() {
+    let (mut p, _conn, _ping) = {
+        let mut p = Peer::new(config(&["a:1"]));
+        let conn = p.connect_with_sid(SID);
+        let ping = p.take_ping();
+        (p, conn, ping)
+    };
+    assert_eq!(
+        take_session_events(&mut p),
+        vec![pyxis_core::SessionEvent::Connected { sid: SID }]
+    );
+}

@@ -9,10 +9,12 @@
 //!
 //! - **Eventually equal** to the server's subtree: the watch is armed before the first
 //!   load, and every burst of events (real or inferred after a reconnect or leader
-//!   change), dropped events, every reconnect, or a watch re-armed after its session
-//!   expired leads to a reload of the whole subtree. A reconnect needs its own reload:
-//!   the client infers what its watch missed meanwhile only for the nodes its events and
-//!   looks named, not for those only this cache's loads read. Reloading, not patching, is what makes this hold: the
+//!   change), dropped events, and every re-registration of the client's watches
+//!   ([`SessionEvent::WatchesRearmed`]: after a reconnect or a new session, or on the same
+//!   connection after a suspected leader change or a pause) leads to a reload of the
+//!   whole subtree. A re-registration needs its own reload: the client infers what its
+//!   watch missed meanwhile only for the nodes its events and looks named, not for those
+//!   only this cache's loads read. Reloading, not patching, is what makes this hold: the
 //!   server's watch is one-shot, and a change elsewhere in the subtree between its firing
 //!   and the client re-arming it raises no event of its own; the reload that follows the
 //!   firing sees it. The mirror can lag the server, never lead it; during a reload it
@@ -355,11 +357,11 @@ async fn wait_for_change(
     let first = future::or(async { Some(watch.next().await) }, async {
         loop {
             match session.next().await {
-                // Reconnected: the client infers missed changes only of the nodes its
-                // watch registry has seen (not those this cache loaded itself), and a
-                // new session's watch was dropped by the server: reload.
-                Some(Ok(SessionEvent::Connected { .. } | SessionEvent::Expired { .. }))
-                | Some(Err(_)) => return None,
+                // Every watch registered again (reconnect, new session, or a suspected
+                // leader change on the same connection): the client infers missed
+                // changes only of the nodes its watch registry has seen, not those this
+                // cache loaded itself. Session events dropped: one of them may be it.
+                Some(Ok(SessionEvent::WatchesRearmed)) | Some(Err(_)) => return None,
                 Some(Ok(_)) => {}
                 None => return Some(None),
             }

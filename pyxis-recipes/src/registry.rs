@@ -260,7 +260,8 @@ async fn register_once(
 }
 
 /// Returns once the node owned by `sid` is found gone (deleted, or its session
-/// expired); looks again after every watch event, session expiry and reconnect.
+/// expired); looks again after every watch event, session expiry and re-registration
+/// of every watch.
 async fn stay_registered(client: &AsyncClient, path: &str, sid: u64, session: &mut SessionEvents) {
     loop {
         let mut watch = match client
@@ -282,7 +283,7 @@ async fn stay_registered(client: &AsyncClient, path: &str, sid: u64, session: &m
                 while let Some(event) = session.next().await {
                     if matches!(
                         event,
-                        Ok(SessionEvent::Expired { .. } | SessionEvent::Connected { .. }) | Err(_)
+                        Ok(SessionEvent::Expired { .. } | SessionEvent::WatchesRearmed) | Err(_)
                     ) {
                         return;
                     }
@@ -449,7 +450,7 @@ async fn follow(client: AsyncClient, dir: String, state: Arc<DiscoveryState>) {
                 }
             }
             // Wait for a reason to read again: an event (inferred or not), dropped
-            // events, or a new connection; re-arm if the watch ended.
+            // events, or every watch registered again; re-arm if the watch ended.
             let again = future::or(
                 async {
                     match watch.next().await {
@@ -464,7 +465,9 @@ async fn follow(client: AsyncClient, dir: String, state: Arc<DiscoveryState>) {
                 async {
                     loop {
                         match session.next().await {
-                            Some(Ok(SessionEvent::Connected { .. })) | Some(Err(_)) => return true,
+                            // Every watch registered again: changes to the data of
+                            // instances the client never looked at are not inferred.
+                            Some(Ok(SessionEvent::WatchesRearmed)) | Some(Err(_)) => return true,
                             Some(Ok(_)) => {}
                             None => return false,
                         }

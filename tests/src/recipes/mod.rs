@@ -44,10 +44,8 @@
 //!
 //! ## Open failures
 //!
-//! The CI range (seeds 0..999) passes. Fresh seeds 1000..3999 fail 1 in 3 000 (measured
-//! on the core before commit 0e07db1; the seeds move when the core changes): seed 1426,
-//! the views oracle, a cache view missing a child of `/tree/a` 30 s after the faults, not
-//! yet traced.
+//! None known: besides the CI range (seeds 0..999), seeds 1000..3999 and 50000..52999
+//! pass. Seeds that once broke an oracle are pinned in `tests/recipes.rs`.
 //!
 //! `recipe-sim --seed S` prints a seed's trace with the server's operations.
 //!
