@@ -313,6 +313,38 @@ fn busy_session_ping_held_by_refreshes_is_not_declared_dead() {
 }
 
 #[test]
+fn a_connection_stalled_after_a_busy_spell_is_given_up_within_the_bound() {
+    // Sim seeds 1174, 1569, 1993 (with the fault mix of their day): requests refreshed
+    // the session for a while, so the server held the ping long past T after its
+    // sending and answered it T - 1 s after the last refresh; the connection was then
+    // blackholed. That answer is no sign of a longer hold: the connection is given up
+    // T + 2 x grace (9 s) after its last complete frame, not the busy spell later.
+    for busy_secs in [4, 12, 40] {
+        let (mut p, conn, ping) = up();
+        for _ in 0..busy_secs {
+            p.advance(Duration::from_secs(1));
+            let id = p.client.submit(read("/a", None), p.now);
+            p.drain();
+            let s = p.take_non_ping();
+            p.answer(conn, stat(s.req.xid, 0, &[], b""));
+            assert!(matches!(p.completion(id), Some(Ok(_))));
+        }
+        // The held ping is answered T - 1 s after the last refresh; nothing follows.
+        p.advance(Duration::from_secs(4));
+        p.answer(conn, ok(ping.req.xid));
+        let last_frame = p.now;
+        assert!(p.closes.is_empty(), "busy {busy_secs} s: kept while alive");
+        p.advance(Duration::from_secs(9));
+        assert_eq!(
+            p.closes,
+            vec![conn],
+            "busy {busy_secs} s: kept past T + 2 x grace after {:?}",
+            last_frame - p.base
+        );
+    }
+}
+
+#[test]
 fn huge_requested_timeout_uses_the_server_maximum_as_bound() {
     // Asked 300 s; the server clamps to 120 s and answers the idle ping at ~119 s.
     let mut c = config(&["a:1"]);
