@@ -35,7 +35,7 @@ fn assert_seeds_hold(seeds: &[u64]) {
 /// in pyxis-core (each fails when its part of the fix is taken out). What the seeds
 /// drive now (counted in their `--trace`, as of the commit that wrote this): 777056,
 /// 777103 and 779702 a deletion the server reported told as an inferred Modify to a
-/// watch not listening for Delete (1, 2 and 6 times); 777017 a node found deleted and
+/// watch not listening for Delete (2, 2 and 6 times); 777017 a node found deleted and
 /// created again by a reconnect's re-registration (an inferred Delete and Create for one
 /// watch, 8 times), which 779702 no longer does.
 const WATCH_REGRESSION_SEEDS: [u64; 4] = [777_056, 777_103, 779_702, 777_017];
