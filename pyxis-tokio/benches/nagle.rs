@@ -7,16 +7,22 @@
 //! answers are cut into frames and each frame is written on its own to a socket with
 //! Nagle on. Run: `cargo bench -p pyxis-tokio --bench nagle` (`PYXIS_BENCH_BURSTS` sets the
 //! number of bursts, default 200). Prints the burst time (median, p90, max) for
-//! `BURST` concurrent reads, and the same burst straight to the `TestServer` (no proxy,
-//! Nagle off) as the floor.
+//! `BURST` concurrent reads through the proxy with the client as it is (`TCP_NODELAY`,
+//! quick ACKs re-armed after every read), through the proxy with a client that only sets
+//! `TCP_NODELAY` (the same loop on tokio's TCP, without the re-arm: before the fix), and
+//! straight to the `TestServer` (no proxy, Nagle off) as the floor.
 
+use std::future::Future;
+use std::io;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use pyxis_client_common::__private::AsyncRuntime;
 use pyxis_proto::{frame_payload, FrameDecoder};
 use pyxis_testkit::TestServer;
 use pyxis_tokio::{Client, Options};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 
 /// Reads in flight per burst.
@@ -58,6 +64,35 @@ async fn nagle_proxy(listener: TcpListener, upstream: String) {
     }
 }
 
+/// tokio's TCP with `TCP_NODELAY` only: what a client that never re-arms quick ACKs does.
+struct NoQuickAck;
+
+impl AsyncRuntime for NoQuickAck {
+    type Reader = OwnedReadHalf;
+    type Writer = OwnedWriteHalf;
+
+    async fn connect(addr: String) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(stream.into_split())
+    }
+
+    async fn read(reader: &mut OwnedReadHalf, buf: &mut [u8]) -> io::Result<usize> {
+        reader.read(buf).await
+    }
+
+    fn write<'a>(
+        writer: &'a mut OwnedWriteHalf,
+        data: &'a [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        writer.write(data)
+    }
+
+    fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
+        tokio::time::sleep_until(deadline.into())
+    }
+}
+
 /// `BURST` concurrent reads; the time until the last answer.
 async fn burst(client: &Client) -> Duration {
     let start = Instant::now();
@@ -95,15 +130,18 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (proxied, direct) = runtime.block_on(async {
+    let figures = runtime.block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let proxy = listener.local_addr().expect("addr").to_string();
         tokio::spawn(nagle_proxy(listener, server.addr()));
         let mut figures = Vec::new();
-        for addr in [proxy, server.addr()] {
-            let client = Client::connect([addr], Options::default())
-                .await
-                .expect("connect");
+        for (addr, quick_acks) in [(proxy.clone(), true), (proxy, false), (server.addr(), true)] {
+            let client = if quick_acks {
+                Client::connect([addr], Options::default()).await
+            } else {
+                Client::connect_on::<NoQuickAck, _, _>([addr], Options::default()).await
+            }
+            .expect("connect");
             client
                 .wait_connected(Duration::from_secs(10))
                 .await
@@ -112,13 +150,15 @@ fn main() {
             figures.push(measure(&client, bursts).await);
             client.close().await;
         }
-        (figures[0], figures[1])
+        figures
     });
     println!("{bursts} bursts of {BURST} pipelined reads (burst time, µs: median / p90 / max)");
-    for (name, [p50, p90, max]) in [
-        ("server with Nagle on, one write per answer", proxied),
-        ("TestServer (Nagle off, coalesced answers)", direct),
-    ] {
+    let names = [
+        "server with Nagle on, one write per answer",
+        "the same server, client without quick ACKs (TCP_NODELAY only)",
+        "TestServer (Nagle off, coalesced answers)",
+    ];
+    for (name, [p50, p90, max]) in names.into_iter().zip(figures) {
         println!("{name}: {p50:.0} / {p90:.0} / {max:.0}");
     }
 }
