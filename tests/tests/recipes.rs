@@ -35,15 +35,20 @@ fn holds(seed: u64) -> Report {
 fn fixed_seeds_hold_every_recipe_oracle() {
     let mut acquired = 0;
     let mut elected = 0;
+    let mut passes = 0;
     for seed in FIXED_SEEDS {
         let report = holds(seed);
         acquired += report.acquired;
         elected += report.elected;
+        passes += report.passes;
     }
     // The workload does what the oracles need: locks change hands, leaders change.
     let seeds = FIXED_SEEDS.end - FIXED_SEEDS.start;
     assert!(acquired > 3 * seeds, "only {acquired} acquisitions");
     assert!(elected > seeds, "only {elected} elections");
+    // Every application passes several rounds of the barrier per run.
+    let apps = pyxis_sim::recipes::APPS.len() as u64;
+    assert!(passes > 3 * apps * seeds, "only {passes} barrier passes");
 }
 
 #[test]

@@ -102,11 +102,11 @@ fn main() -> ExitCode {
             );
         }
     }
-    let (acquired, elected) = reports
-        .iter()
-        .fold((0, 0), |(a, e), r| (a + r.acquired, e + r.elected));
+    let (acquired, elected, passes) = reports.iter().fold((0, 0, 0), |(a, e, p), r| {
+        (a + r.acquired, e + r.elected, p + r.passes)
+    });
     println!(
-        "{} seeds, {} failed ({} variant); {acquired} locks acquired, {elected} leaders elected",
+        "{} seeds, {} failed ({} variant); {acquired} locks acquired, {elected} leaders elected, {passes} barrier passes",
         reports.len(),
         failed.len(),
         args.broken

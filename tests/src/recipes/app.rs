@@ -1,5 +1,6 @@
 //! The software of one application host: a client and every recipe it uses, with a
-//! workload that takes the lock, contends for leadership and changes the watched data.
+//! workload that takes the lock, contends for leadership, passes the rounds of a double
+//! barrier and changes the watched data.
 //!
 //! Owns: [`start`] (one run of the host's software, from connect until its host
 //! crashes or the simulation ends) and [`Views`] (what the driver reads of the host's
@@ -15,19 +16,24 @@ use bytes::Bytes;
 use futures_lite::future;
 use pyxis_client_common::{AsyncClient, CreateMode, SessionEvent};
 use pyxis_recipes::{
-    ConfigValue, Configuration, Discovery, Election, Leadership, Lock, Registration, TreeCache,
+    ConfigValue, Configuration, Discovery, DoubleBarrier, Election, Leadership, Lock, Registration,
+    TreeCache,
 };
 use pyxis_tokio::Options;
 use pyxis_turmoil::connect;
 
 use super::ledger::{Ledger, Role};
 use super::views::{entry, NaiveMirror, Tree};
-use super::{Broken, CONFIG, ELECTION, LOCK, SERVICE, TREE};
+use super::{Broken, APPS, BARRIER, CONFIG, ELECTION, LOCK, SERVICE, TREE};
 
 /// Most nodes a cache may hold (the workload makes at most 13 under [`TREE`]).
 const CACHE_BOUND: usize = 1_000;
 /// The lock waits at most this long per attempt.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A barrier's `enter` waits at most this long per attempt.
+const ENTER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A barrier's `leave` waits at most this long.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the driver reads of an application's recipes.
 pub enum Views {
@@ -157,7 +163,7 @@ pub async fn start(host: Host) -> turmoil::Result {
             follow_leadership(&host, &client, &election),
             hold_locks(&host, &client),
         ),
-        change_data(&host, &client),
+        future::zip(change_data(&host, &client), pass_barriers(&host, &client)),
     )
     .await;
     drop(owner);
@@ -218,6 +224,39 @@ async fn hold_locks(host: &Host, client: &AsyncClient) {
             let _ = guard.release().await;
         }
         tokio::time::sleep(Duration::from_millis(rng.u64(0..1_000))).await;
+    }
+}
+
+/// Passes the double barrier of each round in turn with the other applications: arrives
+/// (the books keep the round across this host's crashes), waits in `enter`, stays
+/// 0.1-1 s, leaves. An `enter` that times out (a participant's session ended, or the
+/// others went on while this host's old session still held its name) tries again in the
+/// newest round on the server. The broken variant's barrier fills at one participant.
+async fn pass_barriers(host: &Host, client: &AsyncClient) {
+    let mut rng = fastrand::Rng::with_seed(host.seed ^ 0xba2e);
+    let count = match host.broken {
+        Broken::BarrierPassesAlone => 1,
+        _ => APPS.len(),
+    };
+    loop {
+        let round = host.ledger.round(host.name);
+        let dir = format!("{BARRIER}/{round}");
+        let barrier = DoubleBarrier::new(client, dir, host.name, count);
+        host.ledger.arrive(host.name, round);
+        if barrier.enter(ENTER_TIMEOUT).await.is_ok() {
+            host.ledger.pass(host.name, round);
+            tokio::time::sleep(Duration::from_millis(rng.u64(100..1_000))).await;
+            let _ = barrier.leave(LEAVE_TIMEOUT).await;
+            host.ledger.set_round(host.name, round + 1);
+            continue;
+        }
+        let newest = match client.read(BARRIER).await {
+            Ok(node) => node.children.iter().filter_map(|c| c.parse().ok()).max(),
+            Err(_) => None,
+        };
+        host.ledger
+            .set_round(host.name, newest.unwrap_or(round).max(round));
+        tokio::time::sleep(Duration::from_millis(rng.u64(0..500))).await;
     }
 }
 

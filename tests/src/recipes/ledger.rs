@@ -1,7 +1,9 @@
 //! The books of what each application believed and when: lock holding and leadership
-//! as intervals of virtual time, the sessions expired on purpose, and the trace.
+//! as intervals of virtual time, the sessions expired on purpose, each application's
+//! arrivals at and passes through the rounds of the double barrier, and the trace.
 //!
-//! Owns: [`Ledger`] and the mutual-exclusion check over its intervals ([`Ledger::overlap`]).
+//! Owns: [`Ledger`], the mutual-exclusion check over its intervals ([`Ledger::overlap`])
+//! and the barrier check over its arrivals and passes ([`Ledger::early_pass`]).
 //! Must never read the system clock: every instant is the simulation's.
 
 use std::cell::RefCell;
@@ -38,6 +40,12 @@ struct Books {
     trace: Vec<String>,
     acquired: u64,
     elected: u64,
+    /// The barrier round each app is in (kept across its crashes).
+    rounds: BTreeMap<String, u64>,
+    /// Per round, each app's first arrival.
+    arrivals: BTreeMap<u64, BTreeMap<String, Duration>>,
+    /// Every pass through a round's barrier: (instant, app, round).
+    passes: Vec<(Duration, String, u64)>,
 }
 
 /// Shared by the application hosts (which record) and the driver (which checks).
@@ -84,6 +92,63 @@ impl Ledger {
         books.expired.entry(app.to_owned()).or_default().push(at);
     }
 
+    /// The barrier round `app` is in (0 at first).
+    pub fn round(&self, app: &str) -> u64 {
+        self.0.borrow().rounds.get(app).copied().unwrap_or(0)
+    }
+
+    /// `app` moves on to barrier round `round`.
+    pub fn set_round(&self, app: &str, round: u64) {
+        self.0.borrow_mut().rounds.insert(app.to_owned(), round);
+    }
+
+    /// `app` arrives at (enters) the barrier of `round` now; its first arrival counts.
+    pub fn arrive(&self, app: &str, round: u64) {
+        let at = pyxis_turmoil::since_start(pyxis_turmoil::now());
+        self.arrive_at(at, app, round);
+    }
+
+    fn arrive_at(&self, at: Duration, app: &str, round: u64) {
+        let mut books = self.0.borrow_mut();
+        books
+            .arrivals
+            .entry(round)
+            .or_default()
+            .entry(app.to_owned())
+            .or_insert(at);
+    }
+
+    /// `app` passed the barrier of `round` now (its `enter` returned).
+    pub fn pass(&self, app: &str, round: u64) {
+        let at = pyxis_turmoil::since_start(pyxis_turmoil::now());
+        self.pass_at(at, app, round);
+    }
+
+    fn pass_at(&self, at: Duration, app: &str, round: u64) {
+        let mut books = self.0.borrow_mut();
+        books.passes.push((at, app.to_owned(), round));
+        books
+            .trace
+            .push(format!("{at:?} {app} passes barrier round {round}"));
+    }
+
+    /// A pass through a round's barrier before one of `apps` had arrived at that round,
+    /// if any.
+    pub fn early_pass(&self, apps: &[&str]) -> Option<String> {
+        let books = self.0.borrow();
+        let none = BTreeMap::new();
+        books.passes.iter().find_map(|(at, app, round)| {
+            let arrived = books.arrivals.get(round).unwrap_or(&none);
+            let missing: Vec<&str> = apps
+                .iter()
+                .copied()
+                .filter(|other| arrived.get(*other).is_none_or(|first| first > at))
+                .collect();
+            (!missing.is_empty())
+                .then(|| format!("{app} passed round {round} at {at:?} before {missing:?} arrived"))
+        })
+    }
+
     /// Whether `app` believes it has `role` now (by the books).
     pub fn holds(&self, app: &str, role: Role) -> bool {
         self.0.borrow().holds(app, role)
@@ -105,10 +170,10 @@ impl Ledger {
         self.0.borrow().trace.clone()
     }
 
-    /// How many times a lock was acquired and a leader elected.
-    pub fn counts(&self) -> (u64, u64) {
+    /// How many times a lock was acquired, a leader elected, and a barrier passed.
+    pub fn counts(&self) -> (u64, u64, u64) {
         let books = self.0.borrow();
-        (books.acquired, books.elected)
+        (books.acquired, books.elected, books.passes.len() as u64)
     }
 
     /// Every app's intervals of believing it has `role`, by start.
@@ -211,5 +276,22 @@ mod tests {
         // b began before the expiry: no excuse.
         assert!(ledger.overlap(Role::Lock, 10 * S).is_some());
         assert_eq!(ledger.overlap(Role::Leader, Duration::ZERO), None);
+    }
+
+    #[test]
+    fn a_pass_before_every_app_arrived_at_its_round_is_found() {
+        let ledger = Ledger::default();
+        let apps = ["a", "b"];
+        ledger.arrive_at(S, "a", 0);
+        ledger.arrive_at(2 * S, "b", 0);
+        ledger.arrive_at(3 * S, "b", 0);
+        ledger.pass_at(2 * S, "a", 0);
+        assert_eq!(ledger.early_pass(&apps), None, "b's arrival at 2 s counts");
+        ledger.arrive_at(4 * S, "a", 1);
+        ledger.pass_at(4 * S, "a", 1);
+        ledger.arrive_at(5 * S, "b", 1);
+        assert!(ledger
+            .early_pass(&apps)
+            .is_some_and(|why| why.contains("round 1") && why.contains("\"b\"")));
     }
 }

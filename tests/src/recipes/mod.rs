@@ -6,7 +6,8 @@
 //! Each application ([`app`]) registers itself under [`SERVICE`] and discovers the
 //! others, mirrors [`TREE`] with a `TreeCache`, follows [`CONFIG`] with a
 //! `Configuration`, contends for leadership at [`ELECTION`], takes the lock at [`LOCK`]
-//! again and again (holding it 0.5-12 s, until told it is lost), and changes the data
+//! again and again (holding it 0.5-12 s, until told it is lost), passes the rounds of a
+//! double barrier with the two others (round `k` at [`BARRIER`]`/k`), and changes the data
 //! under [`TREE`] and [`CONFIG`] every 0.2-1 s until the faults stop. The faults: three
 //! one after the other, each lasting 1-7 s, the first cutting the lock holder (or the
 //! leader) off from the cluster, the others drawn from: cutting off the holder or the
@@ -20,6 +21,8 @@
 //!   lock (`LockGuard::lost`) or lets it go;
 //! - **election**: no two candidates believe they lead at the same instant, from
 //!   `Elected` until `Lost`;
+//! - **barrier**: no application passes a round's barrier (its `enter` returns) before
+//!   every application has arrived at that round (called `enter` for it);
 //! - **registry**, **discovery**, **cache**, **config**: [`SETTLE`] after the faults
 //!   (and the data changes) stop, every application is registered again, and every
 //!   application's view equals the server's state: its discovered
@@ -39,8 +42,9 @@
 //!
 //! Each oracle is shown to catch a broken workload ([`Broken`]): a lock holder that
 //! ignores being told of the loss, a candidate that steps down only when its session is
-//! reported lost or expired (ignoring the lapsed lease of a suspended session), and
-//! views that patch themselves from real watch events and ignore inferred ones.
+//! reported lost or expired (ignoring the lapsed lease of a suspended session), views
+//! that patch themselves from real watch events and ignore inferred ones, and a barrier
+//! that fills at one participant.
 //!
 //! ## Open failures
 //!
@@ -78,6 +82,8 @@ pub const CONFIG: &str = "/config";
 pub const ELECTION: &str = "/election/leader";
 /// The lock's node.
 pub const LOCK: &str = "/locks/job";
+/// The double barrier's directory: round `k` is the barrier at `{BARRIER}/k`.
+pub const BARRIER: &str = "/barriers";
 /// The applications (turmoil hosts).
 pub const APPS: [&str; 3] = ["app-0", "app-1", "app-2"];
 /// How long after the faults stop every view must equal the server's state. The
@@ -104,14 +110,17 @@ pub enum Broken {
     ElectionIgnoresSuspension,
     /// Views that ignore inferred events (naive mirrors instead of the recipes').
     ViewsIgnoreInferred,
+    /// A double barrier that fills at one participant.
+    BarrierPassesAlone,
 }
 
 impl Broken {
     /// Every broken variant, with the oracle that must catch it.
-    pub const VARIANTS: [(Broken, Oracle); 3] = [
+    pub const VARIANTS: [(Broken, Oracle); 4] = [
         (Broken::LockIgnoresLoss, Oracle::Lock),
         (Broken::ElectionIgnoresSuspension, Oracle::Election),
         (Broken::ViewsIgnoreInferred, Oracle::Views),
+        (Broken::BarrierPassesAlone, Oracle::Barrier),
     ];
 }
 
@@ -123,8 +132,9 @@ impl FromStr for Broken {
             "lock-ignores-loss" => Ok(Broken::LockIgnoresLoss),
             "election-ignores-suspension" => Ok(Broken::ElectionIgnoresSuspension),
             "views-ignore-inferred" => Ok(Broken::ViewsIgnoreInferred),
+            "barrier-passes-alone" => Ok(Broken::BarrierPassesAlone),
             other => Err(format!(
-                "unknown variant {other:?} (lock-ignores-loss, election-ignores-suspension, views-ignore-inferred)"
+                "unknown variant {other:?} (lock-ignores-loss, election-ignores-suspension, views-ignore-inferred, barrier-passes-alone)"
             )),
         }
     }
@@ -137,6 +147,7 @@ impl fmt::Display for Broken {
             Broken::LockIgnoresLoss => "lock-ignores-loss",
             Broken::ElectionIgnoresSuspension => "election-ignores-suspension",
             Broken::ViewsIgnoreInferred => "views-ignore-inferred",
+            Broken::BarrierPassesAlone => "barrier-passes-alone",
         })
     }
 }
@@ -150,6 +161,8 @@ pub enum Oracle {
     Election,
     /// Discovery, cache and configuration views converge.
     Views,
+    /// Nobody passes a barrier round before everyone arrived at it.
+    Barrier,
     /// The simulation itself failed (a host returned an error).
     Simulation,
 }
@@ -167,6 +180,8 @@ pub struct Report {
     pub acquired: u64,
     /// Leaders elected over the run.
     pub elected: u64,
+    /// Passes through a barrier round over the run.
+    pub passes: u64,
 }
 
 /// A fault that lasts.
@@ -194,13 +209,14 @@ enum Instant {
 pub fn run(seed: u64, broken: Broken) -> Report {
     let ledger = Ledger::default();
     let failure = scenario(seed, broken, &ledger).err();
-    let (acquired, elected) = ledger.counts();
+    let (acquired, elected, passes) = ledger.counts();
     Report {
         seed,
         failure,
         trace: ledger.trace(),
         acquired,
         elected,
+        passes,
     }
 }
 
@@ -421,6 +437,9 @@ fn scenario(seed: u64, broken: Broken, ledger: &Ledger) -> Result<(), (Oracle, S
     }
     if let Some(overlap) = ledger.overlap(Role::Leader, EXPIRY_EXCUSE) {
         return Err((Oracle::Election, format!("two leaders: {overlap}")));
+    }
+    if let Some(early) = ledger.early_pass(&APPS) {
+        return Err((Oracle::Barrier, early));
     }
     check_views(&cluster, &slots)
 }
