@@ -61,16 +61,17 @@
 //! particular moment; a server's own hold repeats: so a second early answer in a row held
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
 //! plus slack) is the server's hold, not a release, if it can be one: a hold of at least
-//! [`MIN_PING_INTERVAL`], or a ping not held at all (answered within that interval, no
-//! request sent meanwhile); and only if no spell without a request longer than that hold
-//! (give or take the tolerance) passed without an empty answer, while this ping was held
-//! or one answered since the early answer before. "In a row" counts empty answers only:
-//! an answer carrying an event was ended by the event, which tells nothing of the
-//! server's hold or of a release; but it shows how long the server held that ping
-//! without its hold ending (the events of a busy session come between the idle spells
-//! long enough for the server's hold to end). On a busy session a release comes a moment
-//! after some request, every time: two in a row look alike, but they are neither, and
-//! an idle spell in between that passed without an empty answer tells them apart. It
+//! [`MIN_PING_INTERVAL`] with no longer spell without a request (give or take the
+//! tolerance) while the ping was held, or a ping not held at all (answered within that
+//! interval, no request sent meanwhile). "In a row" counts empty answers only: an answer
+//! carrying an event was ended by the event, which tells nothing of a release; but it
+//! shows the server held that ping, through every spell without a request until the
+//! event. Across such answers, only two holds of at least the pacing interval are
+//! compared, and only if no ping answered by an event was held through a longer spell
+//! than either (the server's own hold would have answered it empty first); a server
+//! that answers at once never holds a ping until an event. On a busy session a release
+//! comes a moment after some request, every time: two in a row look alike, but they are
+//! neither, and the spells the pings in between were held through tell them apart. It
 //! re-registers nothing, and from then
 //! on an answer counts as early only if it comes back [`HOLD_TOLERANCE`] sooner than
 //! that learned hold. An answer held well past the learned hold
@@ -236,13 +237,14 @@ pub(crate) struct Pinger {
     last_rx: Option<Instant>,
     /// When requests were last handed out to be written (each refreshes the session).
     last_tx: Option<Instant>,
-    /// How long the last empty answer was held (from the last refresh), if it was early.
-    last_early: Option<Duration>,
-    /// The longest spell without a refresh that a ping answered since the last empty
-    /// answer was held through without an empty answer (an event or an error came
-    /// instead, or came after it): a server whose own hold is shorter than that (give or
-    /// take [`HOLD_TOLERANCE`]) would have answered empty then.
-    held_quiet: Duration,
+    /// How long the last empty answer was held (from the last refresh), if it was early,
+    /// and whether its ping was not held at all (see `answered`).
+    last_early: Option<(Duration, bool)>,
+    /// Whether pings were answered by an event (or an error) since the last empty
+    /// answer, and the longest spell without a refresh that one of them was held through
+    /// without an empty answer: a server whose own hold is shorter would have answered
+    /// empty then.
+    held_quiet: Option<Duration>,
     /// The server's own hold, shorter than asked, once two early answers in a row agreed.
     short_hold: Option<Duration>,
     /// The input being handled came far past the deadline the core asked for: every
@@ -265,7 +267,7 @@ impl Pinger {
             last_rx: None,
             last_tx: None,
             last_early: None,
-            held_quiet: Duration::ZERO,
+            held_quiet: None,
             short_hold: None,
             late_wake: false,
             woke_late_at: None,
@@ -379,7 +381,7 @@ impl Pinger {
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
         self.last_early = None;
-        self.held_quiet = Duration::ZERO;
+        self.held_quiet = None;
         [
             self.current.take().map(|p| p.xid),
             self.replaced.take().map(|(xid, _)| xid),
@@ -440,9 +442,12 @@ impl Pinger {
             // release: the comparison of empty answers in a row goes on across it, and
             // it shows how long the server held a ping without its hold ending (not
             // across a pause, which stretches every spell).
-            if self.learns_from(answered.sent) && !self.late_wake {
-                self.held_quiet = self.held_quiet.max(answered.quiet).max(since_refresh);
-            }
+            let spell = if self.learns_from(answered.sent) && !self.late_wake {
+                answered.quiet.max(since_refresh)
+            } else {
+                Duration::ZERO
+            };
+            self.held_quiet = Some(self.held_quiet.unwrap_or_default().max(spell));
             verdict.rearm_all = overdue && !self.late_wake;
         } else {
             if self
@@ -456,29 +461,39 @@ impl Pinger {
             // The server's own hold could have ended this ping only if the ping was not
             // held at all (a server answering at once: back within the pacing interval,
             // no request sent meanwhile), or if that hold is one a server keeps (not
-            // under the pacing interval); and only if no longer spell without a refresh
-            // passed without an empty answer, while this ping or one answered since the
-            // last empty answer (by an event) was held. A release right after a request
-            // on a busy session is neither.
+            // under the pacing interval) and no longer spell without a refresh passed
+            // without an answer while this ping was held. A release right after a
+            // request on a busy session is neither.
             let held = now.saturating_duration_since(answered.sent);
             let unheld = held < MIN_PING_INTERVAL && refreshed == answered.sent;
-            let quiet = answered.quiet.max(std::mem::take(&mut self.held_quiet));
-            let own_hold = (unheld || since_refresh >= MIN_PING_INTERVAL)
-                && quiet <= since_refresh + HOLD_TOLERANCE;
+            let own_hold = unheld
+                || (since_refresh >= MIN_PING_INTERVAL
+                    && answered.quiet <= since_refresh + HOLD_TOLERANCE);
             // A second early answer held about as long as the one before is the server's
-            // own hold, if it can be; anything else early is a release.
+            // own hold, if it can be; anything else early is a release. Pings answered by
+            // events in between leave the comparison to two holds the server keeps
+            // (each at least the pacing interval, and neither shorter than a spell
+            // without a refresh that a ping in between was held through): the events
+            // show the server held those pings, which one answering at once never does.
+            let between = self.held_quiet.take();
             let repeated = early
                 && own_hold
-                && self
-                    .last_early
-                    .is_some_and(|prev| prev.abs_diff(since_refresh) <= HOLD_TOLERANCE);
+                && self.last_early.is_some_and(|(prev, prev_unheld)| {
+                    prev.abs_diff(since_refresh) <= HOLD_TOLERANCE
+                        && between.is_none_or(|spell| {
+                            !unheld
+                                && !prev_unheld
+                                && prev >= MIN_PING_INTERVAL
+                                && spell <= prev.max(since_refresh)
+                        })
+                });
             if repeated {
                 // A server answering at once holds nothing to learn: it stays early.
-                let prev = self.last_early.unwrap_or(since_refresh);
+                let prev = self.last_early.map_or(since_refresh, |(prev, _)| prev);
                 self.short_hold = Some(prev.min(since_refresh)).filter(|h| *h >= MIN_PING_INTERVAL);
             }
             let released = early && !repeated;
-            self.last_early = early.then_some(since_refresh);
+            self.last_early = early.then_some((since_refresh, unheld));
             verdict.rearm_all = (released || overdue) && !self.late_wake;
             verdict.released = released;
             // Find out at once whether this node still leads.
@@ -801,6 +816,44 @@ mod tests {
         p.sent(3, t0 + ms(4500));
         let v = p.answered(3, PingAnswer::Empty, t0 + ms(6000));
         assert!(v.rearm_all && v.released);
+    }
+
+    #[test]
+    fn releases_on_a_busy_session_with_events_between_are_not_taken_for_a_hold() {
+        // Sim seed 11725086160996: a ping released at once, a ping held 0.8 s (requests
+        // meanwhile) until an event, then a ping released at once by a leader change
+        // back to this node. The event showed the server holds pings: the second
+        // release is one too, not a server answering at once.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(40));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(40));
+        p.note_tx(t0 + ms(390));
+        let v = p.answered(2, PingAnswer::Event, t0 + ms(840));
+        assert!(!v.rearm_all);
+        p.sent(3, t0 + ms(840));
+        let v = p.answered(3, PingAnswer::Empty, t0 + ms(890));
+        assert!(
+            v.rearm_all && v.released,
+            "a release, not a server answering at once"
+        );
+        // Sim seed 11725086156385: releases 0.62 s and 0.53 s after a request, with a
+        // ping held through a 1 s spell without a request until an event in between:
+        // the server's own hold would have answered that ping empty.
+        let (mut p, t0) = pinging();
+        p.note_tx(t0 + ms(300));
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(920));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(920));
+        let v = p.answered(2, PingAnswer::Event, t0 + ms(1920));
+        assert!(!v.rearm_all);
+        p.sent(3, t0 + ms(1920));
+        p.note_tx(t0 + ms(2000));
+        let v = p.answered(3, PingAnswer::Empty, t0 + ms(2530));
+        assert!(
+            v.rearm_all && v.released,
+            "a release, not the server's hold"
+        );
     }
 
     #[test]
