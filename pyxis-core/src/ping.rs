@@ -93,6 +93,13 @@
 //! then its hold is known), or, if it carries an event, paused with it unread while no
 //! ping was held, through a leader change nothing else would tell of.
 //!
+//! A release (or an answer read long after any hold) read before any answer to a
+//! re-registration of every watch already sent on the connection re-registers nothing
+//! more: the server wrote it before it handled those requests (a connection's answers
+//! come in the order the server writes them, and it answers a stat at once), so they
+//! were registered after whatever it tells of. A timer and a ping answer that both
+//! waited through a pause thus cost one re-registration, not two.
+//!
 //! A leader change that lands while no ping is held by the server (one in flight, or
 //! paced) releases nothing and cannot be seen by the client: the protocol carries no
 //! leader term.
@@ -245,6 +252,8 @@ pub(crate) struct Pinger {
     /// without an empty answer: a server whose own hold is shorter would have answered
     /// empty then.
     held_quiet: Option<Duration>,
+    /// Every watch was re-registered on this connection and no answer was read since.
+    rearm_unanswered: bool,
     /// The server's own hold, shorter than asked, once two early answers in a row agreed.
     short_hold: Option<Duration>,
     /// The input being handled came far past the deadline the core asked for: every
@@ -268,6 +277,7 @@ impl Pinger {
             last_tx: None,
             last_early: None,
             held_quiet: None,
+            rearm_unanswered: false,
             short_hold: None,
             late_wake: false,
             woke_late_at: None,
@@ -374,6 +384,12 @@ impl Pinger {
     #[inline]
     pub(crate) fn note_rx(&mut self, now: Instant) {
         self.last_rx = Some(now);
+        self.rearm_unanswered = false;
+    }
+
+    /// Every watch was re-registered (the requests are handed out to be written).
+    pub(crate) fn rearmed(&mut self) {
+        self.rearm_unanswered = true;
     }
 
     /// Stops the long poll; returns the xids still in flight (their answers are to be
@@ -382,6 +398,7 @@ impl Pinger {
         self.due = None;
         self.last_early = None;
         self.held_quiet = None;
+        self.rearm_unanswered = false;
         [
             self.current.take().map(|p| p.xid),
             self.replaced.take().map(|(xid, _)| xid),
@@ -499,6 +516,11 @@ impl Pinger {
             // Find out at once whether this node still leads.
             at_once |= released;
         }
+        // Read before any answer to a re-registration of every watch sent on this
+        // connection: the server wrote this answer before it handled those requests (a
+        // connection's answers come in the order the server writes them, and it answers
+        // a stat at once), so they were registered after whatever this answer tells of.
+        verdict.rearm_all &= !self.rearm_unanswered;
         let due = answered.sent + MIN_PING_INTERVAL;
         verdict.action = if at_once || due <= now {
             Action::PingNow
@@ -666,6 +688,7 @@ impl Client {
         if !self.requests.unregister_in_flight() {
             self.diagnostics.push(why);
             self.rearm_every_watch();
+            self.session.ping.rearmed();
         }
     }
 
@@ -854,6 +877,20 @@ mod tests {
             v.rearm_all && v.released,
             "a release, not the server's hold"
         );
+    }
+
+    #[test]
+    fn a_release_read_before_any_answer_to_a_rearm_rearms_nothing_more() {
+        let (mut p, t0) = pinging();
+        p.rearmed();
+        let v = p.answered(1, PingAnswer::Empty, t0 + s(1));
+        assert!(!v.rearm_all, "the re-registration sent before covers it");
+        assert_eq!(v.action, Action::PingNow);
+        // An answer read since: a later release is one the re-registration did not see.
+        p.sent(2, t0 + s(1));
+        p.note_rx(t0 + ms(1010));
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(3500));
+        assert!(v.rearm_all && v.released);
     }
 
     #[test]

@@ -169,6 +169,36 @@ fn a_late_wake_up_with_a_timeout_rearms_every_watch() {
 }
 
 #[test]
+fn a_late_wake_up_with_a_timeout_then_the_ping_answer_rearms_every_watch_once() {
+    // Sim seed 11725086164929: the timer and the ping's answer both waited through a
+    // pause; the timer is handled first (a late wake-up: every watch re-registered),
+    // then the answer, read before any answer to that re-registration. The server wrote
+    // it before handling the re-registration, which therefore covers whatever it tells.
+    // The watch's registration was answered a second after the ping was sent, so the
+    // timer finds the ping's bound renewed by that answer: no probe replaces the ping.
+    let (mut p, conn, ping) = up();
+    p.advance(ms(1_000));
+    p.client.watch(persistent("/a"), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    p.take_events();
+    p.now += ms(6_600);
+    p.client.handle_timeout(p.now);
+    p.drain();
+    assert_eq!(p.pings_outstanding(), 0, "not probed: {:?}", p.sent);
+    p.answer(conn, ok(ping.req.xid));
+    expect_rearm_and_inferred_modify(&mut p, conn);
+    // Once an answer to it was read, a release is one the re-registration did not see.
+    p.sent.retain(|s| s.req.watch.is_none());
+    let held = p.take_ping();
+    p.advance(ms(1_500));
+    p.answer(conn, ok(held.req.xid));
+    let arms = p.sent.iter().filter(|s| s.req.watch.is_some()).count();
+    assert_eq!(arms, 1, "a release after the re-registration: {:?}", p.sent);
+}
+
+#[test]
 fn a_wake_up_half_a_second_late_rearms_every_watch() {
     let (mut p, conn, _ping) = watching_a(1, &[]);
     let asked = p.client.poll_timeout().expect("a deadline");

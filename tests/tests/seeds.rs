@@ -105,9 +105,16 @@ fn refused_rearm_regression_seeds_hold_every_oracle() {
 /// early empty answers made the second one count as a release (317381008784); and,
 /// with early answers compared across events, releases a moment after a request were
 /// taken for a server answering at once or for its hold, and a leader change back to
-/// the same node went unseen (11725086156385, 11725086160996: the watch oracle).
-const PING_RELEASE_REGRESSION_SEEDS: [u64; 3] =
-    [317_381_008_784, 11_725_086_156_385, 11_725_086_160_996];
+/// the same node went unseen (11725086156385, 11725086160996: the watch oracle); and a
+/// seed on which a timer and a ping answer that both waited through a pause each
+/// re-registered every watch, the answer read before any answer to the first
+/// re-registration (11725086164929).
+const PING_RELEASE_REGRESSION_SEEDS: [u64; 4] = [
+    317_381_008_784,
+    11_725_086_156_385,
+    11_725_086_160_996,
+    11_725_086_164_929,
+];
 
 #[test]
 fn ping_release_regression_seeds_hold_every_oracle() {
