@@ -60,7 +60,7 @@
 //! answers every idle ping "early". A release by a leader change happens once, at no
 //! particular moment; a server's own hold repeats: so a second early answer in a row held
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
-//! plus slack) is the server's hold, not a release, if it can be one: a hold of at least
+//! plus slack) is the server's hold, not a release, if each of the two can be one: a hold of at least
 //! [`MIN_PING_INTERVAL`] with no longer spell without a request (give or take the
 //! tolerance) while the ping was held, or a ping not held at all (answered within that
 //! interval, no request sent meanwhile). "In a row" counts empty answers only: an answer
@@ -245,8 +245,9 @@ pub(crate) struct Pinger {
     /// When requests were last handed out to be written (each refreshes the session).
     last_tx: Option<Instant>,
     /// How long the last empty answer was held (from the last refresh), if it was early,
-    /// and whether its ping was not held at all (see `answered`).
-    last_early: Option<(Duration, bool)>,
+    /// whether its ping was not held at all, and whether the server's own hold could have
+    /// ended it (see `answered`): only such an answer can show that hold a second time.
+    last_early: Option<(Duration, bool, bool)>,
     /// Whether pings were answered by an event (or an error) since the last empty
     /// answer, and the longest spell without a refresh that one of them was held through
     /// without an empty answer: a server whose own hold is shorter would have answered
@@ -487,7 +488,7 @@ impl Pinger {
                 || (since_refresh >= MIN_PING_INTERVAL
                     && answered.quiet <= since_refresh + HOLD_TOLERANCE);
             // A second early answer held about as long as the one before is the server's
-            // own hold, if it can be; anything else early is a release. Pings answered by
+            // own hold, if both can be; anything else early is a release. Pings answered by
             // events in between leave the comparison to two holds the server keeps
             // (each at least the pacing interval, and neither shorter than a spell
             // without a refresh that a ping in between was held through): the events
@@ -495,22 +496,25 @@ impl Pinger {
             let between = self.held_quiet.take();
             let repeated = early
                 && own_hold
-                && self.last_early.is_some_and(|(prev, prev_unheld)| {
-                    prev.abs_diff(since_refresh) <= HOLD_TOLERANCE
-                        && between.is_none_or(|spell| {
-                            !unheld
-                                && !prev_unheld
-                                && prev >= MIN_PING_INTERVAL
-                                && spell <= prev.max(since_refresh)
-                        })
-                });
+                && self
+                    .last_early
+                    .is_some_and(|(prev, prev_unheld, prev_own_hold)| {
+                        prev_own_hold
+                            && prev.abs_diff(since_refresh) <= HOLD_TOLERANCE
+                            && between.is_none_or(|spell| {
+                                !unheld
+                                    && !prev_unheld
+                                    && prev >= MIN_PING_INTERVAL
+                                    && spell <= prev.max(since_refresh)
+                            })
+                    });
             if repeated {
                 // A server answering at once holds nothing to learn: it stays early.
-                let prev = self.last_early.map_or(since_refresh, |(prev, _)| prev);
+                let prev = self.last_early.map_or(since_refresh, |(prev, ..)| prev);
                 self.short_hold = Some(prev.min(since_refresh)).filter(|h| *h >= MIN_PING_INTERVAL);
             }
             let released = early && !repeated;
-            self.last_early = early.then_some((since_refresh, unheld));
+            self.last_early = early.then_some((since_refresh, unheld, own_hold));
             verdict.rearm_all = (released || overdue) && !self.late_wake;
             verdict.released = released;
             // Find out at once whether this node still leads.
@@ -877,6 +881,27 @@ mod tests {
             v.rearm_all && v.released,
             "a release, not the server's hold"
         );
+    }
+
+    #[test]
+    fn a_release_right_after_a_request_cannot_teach_a_hold_to_the_next_release() {
+        // Sim seed 40000006253: the leadership came back to the client's own node twice,
+        // 1.5 s apart, on a busy session. The first release came 0.23 s after the last
+        // request (its ping held 0.94 s), the second 0.85 s after the last request: about
+        // as long, but a hold under the pacing interval from a refresh, of a ping that was
+        // held, is no hold a server keeps, so the second is a release too.
+        let (mut p, t0) = pinging();
+        p.note_tx(t0 + ms(66));
+        p.note_tx(t0 + ms(534));
+        p.note_tx(t0 + ms(714));
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(943));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(955));
+        p.note_tx(t0 + ms(955));
+        p.note_tx(t0 + ms(1125));
+        p.note_tx(t0 + ms(1569));
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(2416));
+        assert!(v.rearm_all && v.released, "{v:?}");
     }
 
     #[test]

@@ -108,12 +108,16 @@ fn refused_rearm_regression_seeds_hold_every_oracle() {
 /// the same node went unseen (11725086156385, 11725086160996: the watch oracle); and a
 /// seed on which a timer and a ping answer that both waited through a pause each
 /// re-registered every watch, the answer read before any answer to the first
-/// re-registration (11725086164929).
-const PING_RELEASE_REGRESSION_SEEDS: [u64; 4] = [
+/// re-registration (11725086164929); and a seed on which two leader changes back to the
+/// client's node, 1.5 s apart, released two pings each a moment after a request, and the
+/// second release was taken for the server's own hold because the first had about as
+/// long a spell since its last request (40000006253: the watch oracle).
+const PING_RELEASE_REGRESSION_SEEDS: [u64; 5] = [
     317_381_008_784,
     11_725_086_156_385,
     11_725_086_160_996,
     11_725_086_164_929,
+    40_000_006_253,
 ];
 
 #[test]
