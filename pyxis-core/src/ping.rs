@@ -60,7 +60,9 @@
 //! answers every idle ping "early". A release by a leader change happens once, at no
 //! particular moment; a server's own hold repeats: so a second early answer in a row held
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
-//! plus slack) is the server's hold, not a release, if each of the two can be one: a hold of at least
+//! plus slack) is the server's hold, not a release, if each of the two can be one (and
+//! the second was not held after the first was answered at once: a server answering at
+//! once never holds): a hold of at least
 //! [`MIN_PING_INTERVAL`] with no longer spell without a request (give or take the
 //! tolerance) while the ping was held, or a ping not held at all (answered within that
 //! interval, no request sent meanwhile). "In a row" counts empty answers only: an answer
@@ -500,6 +502,7 @@ impl Pinger {
                     .last_early
                     .is_some_and(|(prev, prev_unheld, prev_own_hold)| {
                         prev_own_hold
+                            && (unheld || !prev_unheld)
                             && prev.abs_diff(since_refresh) <= HOLD_TOLERANCE
                             && between.is_none_or(|spell| {
                                 !unheld
@@ -901,6 +904,22 @@ mod tests {
         p.note_tx(t0 + ms(1125));
         p.note_tx(t0 + ms(1569));
         let v = p.answered(2, PingAnswer::Empty, t0 + ms(2416));
+        assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
+    fn a_ping_answered_at_once_and_a_held_one_teach_no_hold() {
+        // Sim seed 40000013326: a leader change released a ping 0.19 s after it was sent
+        // with no request since (as a server answering at once would), and the next one,
+        // held 0.67 s, 0.52 s after the last request. A server answering at once never
+        // holds a ping, so the second is a release too.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(190));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(198));
+        p.note_tx(t0 + ms(198));
+        p.note_tx(t0 + ms(348));
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(867));
         assert!(v.rearm_all && v.released, "{v:?}");
     }
 

@@ -111,13 +111,16 @@ fn refused_rearm_regression_seeds_hold_every_oracle() {
 /// re-registration (11725086164929); and a seed on which two leader changes back to the
 /// client's node, 1.5 s apart, released two pings each a moment after a request, and the
 /// second release was taken for the server's own hold because the first had about as
-/// long a spell since its last request (40000006253: the watch oracle).
-const PING_RELEASE_REGRESSION_SEEDS: [u64; 5] = [
+/// long a spell since its last request (40000006253: the watch oracle); and one on
+/// which a ping held after one answered at once was taken for the same server's hold
+/// (40000013326: the watch oracle).
+const PING_RELEASE_REGRESSION_SEEDS: [u64; 6] = [
     317_381_008_784,
     11_725_086_156_385,
     11_725_086_160_996,
     11_725_086_164_929,
     40_000_006_253,
+    40_000_013_326,
 ];
 
 #[test]
