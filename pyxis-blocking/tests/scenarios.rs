@@ -666,3 +666,35 @@ fn close_on_expiry_makes_expiry_terminal() {
     assert_eq!(events.recv_timeout(PATIENCE), Ok(None));
     assert_eq!(a.exists("/"), Err(Error::Closed));
 }
+
+/// Answers to 100 reads from 100 threads reach the client together, in one write (many
+/// more than the driver handles per turn): every caller gets its node, on the same
+/// connection, with none left waiting in the client's buffer.
+#[test]
+fn answers_arriving_together_reach_every_caller() {
+    let server = pyxis_testkit::TestServer::start();
+    let proxy = pyxis_client_common::scenarios::HoldingProxy::start(server.addr());
+    let a = Client::connect([proxy.addr()], options(22)).unwrap();
+    a.wait_connected(PATIENCE).unwrap();
+    a.create("/held", "data", CreateMode::Persistent).unwrap();
+    let attempts = a.stats().connect_attempts;
+    proxy.hold();
+    let readers: Vec<_> = (0..100)
+        .map(|_| {
+            let a = a.clone();
+            thread::spawn(move || a.read("/held"))
+        })
+        .collect();
+    // Every answer is at the proxy: each is more than 16 bytes.
+    eventually("100 answers held", || proxy.held() >= 100 * 16);
+    thread::sleep(Duration::from_millis(50));
+    proxy.release();
+    for reader in readers {
+        assert_eq!(reader.join().unwrap().unwrap().data, "data".as_bytes());
+    }
+    assert_eq!(
+        a.stats().connect_attempts,
+        attempts,
+        "on the same connection"
+    );
+}

@@ -209,6 +209,8 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
     // later), instead of being created again on every turn.
     let mut timer = None;
     let mut turn: u64 = 0;
+    // Callers answered whose next request has not come yet (see the yield below).
+    let mut unsent = 0;
     loop {
         while let Some(step) = driver.next_step(R::now()) {
             perform(step, &mut link, &mut driver).await;
@@ -218,6 +220,33 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
             // callers see as `Closed`; later sends fail at once.
             commands.close();
             return;
+        }
+        // The callers just answered run before the loop reads on or waits: their next
+        // requests then leave together, at once, and the server works on them while
+        // the loop handles the answers still buffered (the core hands over at most
+        // `FRAMES_PER_TURN` per input). Otherwise the server would idle while the
+        // client handles a whole read of answers, and the client while the server
+        // answers a whole write of requests.
+        let woken = driver.take_answered();
+        if woken > 0 && handles_open {
+            future::yield_now().await;
+            let taken = future::poll_once(poll_fn(|cx| {
+                commands.poll_take(cx, &mut batch, COMMAND_BATCH)
+            }))
+            .await;
+            if let Some(taken) = taken {
+                let sent = batch.len();
+                handles_open = apply(taken, &mut batch, &mut driver, R::now());
+                unsent = woken.saturating_sub(sent);
+                continue;
+            }
+            unsent = woken;
+        }
+        if let Some(conn) = driver.buffered_input() {
+            let now = R::now();
+            driver.handle_data(conn, &[], now);
+            driver.handle_due(now);
+            continue;
         }
         match (driver.deadline(), &timer) {
             (None, _) => timer = None,
@@ -264,12 +293,12 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                 // Everything queued was taken at once, so that requests submitted
                 // together leave in one write (bounded, so that a flood cannot starve
                 // the socket).
-                let (woken, sent) = (driver.take_answered(), batch.len());
+                let (woken, sent) = (std::mem::take(&mut unsent), batch.len());
                 handles_open = apply(taken, &mut batch, &mut driver, now);
                 if handles_open && sent < woken {
-                    // Fewer requests than the callers answered since the last take: on a
-                    // multi-thread runtime the loop runs as soon as the first of them
-                    // submits (tokio runs a task woken by a worker next on that
+                    // Fewer requests than the callers answered and not heard from yet:
+                    // on a multi-thread runtime the loop runs as soon as the first of
+                    // them submits (tokio runs a task woken by a worker next on that
                     // worker), before the others had their turn. Let them run once, so
                     // their requests leave in the same write instead of one write each.
                     future::yield_now().await;

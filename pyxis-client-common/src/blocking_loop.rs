@@ -175,6 +175,15 @@ impl Loop {
             Input::Data(conn, data) => {
                 if let Some(read_on) = self.conns.get(&conn).and_then(|c| c.read_on.clone()) {
                     self.driver.handle_data(conn, &data, now);
+                    // The core hands over a bounded number of answers per input: their
+                    // callers are woken (their threads run meanwhile) and what is due
+                    // written before the rest is handled.
+                    while let Some(held) = self.driver.buffered_input() {
+                        while let Some(step) = self.driver.next_step(now) {
+                            self.perform(step);
+                        }
+                        self.driver.handle_data(held, &[], now);
+                    }
                     let _ = read_on.try_send(());
                 }
             }

@@ -147,6 +147,12 @@ impl Hasher for IdHasher {
     }
 }
 
+/// The most answer frames the core handles per input in the adapters' loops
+/// (`Config::frames_per_input`). Between two such turns the loops let the callers
+/// answered run and write their next requests, which then reach the server while the
+/// client handles the rest, instead of the two sides taking turns at idling.
+pub const FRAMES_PER_TURN: usize = 16;
+
 /// A map keyed by the core's ids.
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
@@ -211,7 +217,9 @@ impl Driver {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut driver = Driver::new(options.config(addrs), now)?;
+        let mut config = options.config(addrs);
+        config.frames_per_input = std::num::NonZeroUsize::new(FRAMES_PER_TURN);
+        let mut driver = Driver::new(config, now)?;
         driver.close_on_expiry = options.close_on_expiry;
         log::started(driver.core.config());
         Ok(driver)
@@ -271,6 +279,14 @@ impl Driver {
     /// Bytes arrived on `conn`.
     pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         self.core.handle_data(conn, data, now);
+    }
+
+    /// The connection whose received answers wait, not yet handled (the core handles
+    /// at most `Config::frames_per_input` per input): the adapter calls
+    /// [`handle_data`](Self::handle_data) for it with no new bytes to go on, and reads
+    /// no more from it meanwhile.
+    pub fn buffered_input(&self) -> Option<ConnId> {
+        self.core.buffered_input()
     }
 
     /// The connection `conn` failed to open, broke, or was closed by the peer; `cause`

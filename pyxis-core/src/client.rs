@@ -6,6 +6,7 @@
 //! random draw comes from the seeded generator.
 
 use std::collections::VecDeque;
+use std::num::NonZeroUsize;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -59,6 +60,9 @@ pub struct Client {
     pub(crate) requests: Requests,
     pub(crate) watches: Watches,
     pub(crate) decoder: FrameDecoder,
+    /// The last `handle_data` stopped at `Config::frames_per_input` with bytes left
+    /// (see [`Client::buffered_input`]).
+    input_held: bool,
     pub(crate) out: BytesMut,
     pub(crate) io: VecDeque<IoAction>,
     pub(crate) events: VecDeque<Event>,
@@ -90,6 +94,7 @@ impl Client {
                 Pinger::new(config.session_timeout, config.ping_grace),
             ),
             decoder: FrameDecoder::with_max_frame_len(config.max_frame_len),
+            input_held: false,
             config,
             rng,
             discovery,
@@ -264,13 +269,21 @@ impl Client {
         self.note_sent(now);
     }
 
-    /// Bytes arrived on `conn`. Bytes for a connection the core no longer uses are ignored.
+    /// Bytes arrived on `conn` (none: go on with the frames left buffered, see
+    /// [`buffered_input`](Self::buffered_input)). Bytes for a connection the core no
+    /// longer uses are ignored. At most `Config::frames_per_input` answer frames are
+    /// handled per call; the rest stay buffered.
     pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
         if self.phase.receiving_conn() != Some(conn) {
             return;
         }
         self.begin_input(now);
         self.decoder.extend(data);
+        let mut budget = self
+            .config
+            .frames_per_input
+            .map_or(usize::MAX, NonZeroUsize::get);
+        self.input_held = false;
         loop {
             match self.decoder.next_response() {
                 // Liveness counts answers to requests in flight, not bytes: a peer
@@ -290,10 +303,26 @@ impl Client {
             if self.decoder.buffered() == 0 || self.phase.receiving_conn() != Some(conn) {
                 break;
             }
+            budget -= 1;
+            if budget == 0 {
+                self.input_held = true;
+                break;
+            }
         }
         self.end_input();
         self.flush_requests();
         self.note_sent(now);
+    }
+
+    /// The connection whose received bytes wait in the client's buffer, not yet handled
+    /// because the last [`handle_data`](Self::handle_data) reached
+    /// `Config::frames_per_input`: call `handle_data` for it again (with no new bytes)
+    /// to go on. `None` without that bound, or once everything received was handled (a
+    /// partial frame waits for more bytes as before), or after the connection was
+    /// dropped.
+    pub fn buffered_input(&self) -> Option<ConnId> {
+        let conn = self.phase.receiving_conn()?;
+        (self.input_held && self.decoder.buffered() > 0).then_some(conn)
     }
 
     /// The connection `conn` failed to open or was closed by the peer (as

@@ -4,6 +4,7 @@
 //! Owns: [`Config`], [`Backoff`], [`ConfigError`] and the defaults. Must never hold
 //! protocol state or read a clock: it is plain data plus validation.
 
+use std::num::NonZeroUsize;
 use std::time::Duration;
 
 /// Exponential backoff between connection attempts, with full jitter drawn from the
@@ -78,6 +79,15 @@ pub struct Config {
     pub ping_grace: Duration,
     /// Cap on the length of frames accepted from servers (default 64 MiB, the server's).
     pub max_frame_len: u32,
+    /// The most answer frames one [`Client::handle_data`](crate::Client::handle_data)
+    /// call handles (default `None`: every complete frame received). With a bound, the
+    /// rest wait in the client's buffer until `handle_data` is called again (with more
+    /// bytes or none; [`Client::buffered_input`](crate::Client::buffered_input) names
+    /// their connection meanwhile), so that an adapter can let the callers answered so
+    /// far run and send their next requests, which then reach the server while the rest
+    /// is handled. An adapter that sets it must call again while `buffered_input` is
+    /// `Some`, and should not read more from that connection until then.
+    pub frames_per_input: Option<NonZeroUsize>,
     /// Seed for address choice and jitter: same inputs + same seed ⇒ same outputs
     /// (default 0; give each client its own seed to spread load).
     pub seed: u64,
@@ -113,6 +123,7 @@ impl Config {
             backoff: Backoff::default(),
             ping_grace: Duration::from_secs(2),
             max_frame_len: pyxis_proto::DEFAULT_MAX_FRAME_LEN,
+            frames_per_input: None,
             seed: 0,
             hide_hidden_children: true,
             close_timeout: Duration::from_secs(2),

@@ -923,3 +923,31 @@ pub async fn close_on_expiry_makes_expiry_terminal(h: Harness) {
     assert_eq!(a.exists("/").await, Err(Error::Closed));
     assert_eq!(a.state(), crate::ClientState::Closed);
 }
+
+/// Answers to 100 reads reach the client together, in one write (many more than the
+/// client handles per turn): every caller gets its node, on the same connection, with
+/// none left waiting in the client's buffer.
+pub async fn answers_arriving_together_reach_every_caller(h: Harness) {
+    let server = pyxis_testkit::TestServer::start();
+    let proxy = super::HoldingProxy::start(server.addr());
+    let a = h.client(vec![proxy.addr()], options(22)).await;
+    a.create("/held", "data", CreateMode::Persistent)
+        .await
+        .unwrap();
+    let attempts = a.stats().connect_attempts;
+    proxy.hold();
+    let reads: Vec<_> = (0..100).map(|_| a.read("/held")).collect();
+    // Every answer is at the proxy: each is more than 16 bytes.
+    eventually("100 answers held", || proxy.held() >= 100 * 16).await;
+    pause(Duration::from_millis(50)).await;
+    proxy.release();
+    for read in reads {
+        let node = within(PATIENCE, "held read", read).await.unwrap();
+        assert_eq!(node.data, "data".as_bytes());
+    }
+    assert_eq!(
+        a.stats().connect_attempts,
+        attempts,
+        "on the same connection"
+    );
+}

@@ -101,7 +101,8 @@ macro_rules! async_scenarios {
             calls_are_sent_in_call_order,
             lock_release_between_the_waiters_two_steps,
             a_peer_that_stops_reading_never_stops_the_timers,
-            close_on_expiry_makes_expiry_terminal);
+            close_on_expiry_makes_expiry_terminal,
+            answers_arriving_together_reach_every_caller);
     };
     (@each $block_on:path, $harness:expr; $($name:ident),* $(,)?) => {
         $(
@@ -189,5 +190,92 @@ impl StallingProxy {
     /// How many connections it accepted.
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that forwards what clients send at
+/// once and, while [`holding`](Self::hold), keeps what the server sends, to hand it to
+/// the client in one write when [`released`](Self::release): many answers arriving
+/// together, more than the client handles per turn.
+pub struct HoldingProxy {
+    addr: String,
+    holding: Arc<AtomicBool>,
+    held: Arc<AtomicUsize>,
+}
+
+impl HoldingProxy {
+    /// Starts the proxy (its threads live as long as the test process).
+    pub fn start(upstream: String) -> HoldingProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr").to_string();
+        let holding = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(AtomicUsize::new(0));
+        let (flag, count) = (holding.clone(), held.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone())
+                else {
+                    continue;
+                };
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_r, &mut server_w);
+                });
+                let (mut server_r, mut client_w) = (server, client);
+                let (flag, count) = (flag.clone(), count.clone());
+                std::thread::spawn(move || {
+                    // Woken every 10 ms to hand over what it holds once released.
+                    let _ = server_r.set_read_timeout(Some(Duration::from_millis(10)));
+                    let mut buf = [0u8; 16 * 1024];
+                    let mut kept = Vec::new();
+                    loop {
+                        match server_r.read(&mut buf) {
+                            Ok(0) => return,
+                            Ok(n) => kept.extend_from_slice(&buf[..n]),
+                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                            Err(_) => return,
+                        }
+                        if flag.load(Ordering::SeqCst) {
+                            count.store(kept.len(), Ordering::SeqCst);
+                        } else if !kept.is_empty() {
+                            if client_w.write_all(&kept).is_err() {
+                                return;
+                            }
+                            kept.clear();
+                            count.store(0, Ordering::SeqCst);
+                        }
+                    }
+                });
+            }
+        });
+        HoldingProxy {
+            addr,
+            holding,
+            held,
+        }
+    }
+
+    /// The proxy's address, for the client.
+    pub fn addr(&self) -> String {
+        self.addr.clone()
+    }
+
+    /// From now on, keeps what the server sends.
+    pub fn hold(&self) {
+        self.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// How many bytes from the server it holds.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
+    /// Hands what it holds to the client in one write (within 10 ms), and forwards at
+    /// once again from then on.
+    pub fn release(&self) {
+        self.holding.store(false, Ordering::SeqCst);
     }
 }
