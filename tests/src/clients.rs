@@ -3,7 +3,10 @@
 //! session ids) and the fault-injecting wrappers of the broken variants.
 //!
 //! Owns: [`Incarnation`], feeding inputs to a core and draining its outputs in the
-//! documented order (io, transmits, events, timeout), and the per-event oracle checks
+//! documented order (io, transmits, events, timeout), resuming the input a core holds
+//! back under `Config::frames_per_input` (drain, then `handle_data` with no new bytes,
+//! while `buffered_input` names a connection, as the adapters' loops do), and the
+//! per-event oracle checks
 //! (each request completes exactly once and in time; `Expired` follows `Connected` when
 //! the sid changed, and only for a dead session). Must never reach into the core's
 //! internals: everything goes through its public API (the variants wrap it from outside).
@@ -17,7 +20,7 @@ use pyxis_core::{
 };
 use pyxis_proto::{encode_frame, FrameDecoder};
 
-use crate::config::Variant;
+use crate::config::{InputTurns, Variant};
 use crate::history::Shape;
 use crate::oracles::Oracle;
 use crate::world::{node_addr, Ev, World, MS, NODES, SEC};
@@ -126,6 +129,15 @@ impl World {
         if self.cfg.variant == Variant::NoPingLiveness {
             config.ping_grace = std::time::Duration::from_secs(3600);
         }
+        config.frames_per_input = match self.cfg.input_turns {
+            InputTurns::Unbounded => None,
+            InputTurns::Fixed(n) => Some(n),
+            InputTurns::Drawn => {
+                let drawn = InputTurns::DRAWN_FROM[self.rng.usize(0..InputTurns::DRAWN_FROM.len())];
+                drawn.and_then(std::num::NonZeroUsize::new)
+            }
+        };
+        let bound = config.frames_per_input;
         let now = self.now_instant();
         let core = match Client::new(config, now) {
             Ok(c) => c,
@@ -135,7 +147,8 @@ impl World {
             }
         };
         self.record(("spawn", slot, idx, resume), || {
-            format!("slot {slot}: client {idx} starts (resume sid {resume:?})")
+            let turns = bound.map_or(String::new(), |n| format!(", {n} frames per input"));
+            format!("slot {slot}: client {idx} starts (resume sid {resume:?}{turns})")
         });
         self.clients.push(Incarnation {
             slot,
@@ -229,11 +242,55 @@ impl World {
         self.record(("down", client, link, key), || {
             format!("client {client}: {} bytes on link {link}", data.len())
         });
-        let before = self.clients[client].core.state();
         let data = self.delivered_to_client(client, link, data);
+        let before = self.clients[client].core.state();
         self.clients[client].core.handle_data(conn, &data, now);
-        self.drop_on_not_leader(client, link, conn, &data);
-        self.rearm_on_every_answer(client, link, &data);
+        let Some(bound) = self.clients[client].core.config().frames_per_input else {
+            self.after_input(client, link, conn, before, &data);
+            return;
+        };
+        // With a bound, the core handled at most `bound` frames of what it holds; the
+        // variants' wrappers see the frames each turn handled. Until the core has handled
+        // everything, its outputs are drained and it is handed the rest again, as the
+        // adapters' loops do (nothing more is read from the connection meanwhile).
+        self.links[link].turns.extend(&data);
+        let (mut link, mut conn, mut before) = (link, conn, before);
+        loop {
+            let held = self.clients[client].core.buffered_input() == Some(conn);
+            let handled = self.frames_handled(link, held.then_some(bound.get()));
+            self.after_input(client, link, conn, before, &handled);
+            let c = &self.clients[client];
+            let Some((next, next_link)) = c
+                .core
+                .buffered_input()
+                .filter(|_| !c.crashed)
+                .and_then(|held| Some((held, *c.links.get(&held)?)))
+            else {
+                return;
+            };
+            (link, conn) = (next_link, next);
+            self.stats.resumed_inputs += 1;
+            self.record(("turn", client, link), || {
+                format!("client {client}: handles the answers it holds on link {link}")
+            });
+            before = self.clients[client].core.state();
+            let now = self.now_instant();
+            self.clients[client].core.handle_data(conn, &[], now);
+        }
+    }
+
+    /// After an input of `data` (what the core handled of it) on `conn` (`link`), which
+    /// found the session in state `before`: the variants' wrappers, then the outputs.
+    fn after_input(
+        &mut self,
+        client: usize,
+        link: usize,
+        conn: ConnId,
+        before: pyxis_core::SessionState,
+        data: &[u8],
+    ) {
+        self.drop_on_not_leader(client, link, conn, data);
+        self.rearm_on_every_answer(client, link, data);
         let c = &mut self.clients[client];
         // A session came up on this input: its first transmit carries the re-registrations.
         c.session_came_up = before == pyxis_core::SessionState::Registering
@@ -241,6 +298,20 @@ impl World {
         self.drain_client_on(client, Some(link));
         self.clients[client].session_came_up = false;
         self.close_if_registering_anew(client);
+    }
+
+    /// The frames a core's turn handled of what it was given on `link`: `limit` of them
+    /// when it stopped at its bound, else every complete one (re-encoded, whole).
+    fn frames_handled(&mut self, link: usize, limit: Option<usize>) -> Bytes {
+        let turns = &mut self.links[link].turns;
+        let mut out = BytesMut::new();
+        for _ in 0..limit.unwrap_or(usize::MAX) {
+            let Ok(Some(rsp)) = turns.next_response() else {
+                break;
+            };
+            out.extend_from_slice(&pyxis_proto::encode_response(&rsp));
+        }
+        out.freeze()
     }
 
     pub(crate) fn client_closed(&mut self, client: usize, link: usize, conn: ConnId) {

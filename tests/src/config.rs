@@ -1,9 +1,10 @@
 //! What one simulated run is: its seed, length, variant and trace settings, and the
 //! deliberately broken client variants the checker must catch.
 //!
-//! Owns: [`SimConfig`] and [`Variant`]. Must never hold run state.
+//! Owns: [`SimConfig`], [`Variant`] and [`InputTurns`]. Must never hold run state.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::str::FromStr;
 
 /// A client variant: the correct core, or one wrapped to break a rule on purpose (to
@@ -87,6 +88,49 @@ impl FromStr for Variant {
     }
 }
 
+/// How many answer frames one input hands a client core (`Config::frames_per_input`).
+/// With a bound, the simulated client resumes the input held in the core after each
+/// turn, as the adapters' loops do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum InputTurns {
+    /// No bound (the core's default): every complete frame received is handled at once.
+    #[default]
+    Unbounded,
+    /// Every client handles at most this many frames per input.
+    Fixed(NonZeroUsize),
+    /// Each client process draws its own: no bound, 1, 2 or 16 (the adapters' bound).
+    Drawn,
+}
+
+impl InputTurns {
+    /// The bounds [`InputTurns::Drawn`] picks from, each as likely.
+    pub const DRAWN_FROM: [Option<usize>; 4] = [None, Some(1), Some(2), Some(16)];
+}
+
+impl fmt::Display for InputTurns {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InputTurns::Unbounded => f.write_str("none"),
+            InputTurns::Fixed(n) => write!(f, "{n}"),
+            InputTurns::Drawn => f.write_str("drawn"),
+        }
+    }
+}
+
+impl FromStr for InputTurns {
+    type Err = String;
+    fn from_str(s: &str) -> Result<InputTurns, String> {
+        match s {
+            "none" => Ok(InputTurns::Unbounded),
+            "drawn" => Ok(InputTurns::Drawn),
+            n => n
+                .parse::<NonZeroUsize>()
+                .map(InputTurns::Fixed)
+                .map_err(|e| format!("frames per input {n:?}: {e} (a number >= 1, none or drawn)")),
+        }
+    }
+}
+
 /// One run's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimConfig {
@@ -103,6 +147,8 @@ pub struct SimConfig {
     /// The known gaps of the core (see the crate docs, "Known gaps") this run drives
     /// and checks; none by default, so that CI checks everything else strictly.
     pub exercise: Vec<KnownGap>,
+    /// The answer frames one input hands each client core (unbounded by default).
+    pub input_turns: InputTurns,
 }
 
 /// A behaviour of the current core that misses what an oracle demands (see the crate
@@ -142,6 +188,7 @@ impl SimConfig {
             trace_tail: 0,
             keep_all: false,
             exercise: Vec::new(),
+            input_turns: InputTurns::Unbounded,
         }
     }
 
@@ -156,6 +203,9 @@ impl SimConfig {
         }
         for gap in &self.exercise {
             cmd.push_str(&format!(" --exercise-gap {}", *gap as u8));
+        }
+        if self.input_turns != InputTurns::Unbounded {
+            cmd.push_str(&format!(" --frames-per-input {}", self.input_turns));
         }
         cmd
     }

@@ -46,6 +46,18 @@
 //! event invented, a one-shot watch's one event marked last and a persistent watch's
 //! never).
 //!
+//! ## Answers in turns
+//!
+//! [`SimConfig::input_turns`] (`sim --frames-per-input N`, or `drawn`) sets the clients'
+//! `Config::frames_per_input`: every client handles at most N answer frames per input,
+//! or each client process draws its own bound (none, 1, 2 or 16, the adapters' bound).
+//! The simulated client then does what the adapters' loops do: after each input it
+//! drains the core's outputs and, while `Client::buffered_input` names a connection,
+//! hands it the held answers again (with no new bytes), reading nothing more meanwhile;
+//! the broken variants' wrappers see the frames each turn handled. Without the flag
+//! (the default, `none`) no bound is set and no random number is drawn for it, so a
+//! seed's run is the same as without the option.
+//!
 //! ## Known gaps
 //!
 //! One behaviour of the current `pyxis-core` misses what the watch oracle demands. It
@@ -105,7 +117,7 @@ pub mod recipes;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use config::{KnownGap, SimConfig, Variant};
+pub use config::{InputTurns, KnownGap, SimConfig, Variant};
 pub use faults::FAULTS;
 pub use oracles::{Oracle, Violation};
 pub use trace::Step;
@@ -147,8 +159,11 @@ impl RunReport {
     /// command that replays it.
     pub fn failure_text(&self) -> String {
         let mut s = format!(
-            "seed {} ({} virtual s, variant {}) failed:\n",
-            self.config.seed, self.config.virtual_secs, self.config.variant
+            "seed {} ({} virtual s, variant {}, frames per input {}) failed:\n",
+            self.config.seed,
+            self.config.virtual_secs,
+            self.config.variant,
+            self.config.input_turns
         );
         for v in self.violations.iter().take(10) {
             s.push_str(&format!("  {v}\n"));

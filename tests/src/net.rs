@@ -115,6 +115,9 @@ pub struct Link {
     /// Reassembles server frames a broken variant rewrites (or reads) before the client
     /// sees them.
     pub rewrite: pyxis_proto::FrameDecoder,
+    /// Reassembles what the client core was given on it and has not handled yet, when
+    /// the core handles a bounded number of frames per input (see `clients`).
+    pub turns: pyxis_proto::FrameDecoder,
     /// Its watch registrations in flight (see `registrations`).
     pub(crate) arms: crate::registrations::LinkArms,
 }
@@ -137,6 +140,7 @@ impl Link {
             delivered: pyxis_proto::FrameDecoder::new(),
             last_frame_at: 0,
             rewrite: pyxis_proto::FrameDecoder::new(),
+            turns: pyxis_proto::FrameDecoder::new(),
             arms: crate::registrations::LinkArms::default(),
         }
     }

@@ -132,6 +132,8 @@ pub struct Stats {
     /// Re-registrations of every watch seen while a session stayed up (see the `rearm`
     /// oracle).
     pub rearm_alls: u64,
+    /// Inputs a client core held back under its bound and was handed again.
+    pub resumed_inputs: u64,
     /// Steps traced.
     pub steps: u64,
 }

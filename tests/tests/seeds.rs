@@ -2,7 +2,7 @@
 //! seed twice, traces compared), and the checker checked: each deliberately broken
 //! client variant is caught within a stated number of seeds.
 
-use pyxis_sim::{run_once, run_seed, Oracle, SimConfig, Variant};
+use pyxis_sim::{run_once, run_seed, InputTurns, Oracle, SimConfig, Variant};
 
 /// Seeds run on every `cargo test` (60 virtual seconds each, each run twice).
 const FIXED_SEEDS: std::ops::Range<u64> = 0..16;
@@ -126,6 +126,28 @@ const PING_RELEASE_REGRESSION_SEEDS: [u64; 6] = [
 #[test]
 fn ping_release_regression_seeds_hold_every_oracle() {
     assert_seeds_hold(&PING_RELEASE_REGRESSION_SEEDS);
+}
+
+/// Seeds run with the clients handling their answers in turns (`--frames-per-input`),
+/// with the bound each client process draws (none, 1, 2 or 16).
+const INPUT_TURNS_SEEDS: [(u64, InputTurns); 3] = [
+    (0, InputTurns::Drawn),
+    (1, InputTurns::Drawn),
+    (2, InputTurns::Drawn),
+];
+
+#[test]
+fn seeds_with_answers_handled_in_turns_hold_every_oracle() {
+    for (seed, turns) in INPUT_TURNS_SEEDS {
+        let mut config = SimConfig::new(seed, 60);
+        config.input_turns = turns;
+        let report = run_seed(&config);
+        assert!(report.passed(), "{}", report.failure_text());
+        assert!(
+            report.stats.resumed_inputs > 0,
+            "seed {seed}: no answers held"
+        );
+    }
 }
 
 #[test]

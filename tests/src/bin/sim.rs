@@ -3,8 +3,11 @@
 //!
 //! ```text
 //! sim --seeds 2000 --virtual-secs 60 [--first-seed N] [--threads 2] [--variant NAME]
-//! sim --seed N [--virtual-secs 60] [--trace] [--variant NAME]
+//!     [--frames-per-input N|drawn|none]
+//! sim --seed N [--virtual-secs 60] [--trace] [--variant NAME] [--frames-per-input ...]
 //! ```
+//! `--frames-per-input` bounds the answer frames one input hands each client core (a
+//! number, `drawn`: each client process draws none, 1, 2 or 16; default `none`).
 //! Exits 1 if any seed fails, after printing each failure with its replay command.
 
 use std::process::ExitCode;
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pyxis_sim::{run_once, run_seed, KnownGap, RunReport, SimConfig, Stats, Variant};
+use pyxis_sim::{run_once, run_seed, InputTurns, KnownGap, RunReport, SimConfig, Stats, Variant};
 
 struct Args {
     seeds: u64,
@@ -23,6 +26,7 @@ struct Args {
     trace: bool,
     variant: Variant,
     gaps: Vec<KnownGap>,
+    input_turns: InputTurns,
 }
 
 fn parse() -> Result<Args, String> {
@@ -35,6 +39,7 @@ fn parse() -> Result<Args, String> {
         trace: false,
         variant: Variant::Correct,
         gaps: Vec::new(),
+        input_turns: InputTurns::Unbounded,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -47,6 +52,7 @@ fn parse() -> Result<Args, String> {
             "--virtual-secs" => a.virtual_secs = num(value("--virtual-secs")?)?,
             "--threads" => a.threads = num(value("--threads")?)?.clamp(1, 64) as usize,
             "--variant" => a.variant = value("--variant")?.parse()?,
+            "--frames-per-input" => a.input_turns = value("--frames-per-input")?.parse()?,
             "--trace" => a.trace = true,
             "--exercise-known-gaps" => a.gaps = KnownGap::ALL.to_vec(),
             "--exercise-gap" => {
@@ -59,7 +65,7 @@ fn parse() -> Result<Args, String> {
                 }
             }
             "-h" | "--help" => {
-                return Err("usage: sim --seeds N [--first-seed N] [--virtual-secs S] [--threads T] [--variant V] [--exercise-gap N]... [--exercise-known-gaps]\n       sim --seed N [--virtual-secs S] [--trace] [--variant V] [--exercise-gap N]...".into())
+                return Err("usage: sim --seeds N [--first-seed N] [--virtual-secs S] [--threads T] [--variant V] [--frames-per-input N|drawn|none] [--exercise-gap N]... [--exercise-known-gaps]\n       sim --seed N [--virtual-secs S] [--trace] [--variant V] [--frames-per-input N|drawn|none] [--exercise-gap N]...".into())
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -85,6 +91,7 @@ fn replay(args: &Args, seed: u64) -> ExitCode {
     let mut config = SimConfig::new(seed, args.virtual_secs);
     config.variant = args.variant;
     config.exercise = args.gaps.clone();
+    config.input_turns = args.input_turns;
     config.keep_all = args.trace;
     config.trace_tail = 60;
     let report = run_once(&config);
@@ -119,6 +126,7 @@ fn many(args: &Args) -> ExitCode {
                 let mut config = SimConfig::new(args.first_seed + i, args.virtual_secs);
                 config.variant = args.variant;
                 config.exercise = args.gaps.clone();
+                config.input_turns = args.input_turns;
                 let report = run_seed(&config);
                 if let Ok(mut t) = totals.lock() {
                     add(&mut t, &report.stats);
@@ -136,16 +144,17 @@ fn many(args: &Args) -> ExitCode {
     let failed = failures.lock().map(|f| f.len()).unwrap_or(0);
     let t = totals.lock().map(|t| t.clone()).unwrap_or_default();
     println!(
-        "sim: {} seeds x {} virtual s ({}), each run twice: {:.1} s wall, {:.1} seeds/s",
+        "sim: {} seeds x {} virtual s ({}, frames per input {}), each run twice: {:.1} s wall, {:.1} seeds/s",
         args.seeds,
         args.virtual_secs,
         args.variant,
+        args.input_turns,
         secs,
         args.seeds as f64 / secs.max(1e-9)
     );
     println!(
-        "sim: {} ops ({} ok), {} faults, {} connects, {} expiries, {} watch events ({} inferred), {} writes answered kAgain, {} re-registrations of every watch, {} steps",
-        t.submitted, t.succeeded, t.faults, t.connects, t.expiries, t.watch_events, t.inferred_events, t.again_writes, t.rearm_alls, t.steps
+        "sim: {} ops ({} ok), {} faults, {} connects, {} expiries, {} watch events ({} inferred), {} writes answered kAgain, {} re-registrations of every watch, {} held inputs resumed, {} steps",
+        t.submitted, t.succeeded, t.faults, t.connects, t.expiries, t.watch_events, t.inferred_events, t.again_writes, t.rearm_alls, t.resumed_inputs, t.steps
     );
     println!(
         "sim: {} passed, {} failed",
@@ -169,5 +178,6 @@ fn add(t: &mut Stats, s: &Stats) {
     t.expiries += s.expiries;
     t.again_writes += s.again_writes;
     t.rearm_alls += s.rearm_alls;
+    t.resumed_inputs += s.resumed_inputs;
     t.steps += s.steps;
 }
