@@ -86,7 +86,9 @@
 //! An input handled more than [`LATE_WAKE`] (half a second, at most `ping_grace`) past
 //! the deadline the core asked for means the process was paused or starved: leadership may have left and come back meanwhile,
 //! and the early answer that told of it is read only now, when it looks like an idle one
-//! (or never came, if no ping was held). Every watch is then re-registered as above.
+//! (or never came, if no ping was held). Every watch is then re-registered as above,
+//! once: the inputs that follow within [`LATE_WAKE`] of one another (the turns of a
+//! bounded input, several reads, the timer) are the same wake-up.
 //!
 //! Likewise, an answer read more than a second after the longest hold known (the
 //! requested T, or a longer hold already seen), counted from the last request sent,
@@ -264,6 +266,8 @@ pub(crate) struct Pinger {
     late_wake: bool,
     /// When the last late wake-up was handled: pings sent before it teach no hold.
     woke_late_at: Option<Instant>,
+    /// When the last input began: the process was running then.
+    last_input: Option<Instant>,
 }
 
 impl Pinger {
@@ -284,6 +288,7 @@ impl Pinger {
             short_hold: None,
             late_wake: false,
             woke_late_at: None,
+            last_input: None,
         }
     }
 
@@ -571,15 +576,20 @@ impl Pinger {
 
     /// Called before each input at `now`, with the deadline the core had asked for and
     /// whether a session is up: whether `now` is more than [`LATE_WAKE`] (at most
-    /// `ping_grace`) past it. The process was paused or starved meanwhile, so
-    /// leadership may have left this node and come back, silently dropping every watch,
-    /// with the early ping answer that told of it read only now (or never sent).
+    /// `ping_grace`) past it, and past the last input. The process was paused or starved
+    /// meanwhile, so leadership may have left this node and come back, silently
+    /// dropping every watch, with the early ping answer that told of it read only now
+    /// (or never sent). An input soon after another found the process running: the
+    /// deadline stays past until the timer is handled, and the inputs read before (the
+    /// turns of one bounded input, several reads) are one wake-up.
     pub(crate) fn begin_input(&mut self, now: Instant, asked: Option<Instant>, up: bool) {
         let tolerance = LATE_WAKE.min(self.grace);
-        // `asked + tolerance < now` rather than a subtraction: cheaper on every input.
+        let since = asked.map(|asked| self.last_input.map_or(asked, |last| last.max(asked)));
+        self.last_input = Some(now);
+        // `since + tolerance < now` rather than a subtraction: cheaper on every input.
         let late = up
-            && asked
-                .and_then(|asked| asked.checked_add(tolerance))
+            && since
+                .and_then(|since| since.checked_add(tolerance))
                 .is_some_and(|limit| now > limit);
         self.late_wake = late;
         if late {
@@ -1082,5 +1092,22 @@ mod tests {
         );
         p.begin_input(t0 + s(20), asked, false);
         assert!(!p.end_input(), "no session up: nothing to re-register");
+    }
+
+    #[test]
+    fn inputs_right_after_a_late_wake_up_are_the_same_wake_up() {
+        // The deadline asked for stays past until the timer is handled: the inputs
+        // read meanwhile (the turns of one bounded input, or several reads) found the
+        // process running, not paused again.
+        let (mut p, t0) = pinging();
+        let asked = p.deadline().map(|(at, _)| at);
+        p.begin_input(t0 + s(20), asked, true);
+        assert!(p.end_input());
+        p.begin_input(t0 + s(20), asked, true);
+        assert!(!p.end_input(), "the same instant");
+        p.begin_input(t0 + s(20) + ms(400), asked, true);
+        assert!(!p.end_input(), "within LATE_WAKE of the last input");
+        p.begin_input(t0 + s(25), asked, true);
+        assert!(p.end_input(), "paused again since the last input");
     }
 }

@@ -7,7 +7,7 @@ mod support;
 use std::num::NonZeroUsize;
 
 use bytes::BytesMut;
-use pyxis_core::{ConnId, Event, RequestId};
+use pyxis_core::{ConnId, Event, EventMask, RequestId, WatchSpec};
 use pyxis_proto::encode_response;
 use support::*;
 
@@ -116,4 +116,30 @@ fn without_a_bound_every_answer_received_is_handled_at_once() {
     p.deliver(conn, &answers);
     assert_eq!(completed(&mut p), 40);
     assert_eq!(p.client.buffered_input(), None);
+}
+
+#[test]
+fn a_late_wake_up_handled_in_turns_rearms_every_watch_once() {
+    // Sim seed 272 with --frames-per-input 1: a process paused 8 s woke to several
+    // answers, and each turn of that input found the deadline it had asked for long
+    // past and took itself for another late wake-up, re-registering every watch once
+    // per turn.
+    let (mut p, conn) = up_with(Some(1));
+    p.client.watch(WatchSpec::new("/a", EventMask::ALL), p.now);
+    p.drain();
+    let arm = p.take_non_ping();
+    p.answer(conn, stat(arm.req.xid, 1, &[], b""));
+    p.take_events();
+    let (ids, answers) = reads_answered_together(&mut p, 3);
+    // Paused far past the ping's deadline (T + grace = 7 s).
+    p.now += ms(20_000);
+    p.deliver(conn, &answers);
+    while let Some(held) = p.client.buffered_input() {
+        p.deliver(held, &[]);
+    }
+    for id in ids {
+        assert!(p.completion(id).is_some_and(|r| r.is_ok()));
+    }
+    let arms = p.sent.iter().filter(|s| s.req.watch.is_some()).count();
+    assert_eq!(arms, 1, "one re-registration of /a: {:?}", p.sent);
 }

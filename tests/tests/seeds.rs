@@ -2,6 +2,8 @@
 //! seed twice, traces compared), and the checker checked: each deliberately broken
 //! client variant is caught within a stated number of seeds.
 
+use std::num::NonZeroUsize;
+
 use pyxis_sim::{run_once, run_seed, InputTurns, Oracle, SimConfig, Variant};
 
 /// Seeds run on every `cargo test` (60 virtual seconds each, each run twice).
@@ -128,12 +130,17 @@ fn ping_release_regression_seeds_hold_every_oracle() {
     assert_seeds_hold(&PING_RELEASE_REGRESSION_SEEDS);
 }
 
-/// Seeds run with the clients handling their answers in turns (`--frames-per-input`),
-/// with the bound each client process draws (none, 1, 2 or 16).
-const INPUT_TURNS_SEEDS: [(u64, InputTurns); 3] = [
+/// Seeds run with the clients handling their answers in turns (`--frames-per-input`):
+/// a few with the bound each client process draws (none, 1, 2 or 16), and one on which
+/// a process paused 8 s woke to several answers and, with one frame per turn, took each
+/// turn for another late wake-up, re-registering every watch once per turn (272: the
+/// rearm oracle; the class is held by
+/// `input_turns::a_late_wake_up_handled_in_turns_rearms_every_watch_once` in pyxis-core).
+const INPUT_TURNS_SEEDS: [(u64, InputTurns); 4] = [
     (0, InputTurns::Drawn),
     (1, InputTurns::Drawn),
     (2, InputTurns::Drawn),
+    (272, InputTurns::Fixed(NonZeroUsize::MIN)),
 ];
 
 #[test]
