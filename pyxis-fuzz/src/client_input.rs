@@ -3,12 +3,17 @@
 //!
 //! Owns the invariants of the client core on hostile input: no panic; outputs bounded
 //! per step; time never needed in the past; a watch's events say `last` exactly when it
-//! is one-shot, and nothing comes for a watch after its last event or its end; and, after
-//! `close`, every operation ever submitted has completed exactly once and
-//! `Session(Closed)` came exactly once. Must
-//! never hide a failure (no `catch_unwind`) and never do I/O.
+//! is one-shot, and nothing comes for a watch after its last event or its end; input
+//! held back under `Config::frames_per_input` (a bound drawn from the input) only with
+//! that bound and only on the connection being read, and each resumption handling some
+//! of it; and, after `close`, every operation ever submitted has completed exactly once
+//! and `Session(Closed)` came exactly once. Held input is resumed as the adapters do:
+//! before anything more is read, and, as the fuzz input decides, at once after each
+//! turn or after the next commands and ticks. Must never hide a failure (no
+//! `catch_unwind`) and never do I/O.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroUsize;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -84,6 +89,8 @@ pub struct Answer {
 pub enum ClientStep {
     /// A well-framed answer, delivered in two pieces split at `split`.
     Answer(Answer, u8),
+    /// Well-framed answers delivered together, in one read.
+    Answers(Vec<Answer>),
     /// A payload framed with a correct checksum.
     Framed(Vec<u8>),
     /// Raw bytes.
@@ -125,8 +132,39 @@ pub enum ClientStep {
 pub struct ClientScript {
     /// The client's seed.
     pub seed: u64,
+    /// How the client takes its input in turns (see [`InputTurns::from_byte`]).
+    pub turns: u8,
     /// The steps.
     pub steps: Vec<ClientStep>,
+}
+
+/// How a harness hands answers to the client: `Config::frames_per_input`, and when the
+/// input held back under it is resumed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputTurns {
+    /// The most answer frames one input handles (`None`: no bound).
+    pub frames: Option<NonZeroUsize>,
+    /// Held input is resumed only before more bytes are read (and at the end), so
+    /// that commands, ticks and connection events run between turns, as in an async
+    /// adapter's loop; otherwise at once after every turn, as in a blocking one.
+    pub lazy: bool,
+}
+
+impl InputTurns {
+    /// No bound: every complete frame received is handled at once.
+    pub const UNBOUNDED: InputTurns = InputTurns {
+        frames: None,
+        lazy: false,
+    };
+
+    /// The turns a fuzz byte picks: its low bits (modulo 9) no bound or 1..=8 frames,
+    /// its top bit lazy resumption.
+    pub fn from_byte(b: u8) -> InputTurns {
+        InputTurns {
+            frames: NonZeroUsize::new(usize::from(b & 0x7f) % 9),
+            lazy: b & 0x80 != 0,
+        }
+    }
 }
 
 /// Drives one client and keeps the books.
@@ -144,17 +182,26 @@ struct Harness {
     /// Watches that had their last event or ended.
     finished: BTreeSet<WatchId>,
     closed_events: u32,
+    lazy: bool,
+    /// Inputs resumed (`handle_data` with no new bytes for held input).
+    resumed: u64,
+    /// Bytes handed to the client.
+    delivered: u64,
 }
 
 impl Harness {
-    fn new(seed: u64) -> Option<Harness> {
+    fn new(seed: u64, turns: InputTurns) -> Option<Harness> {
         let now = Instant::now();
         let mut config = Config::new(["s0:7000", "s1:7000", "s2:7000"]);
         config.seed = seed;
         config.max_frame_len = 1 << 20;
+        config.frames_per_input = turns.frames;
         let client = Client::new(config, now).ok()?;
         let mut h = Harness {
             client,
+            lazy: turns.lazy,
+            resumed: 0,
+            delivered: 0,
             now,
             conn: None,
             sent_xids: Vec::new(),
@@ -169,8 +216,43 @@ impl Harness {
         Some(h)
     }
 
-    /// Drains every output, checking the per-step bounds.
+    /// Drains every output, checking the per-step bounds, and resumes held input unless
+    /// resumption is lazy.
     fn drain(&mut self) {
+        self.drain_outputs();
+        if !self.lazy {
+            self.resume();
+        }
+    }
+
+    /// Hands the client its held input again, draining between turns, until none is
+    /// held. Each turn must handle some of it (or find only a partial frame left).
+    fn resume(&mut self) {
+        while let Some(held) = self.client.buffered_input() {
+            assert!(
+                self.client.config().frames_per_input.is_some(),
+                "input held without a bound"
+            );
+            assert_eq!(
+                Some(held),
+                self.conn,
+                "input held on a connection not being read"
+            );
+            self.resumed += 1;
+            // Each turn handles at least one frame of what was delivered.
+            assert!(
+                self.resumed <= self.delivered,
+                "held input never runs out ({} resumptions, {} bytes delivered)",
+                self.resumed,
+                self.delivered
+            );
+            self.client.handle_data(held, &[], self.now);
+            self.drain_outputs();
+        }
+    }
+
+    /// Drains every output, checking the per-step bounds.
+    fn drain_outputs(&mut self) {
         while let Some(io) = self.client.poll_io() {
             match io {
                 IoAction::Connect { conn, .. } => {
@@ -241,7 +323,10 @@ impl Harness {
     }
 
     fn deliver(&mut self, bytes: &[u8]) {
+        // An adapter reads no more from a connection whose input is held.
+        self.resume();
         if let Some(conn) = self.conn {
+            self.delivered += bytes.len() as u64;
             self.client.handle_data(conn, bytes, self.now);
         }
         self.drain();
@@ -279,6 +364,13 @@ impl Harness {
                 let at = usize::from(*split) % (frame.len() + 1);
                 self.deliver(&frame[..at]);
                 self.deliver(&frame[at..]);
+            }
+            ClientStep::Answers(answers) => {
+                let mut bytes = BytesMut::new();
+                for a in answers {
+                    bytes.extend_from_slice(&encode_response(&self.build(a)));
+                }
+                self.deliver(&bytes);
             }
             ClientStep::Framed(payload) => self.deliver(&framed(payload)),
             ClientStep::Raw(bytes) => self.deliver(bytes),
@@ -402,7 +494,9 @@ impl Harness {
     }
 
     /// Closes the client and lets every deadline pass: everything must be settled.
-    fn finish(mut self) {
+    /// Returns how many inputs were resumed.
+    fn finish(mut self) -> u64 {
+        self.resume();
         self.client.close(self.now);
         self.drain();
         for _ in 0..4 {
@@ -433,6 +527,7 @@ impl Harness {
             }
             other => panic!("submit after close: {other:?}"),
         }
+        self.resumed
     }
 }
 
@@ -448,16 +543,20 @@ fn framed(payload: &[u8]) -> Vec<u8> {
 }
 
 /// The `client_input` fuzz body. `data` is read twice: as raw server bytes into a
-/// connected client, and through `arbitrary` as a [`ClientScript`] of well-framed answers
-/// (echoing the xids the client sent), raw bytes, ticks, connection events and
-/// application commands. Panics if an invariant breaks (see the module docs).
+/// connected client (taking them in the turns its last byte picks, see
+/// [`InputTurns::from_byte`]), and through `arbitrary` as a [`ClientScript`] of
+/// well-framed answers (echoing the xids the client sent), raw bytes, ticks, connection
+/// events and application commands. Panics if an invariant breaks (see the module docs).
 ///
 /// ```
 /// pyxis_fuzz::client_input(b"\x00\x00\x00\x0cpyxi\x08\x01\x00\x00\x00\x00");
 /// pyxis_fuzz::client_input(&[0xff; 64]);
 /// ```
 pub fn client_input(data: &[u8]) {
-    if let Some(mut h) = Harness::new(0) {
+    let turns = data
+        .last()
+        .map_or(InputTurns::UNBOUNDED, |b| InputTurns::from_byte(*b));
+    if let Some(mut h) = Harness::new(0, turns) {
         h.connect();
         h.deliver(data);
         h.finish();
@@ -468,13 +567,15 @@ pub fn client_input(data: &[u8]) {
 }
 
 /// Runs a [`ClientScript`] (its first 512 steps) against a connected client, checking
-/// the invariants of [`client_input`].
-pub fn client_script(script: &ClientScript) {
-    if let Some(mut h) = Harness::new(script.seed) {
-        h.connect();
-        for step in script.steps.iter().take(512) {
-            h.step(step);
-        }
-        h.finish();
+/// the invariants of [`client_input`]. Returns how many times held input was resumed
+/// (0 when the client does not start).
+pub fn client_script(script: &ClientScript) -> u64 {
+    let Some(mut h) = Harness::new(script.seed, InputTurns::from_byte(script.turns)) else {
+        return 0;
+    };
+    h.connect();
+    for step in script.steps.iter().take(512) {
+        h.step(step);
     }
+    h.finish()
 }

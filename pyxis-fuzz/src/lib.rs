@@ -17,7 +17,7 @@ pub mod golden;
 mod server_input;
 
 pub use client_input::{
-    client_input, client_script, Answer, AnswerData, ClientScript, ClientStep, Xid,
+    client_input, client_script, Answer, AnswerData, ClientScript, ClientStep, InputTurns, Xid,
 };
 pub use frame_decoder::{frame_decoder, FrameInput, Piece};
 pub use server_input::{

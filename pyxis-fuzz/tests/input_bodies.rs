@@ -83,9 +83,14 @@ fn steps<T: for<'a> arbitrary::Arbitrary<'a>>(count: usize, seed: u64) -> Vec<T>
 #[test]
 fn long_client_scripts_keep_every_invariant() {
     let mut ops = 0;
+    // Inputs resumed, by lazy resumption or not.
+    let mut resumed = [0, 0];
     for seed in 0..40u64 {
+        // Every bound (none, 1..=8), each resumed at once and lazily.
+        let turns = (seed % 9) as u8 | ((seed / 9 % 2) as u8) << 7;
         let script = pyxis_fuzz::ClientScript {
             seed,
+            turns,
             steps: steps(200, 1000 + seed),
         };
         ops += script
@@ -93,9 +98,48 @@ fn long_client_scripts_keep_every_invariant() {
             .iter()
             .filter(|s| matches!(s, pyxis_fuzz::ClientStep::Submit { .. }))
             .count();
-        pyxis_fuzz::client_script(&script);
+        let lazy = pyxis_fuzz::InputTurns::from_byte(turns).lazy;
+        resumed[usize::from(lazy)] += pyxis_fuzz::client_script(&script);
     }
     assert!(ops > 100, "only {ops} operations submitted");
+    assert!(resumed.iter().sum::<u64>() > 0, "held input never resumed");
+}
+
+#[test]
+fn answers_read_together_are_resumed_at_once_or_between_commands() {
+    use pyxis_fuzz::{Answer, ClientStep, Xid};
+    let read = |path| ClientStep::Submit {
+        kind: 4,
+        path,
+        data: Vec::new(),
+        watch: path == 1,
+    };
+    let answer = |i| Answer {
+        xid: Xid::Sent(i),
+        err: None,
+        data: None,
+        watch: None,
+        sid: None,
+        path: None,
+    };
+    for turns in [0x01, 0x02, 0x81, 0x82] {
+        let steps = vec![
+            read(1),
+            read(2),
+            read(3),
+            ClientStep::Answers((0..6).map(answer).collect()),
+            // Lazily: a tick and a command while answers are held.
+            ClientStep::Tick(10),
+            read(1),
+            ClientStep::Answers((0..8).map(answer).collect()),
+        ];
+        let resumed = pyxis_fuzz::client_script(&pyxis_fuzz::ClientScript {
+            seed: 1,
+            turns,
+            steps,
+        });
+        assert!(resumed > 0, "turns {turns:#x}: nothing held");
+    }
 }
 
 #[test]
