@@ -98,13 +98,19 @@ pub enum InputTurns {
     Unbounded,
     /// Every client handles at most this many frames per input.
     Fixed(NonZeroUsize),
-    /// Each client process draws its own: no bound, 1, 2 or 16 (the adapters' bound).
+    /// Each client process draws its own: no bound, 1, 2 or the adapters' bound
+    /// (`pyxis_client_common::driver::FRAMES_PER_TURN`).
     Drawn,
 }
 
 impl InputTurns {
     /// The bounds [`InputTurns::Drawn`] picks from, each as likely.
-    pub const DRAWN_FROM: [Option<usize>; 4] = [None, Some(1), Some(2), Some(16)];
+    pub const DRAWN_FROM: [Option<usize>; 4] = [
+        None,
+        Some(1),
+        Some(2),
+        Some(pyxis_client_common::driver::FRAMES_PER_TURN),
+    ];
 }
 
 impl fmt::Display for InputTurns {

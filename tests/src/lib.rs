@@ -50,7 +50,8 @@
 //!
 //! [`SimConfig::input_turns`] (`sim --frames-per-input N`, or `drawn`) sets the clients'
 //! `Config::frames_per_input`: every client handles at most N answer frames per input,
-//! or each client process draws its own bound (none, 1, 2 or 16, the adapters' bound).
+//! or each client process draws its own bound (none, 1, 2 or the adapters' bound,
+//! `FRAMES_PER_TURN`).
 //! The simulated client then does what the adapters' loops do: after each input it
 //! drains the core's outputs and, while `Client::buffered_input` names a connection,
 //! hands it the held answers again (with no new bytes), reading nothing more meanwhile;

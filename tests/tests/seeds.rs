@@ -131,7 +131,7 @@ fn ping_release_regression_seeds_hold_every_oracle() {
 }
 
 /// Seeds run with the clients handling their answers in turns (`--frames-per-input`):
-/// a few with the bound each client process draws (none, 1, 2 or 16), and one on which
+/// a few with the bound each client process draws (none, 1, 2 or the adapters'), and one on which
 /// a process paused 8 s woke to several answers and, with one frame per turn, took each
 /// turn for another late wake-up, re-registering every watch once per turn (272: the
 /// rearm oracle; the class is held by

@@ -7,7 +7,8 @@
 //! sim --seed N [--virtual-secs 60] [--trace] [--variant NAME] [--frames-per-input ...]
 //! ```
 //! `--frames-per-input` bounds the answer frames one input hands each client core (a
-//! number, `drawn`: each client process draws none, 1, 2 or 16; default `none`).
+//! number, `drawn`: each client process draws none, 1, 2 or the adapters' bound; default
+//! `none`).
 //! Exits 1 if any seed fails, after printing each failure with its replay command.
 
 use std::process::ExitCode;
