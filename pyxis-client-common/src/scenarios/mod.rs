@@ -118,6 +118,35 @@ macro_rules! async_scenarios {
     };
 }
 
+/// Starts a TCP proxy on 127.0.0.1 in front of `upstream` and returns its address: for
+/// every client it accepts (`accepted` is called first) it opens a connection to
+/// `upstream` and runs `up(from client, to server)` and `down(from server, to client)` on
+/// threads of their own, which live as long as the test process.
+fn proxy<A, U, D>(upstream: String, accepted: A, up: U, down: D) -> String
+where
+    A: Fn() + Send + 'static,
+    U: Fn(TcpStream, TcpStream) + Clone + Send + 'static,
+    D: Fn(TcpStream, TcpStream) + Clone + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let addr = listener.local_addr().expect("local addr").to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            accepted();
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                continue;
+            };
+            let (Ok(client_r), Ok(server_w)) = (client.try_clone(), server.try_clone()) else {
+                continue;
+            };
+            let (up, down) = (up.clone(), down.clone());
+            std::thread::spawn(move || up(client_r, server_w));
+            std::thread::spawn(move || down(server, client));
+        }
+    });
+    addr
+}
+
 /// A hostile peer: a TCP proxy on 127.0.0.1 in front of `upstream` that forwards both
 /// ways until [`stop_reading`](Self::stop_reading), then stops reading what clients send
 /// (on every connection, present and later) while still forwarding what the server
@@ -131,45 +160,35 @@ pub struct StallingProxy {
 impl StallingProxy {
     /// Starts the proxy (its threads live as long as the test process).
     pub fn start(upstream: String) -> StallingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr").to_string();
         let reading = Arc::new(AtomicBool::new(true));
         let accepted = Arc::new(AtomicUsize::new(0));
         let (flag, count) = (reading.clone(), accepted.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
+        let addr = proxy(
+            upstream,
+            move || {
                 count.fetch_add(1, Ordering::SeqCst);
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone())
-                else {
-                    continue;
-                };
-                let (mut server_r, mut client_w) = (server, client);
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut server_r, &mut client_w);
-                });
-                let flag = flag.clone();
-                std::thread::spawn(move || {
-                    let mut buf = [0u8; 16 * 1024];
-                    loop {
-                        if !flag.load(Ordering::SeqCst) {
-                            std::thread::sleep(Duration::from_millis(20));
-                            continue;
-                        }
-                        match client_r.read(&mut buf) {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => {
-                                if server_w.write_all(&buf[..n]).is_err() {
-                                    return;
-                                }
+            },
+            move |mut client_r, mut server_w| {
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    if !flag.load(Ordering::SeqCst) {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    match client_r.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => {
+                            if server_w.write_all(&buf[..n]).is_err() {
+                                return;
                             }
                         }
                     }
-                });
-            }
-        });
+                }
+            },
+            |mut server_r, mut client_w| {
+                let _ = std::io::copy(&mut server_r, &mut client_w);
+            },
+        );
         StallingProxy {
             addr,
             reading,
@@ -206,51 +225,40 @@ pub struct HoldingProxy {
 impl HoldingProxy {
     /// Starts the proxy (its threads live as long as the test process).
     pub fn start(upstream: String) -> HoldingProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().expect("local addr").to_string();
         let holding = Arc::new(AtomicBool::new(false));
         let held = Arc::new(AtomicUsize::new(0));
         let (flag, count) = (holding.clone(), held.clone());
-        std::thread::spawn(move || {
-            for client in listener.incoming().flatten() {
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (Ok(mut client_r), Ok(mut server_w)) = (client.try_clone(), server.try_clone())
-                else {
-                    continue;
-                };
-                std::thread::spawn(move || {
-                    let _ = std::io::copy(&mut client_r, &mut server_w);
-                });
-                let (mut server_r, mut client_w) = (server, client);
-                let (flag, count) = (flag.clone(), count.clone());
-                std::thread::spawn(move || {
-                    // Woken every 10 ms to hand over what it holds once released.
-                    let _ = server_r.set_read_timeout(Some(Duration::from_millis(10)));
-                    let mut buf = [0u8; 16 * 1024];
-                    let mut kept = Vec::new();
-                    loop {
-                        match server_r.read(&mut buf) {
-                            Ok(0) => return,
-                            Ok(n) => kept.extend_from_slice(&buf[..n]),
-                            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
-                            Err(_) => return,
-                        }
-                        if flag.load(Ordering::SeqCst) {
-                            count.store(kept.len(), Ordering::SeqCst);
-                        } else if !kept.is_empty() {
-                            if client_w.write_all(&kept).is_err() {
-                                return;
-                            }
-                            kept.clear();
-                            count.store(0, Ordering::SeqCst);
-                        }
+        let addr = proxy(
+            upstream,
+            || {},
+            |mut client_r, mut server_w| {
+                let _ = std::io::copy(&mut client_r, &mut server_w);
+            },
+            move |mut server_r, mut client_w| {
+                // Woken every 10 ms to hand over what it holds once released.
+                let _ = server_r.set_read_timeout(Some(Duration::from_millis(10)));
+                let mut buf = [0u8; 16 * 1024];
+                let mut kept = Vec::new();
+                loop {
+                    match server_r.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => kept.extend_from_slice(&buf[..n]),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => return,
                     }
-                });
-            }
-        });
+                    if flag.load(Ordering::SeqCst) {
+                        count.store(kept.len(), Ordering::SeqCst);
+                    } else if !kept.is_empty() {
+                        if client_w.write_all(&kept).is_err() {
+                            return;
+                        }
+                        kept.clear();
+                        count.store(0, Ordering::SeqCst);
+                    }
+                }
+            },
+        );
         HoldingProxy {
             addr,
             holding,
