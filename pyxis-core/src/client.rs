@@ -317,9 +317,8 @@ impl Client {
     /// The connection whose received bytes wait in the client's buffer, not yet handled
     /// because the last [`handle_data`](Self::handle_data) reached
     /// `Config::frames_per_input`: call `handle_data` for it again (with no new bytes)
-    /// to go on. `None` without that bound, or once everything received was handled (a
-    /// partial frame waits for more bytes as before), or after the connection was
-    /// dropped.
+    /// to go on. `None` without that bound, once everything received was handled (a
+    /// partial frame waits for more bytes), or after the connection was dropped.
     pub fn buffered_input(&self) -> Option<ConnId> {
         let conn = self.phase.receiving_conn()?;
         (self.input_held && self.decoder.buffered() > 0).then_some(conn)
