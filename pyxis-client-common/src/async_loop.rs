@@ -3,7 +3,8 @@
 //! implement that trait and spawn the loop [`start`] returns on their runtime.
 //!
 //! Owns: the loop that feeds the [`Driver`] (commands, connection events, bytes,
-//! deadlines) and performs its steps (connect, close, write). Writes never hold up the
+//! deadlines) and performs its steps (connect, close, write, and the acknowledgement
+//! owed before it waits). Writes never hold up the
 //! loop: the bytes of a `Transmit` are written as far as the socket takes them at once,
 //! and the rest waits in the loop's outbox, written whenever the socket is ready again,
 //! raced against commands, reads and the timer like any other input; the driver gives
@@ -46,13 +47,20 @@ pub trait AsyncRuntime: 'static {
         addr: String,
     ) -> impl Future<Output = io::Result<(Self::Reader, Self::Writer)>> + Send + 'static;
 
-    /// Reads what is available into `buf` (0: the peer closed), then re-arms quick ACKs
-    /// on a real socket ([`tcp::acknowledge_promptly`](crate::tcp::acknowledge_promptly)).
-    /// Must be cancel safe.
+    /// Reads what is available into `buf` (0: the peer closed). Must be cancel safe.
     fn read<'a>(
         reader: &'a mut Self::Reader,
         buf: &'a mut [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+
+    /// Acknowledges at once what was read, on a real socket
+    /// ([`tcp::acknowledge_promptly`](crate::tcp::acknowledge_promptly)). The loop calls
+    /// it before it waits, when no write followed the bytes read
+    /// ([`Driver::take_unacknowledged`]). The default does nothing, for a runtime
+    /// without a kernel's TCP.
+    fn acknowledge(reader: &Self::Reader) {
+        let _ = reader;
+    }
 
     /// Writes some of `data` once the socket takes any, returning how much. Must be
     /// cancel safe: a write dropped before it completes has written nothing.
@@ -247,6 +255,11 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
             driver.handle_data(conn, &[], now);
             driver.handle_due(now);
             continue;
+        }
+        if let (Some(conn), Some(reader)) = (driver.take_unacknowledged(), &link.reader) {
+            if link.conn == Some(conn) {
+                R::acknowledge(reader);
+            }
         }
         match (driver.deadline(), &timer) {
             (None, _) => timer = None,

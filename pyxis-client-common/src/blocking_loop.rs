@@ -125,6 +125,10 @@ impl Loop {
             if self.driver.is_finished() {
                 return;
             }
+            let owed = self.driver.take_unacknowledged();
+            if let Some(socket) = owed.and_then(|conn| self.conns.get(&conn)?.socket.as_ref()) {
+                tcp::acknowledge_promptly(socket);
+            }
             let input = match self.driver.deadline() {
                 Some(at) => {
                     let wait = at.saturating_duration_since(Instant::now());
@@ -281,10 +285,7 @@ fn read_connection(conn: ConnId, addr: &str, timeout: Duration, to_driver: &Send
     let cause = loop {
         let n = match stream.read(buf.space()) {
             Ok(0) => break io::ErrorKind::UnexpectedEof.into(),
-            Ok(n) => {
-                tcp::acknowledge_promptly(&stream);
-                n
-            }
+            Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => break e,
         };

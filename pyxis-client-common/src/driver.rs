@@ -6,7 +6,8 @@
 //! watch id → watch queue, session-event subscribers, close and connect waiters), the
 //! client-side session signals (`Suspended`, `Lost`, closing on expiry), the rule for
 //! due deadlines ([`Driver::handle_due`], which every adapter loop applies after every
-//! input), and the log of what the core did (`tracing`, from its events and outputs).
+//! input), when bytes read still owe the peer an acknowledgement
+//! ([`Driver::take_unacknowledged`]), and the log of what the core did (`tracing`, from its events and outputs).
 //! Must never touch a socket, a timer or a thread, read the clock, or make a protocol
 //! decision: adapters pass `now` and perform the [`Step`]s; the core decides everything
 //! else. Never blocks: every delivery goes through a bounded, non-blocking
@@ -182,6 +183,8 @@ pub struct Driver {
     abandoned: Option<ConnId>,
     /// Calls answered since [`take_answered`](Driver::take_answered) last read it.
     answered: usize,
+    /// The connection that received bytes since the last write on it.
+    unacknowledged: Option<ConnId>,
 }
 
 impl Driver {
@@ -204,6 +207,7 @@ impl Driver {
             unwritten: Unwritten::default(),
             abandoned: None,
             answered: 0,
+            unacknowledged: None,
         })
     }
 
@@ -282,6 +286,9 @@ impl Driver {
 
     /// Bytes arrived on `conn`.
     pub fn handle_data(&mut self, conn: ConnId, data: &[u8], now: Instant) {
+        if !data.is_empty() {
+            self.unacknowledged = Some(conn);
+        }
         self.core.handle_data(conn, data, now);
     }
 
@@ -298,6 +305,7 @@ impl Driver {
     pub fn handle_closed(&mut self, conn: ConnId, cause: &std::io::Error, now: Instant) {
         log::conn_died(conn, cause);
         self.unwritten.forget(conn);
+        self.forget_unacknowledged(conn);
         self.core
             .handle_failed(conn, crate::tcp::failure(cause), now);
     }
@@ -305,6 +313,24 @@ impl Driver {
     /// `n` more bytes of what [`Step::Transmit`] handed over for `conn` were written.
     pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
         self.unwritten.written(conn, n, now);
+    }
+
+    /// The connection that received bytes since the driver last handed out a write for
+    /// it, once (then `None` until more bytes arrive). An adapter asks before it waits
+    /// for input, and acknowledges at once on that connection
+    /// ([`tcp::acknowledge_promptly`](crate::tcp::acknowledge_promptly)): a server that
+    /// keeps Nagle's algorithm on holds its next answer until then, and the kernel's
+    /// delayed ACK would make it wait ~40 ms. When a request follows the answers, as it
+    /// does in a busy client, the segment that carries it acknowledges them and nothing
+    /// more is sent: no system call, and no bare ACK for both kernels to handle.
+    pub fn take_unacknowledged(&mut self) -> Option<ConnId> {
+        self.unacknowledged.take()
+    }
+
+    fn forget_unacknowledged(&mut self, conn: ConnId) {
+        if self.unacknowledged == Some(conn) {
+            self.unacknowledged = None;
+        }
     }
 
     /// The deadline from [`deadline`](Self::deadline) has passed.
@@ -371,6 +397,7 @@ impl Driver {
                 IoAction::Close { conn } => {
                     log::conn_dropped(*conn);
                     self.unwritten.forget(*conn);
+                    self.forget_unacknowledged(*conn);
                 }
                 _ => {}
             }
@@ -379,6 +406,9 @@ impl Driver {
         if let Some(transmit) = self.core.poll_transmit() {
             self.unwritten
                 .queued(transmit.conn, transmit.data.len(), now);
+            // Written at once (the adapters write a step as far as the socket takes it
+            // before waiting), its segment acknowledges what was read.
+            self.forget_unacknowledged(transmit.conn);
             return Some(Step::Transmit(transmit));
         }
         // Output only, for the log: what the core decided (redirects, backoffs,
@@ -599,6 +629,31 @@ mod tests {
     /// Drains every step, returning the connection instructions seen.
     fn drain(d: &mut Driver, now: Instant) -> Vec<Step> {
         std::iter::from_fn(|| d.next_step(now)).collect()
+    }
+
+    #[test]
+    fn bytes_read_are_owed_an_acknowledgement_until_a_write_carries_it() {
+        let now = Instant::now();
+        let mut d = driver(now);
+        let conn = match drain(&mut d, now).as_slice() {
+            [Step::Io(IoAction::Connect { conn, .. })] => *conn,
+            other => panic!("{other:?}"),
+        };
+        d.handle_connected(conn, now);
+        assert_eq!(d.take_unacknowledged(), None, "nothing read yet");
+        // Part of a frame's length: bytes the kernel acknowledges all the same.
+        d.handle_data(conn, &[0], now);
+        assert!(matches!(drain(&mut d, now).as_slice(), [Step::Transmit(_)]));
+        assert_eq!(d.take_unacknowledged(), None, "the Register carried it");
+        d.handle_data(conn, &[], now);
+        assert_eq!(d.take_unacknowledged(), None, "no new bytes");
+        d.handle_data(conn, &[0], now);
+        assert!(drain(&mut d, now).is_empty());
+        assert_eq!(d.take_unacknowledged(), Some(conn), "nothing was written");
+        assert_eq!(d.take_unacknowledged(), None, "owed once");
+        d.handle_data(conn, &[0], now);
+        d.handle_closed(conn, &std::io::ErrorKind::UnexpectedEof.into(), now);
+        assert_eq!(d.take_unacknowledged(), None, "the connection is gone");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The TCP options every adapter sets on its connections, in one place.
 //!
 //! Owns: `TCP_NODELAY` once a connection is open ([`configure`]) and, on Linux,
-//! `TCP_QUICKACK` re-armed after every read ([`acknowledge_promptly`]). Servers may keep
-//! Nagle's algorithm on (the original does, PROTOCOL.md §1): the second of two small
+//! `TCP_QUICKACK` to acknowledge what was read at once ([`acknowledge_promptly`]).
+//! Servers may keep Nagle's algorithm on (the original does): the second of two small
 //! answers then waits until the client acknowledges the first, and a delayed ACK costs
-//! ~40 ms. Linux leaves quick-ACK mode by itself (it is not a permanent flag), hence the
-//! re-arm per read: one `setsockopt`. Also what a failed connection's I/O error means
+//! ~40 ms. Linux leaves quick-ACK mode by itself (it is not a permanent flag), so the
+//! loops set it again, one `setsockopt`, whenever they would wait with bytes read that
+//! no write of theirs acknowledged (`Driver::take_unacknowledged` says when). Also what a failed connection's I/O error means
 //! to the core ([`failure`]: refused, unresolved, timed out, closed). Must never read or
 //! write the socket, and never fail a connection: an option that cannot be set only
 //! costs latency.
@@ -57,8 +58,8 @@ pub fn configure<S: Socket>(stream: &S) {
     acknowledge_promptly(stream);
 }
 
-/// Re-arms quick ACKs after a read, so that what was read is acknowledged at once
-/// (Linux; elsewhere nothing).
+/// Acknowledges at once what was read and not yet acknowledged, and re-arms quick ACKs
+/// for what comes next (Linux; elsewhere nothing).
 pub fn acknowledge_promptly<S: Socket>(stream: &S) {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     let _ = SockRef::from(stream).set_tcp_quickack(true);

@@ -8,8 +8,9 @@
 //! Nagle on. Run: `cargo bench -p pyxis-tokio --bench nagle` (`PYXIS_BENCH_BURSTS` sets the
 //! number of bursts, default 200). Prints the burst time (median, p90, max) for
 //! `BURST` concurrent reads through the proxy with the client as it is (`TCP_NODELAY`,
-//! quick ACKs re-armed after every read), through the proxy with a client that only sets
-//! `TCP_NODELAY` (the same loop on tokio's TCP, without the re-arm: before the fix), and
+//! and a quick ACK whenever the loop would wait with answers that no request of its own
+//! acknowledged), through the proxy with a client that only sets `TCP_NODELAY` (the same
+//! loop on tokio's TCP, without quick ACKs), and
 //! straight to the `TestServer` (no proxy, Nagle off) as the floor.
 
 use std::future::Future;
@@ -64,7 +65,7 @@ async fn nagle_proxy(listener: TcpListener, upstream: String) {
     }
 }
 
-/// tokio's TCP with `TCP_NODELAY` only: what a client that never re-arms quick ACKs does.
+/// tokio's TCP with `TCP_NODELAY` only: what a client that never makes quick ACKs does.
 struct NoQuickAck;
 
 impl AsyncRuntime for NoQuickAck {
