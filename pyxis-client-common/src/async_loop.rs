@@ -219,9 +219,15 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
     let mut turn: u64 = 0;
     // Callers answered whose next request has not come yet (see the yield below).
     let mut unsent = 0;
+    // The clock, read once each time the loop resumes (after the race, and after each
+    // yield to the callers): nothing in between waits (a write is one attempt), so a
+    // turn's inputs and steps share one instant, and the path from an answer to the
+    // next request's write reads the clock twice instead of at every call (each read
+    // is a measurable share of a request's cost at one request in flight).
+    let mut now = R::now();
     loop {
-        while let Some(step) = driver.next_step(R::now()) {
-            perform(step, &mut link, &mut driver).await;
+        while let Some(step) = driver.next_step(now) {
+            perform(step, &mut link, &mut driver, now).await;
         }
         if driver.is_finished() {
             // Commands queued meanwhile are dropped with their reply senders, which their
@@ -242,16 +248,16 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                 commands.poll_take(cx, &mut batch, COMMAND_BATCH)
             }))
             .await;
+            now = R::now();
             if let Some(taken) = taken {
                 let sent = batch.len();
-                handles_open = apply(taken, &mut batch, &mut driver, R::now());
+                handles_open = apply(taken, &mut batch, &mut driver, now);
                 unsent = woken.saturating_sub(sent);
                 continue;
             }
             unsent = woken;
         }
         if let Some(conn) = driver.buffered_input() {
-            let now = R::now();
             driver.handle_data(conn, &[], now);
             driver.handle_due(now);
             continue;
@@ -300,7 +306,7 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
         let io = future::race_with_seed(read, write, turn.rotate_left(17));
         let inner = future::race_with_seed(command, io, turn);
         let input = future::race_with_seed(inner, alarm, !turn).await;
-        let now = R::now();
+        now = R::now();
         match input {
             Input::Commands(taken) => {
                 // Everything queued was taken at once, so that requests submitted
@@ -319,8 +325,9 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                         commands.poll_take(cx, &mut batch, COMMAND_BATCH)
                     }))
                     .await;
+                    now = R::now();
                     if let Some(taken) = more {
-                        handles_open = apply(taken, &mut batch, &mut driver, R::now());
+                        handles_open = apply(taken, &mut batch, &mut driver, now);
                     }
                 }
             }
@@ -366,9 +373,14 @@ fn apply(taken: bool, batch: &mut VecDeque<Command>, driver: &mut Driver, now: I
     true
 }
 
-/// Carries out one step of the core. A write goes out at once as far as the socket
-/// takes it (one attempt, never waiting); the rest waits in the outbox.
-async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut Driver) {
+/// Carries out one step of the core at `now`. A write goes out at once as far as the
+/// socket takes it (one attempt, never waiting); the rest waits in the outbox.
+async fn perform<R: AsyncRuntime>(
+    step: Step,
+    link: &mut Link<R>,
+    driver: &mut Driver,
+    now: Instant,
+) {
     match step {
         Step::Io(IoAction::Connect { conn, addr }) => {
             *link = Link::none();
@@ -386,17 +398,17 @@ async fn perform<R: AsyncRuntime>(step: Step, link: &mut Link<R>, driver: &mut D
                     match future::poll_once(R::write(writer, &data)).await {
                         Some(Ok(n)) if n > 0 => {
                             data.advance(n.min(data.len()));
-                            driver.handle_written(transmit.conn, n, R::now());
+                            driver.handle_written(transmit.conn, n, now);
                         }
                         Some(Ok(_)) => {
                             let cause = io::Error::from(io::ErrorKind::WriteZero);
                             link.drop_conn();
-                            driver.handle_closed(transmit.conn, &cause, R::now());
+                            driver.handle_closed(transmit.conn, &cause, now);
                             return;
                         }
                         Some(Err(cause)) => {
                             link.drop_conn();
-                            driver.handle_closed(transmit.conn, &cause, R::now());
+                            driver.handle_closed(transmit.conn, &cause, now);
                             return;
                         }
                         // The socket takes nothing now: the loop writes it when it can.
