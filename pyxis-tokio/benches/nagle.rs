@@ -21,7 +21,7 @@ use bytes::BytesMut;
 use pyxis_client_common::__private::AsyncRuntime;
 use pyxis_proto::{frame_payload, FrameDecoder};
 use pyxis_testkit::TestServer;
-use pyxis_tokio::{Client, Options};
+use pyxis_tokio::{Client, Options, Tokio};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
@@ -78,19 +78,22 @@ impl AsyncRuntime for NoQuickAck {
         Ok(stream.into_split())
     }
 
-    async fn read(reader: &mut OwnedReadHalf, buf: &mut [u8]) -> io::Result<usize> {
-        reader.read(buf).await
+    fn read<'a>(
+        reader: &'a mut OwnedReadHalf,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        Tokio::read(reader, buf)
     }
 
     fn write<'a>(
         writer: &'a mut OwnedWriteHalf,
         data: &'a [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        writer.write(data)
+        Tokio::write(writer, data)
     }
 
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
-        tokio::time::sleep_until(deadline.into())
+        Tokio::sleep_until(deadline)
     }
 }
 

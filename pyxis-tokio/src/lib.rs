@@ -99,8 +99,11 @@ impl Deref for Client {
     }
 }
 
-/// tokio's TCP and timer, for the shared adapter loop.
-struct Tokio;
+/// tokio's TCP and timer, for the shared adapter loop. Public but hidden, like
+/// [`Client::connect_on`], so that tests and benchmarks can wrap it in a runtime that
+/// changes one of its parts.
+#[doc(hidden)]
+pub struct Tokio;
 
 impl AsyncRuntime for Tokio {
     type Reader = OwnedReadHalf;

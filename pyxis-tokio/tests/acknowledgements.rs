@@ -11,10 +11,7 @@ use std::time::{Duration, Instant};
 
 use pyxis_client_common::__private::AsyncRuntime;
 use pyxis_testkit::TestServer;
-use pyxis_tokio::{Client, Options};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
+use pyxis_tokio::{Client, Options, Tokio};
 
 thread_local! {
     /// Acknowledgements the loop asked for on this thread (the runtime is single-threaded).
@@ -25,35 +22,38 @@ fn acks() -> usize {
     ACKS.with(Cell::get)
 }
 
-/// tokio's TCP, counting the loop's acknowledgements.
+/// tokio's TCP (the adapter's own runtime), counting the loop's acknowledgements.
 struct Counting;
 
 impl AsyncRuntime for Counting {
-    type Reader = OwnedReadHalf;
-    type Writer = OwnedWriteHalf;
+    type Reader = <Tokio as AsyncRuntime>::Reader;
+    type Writer = <Tokio as AsyncRuntime>::Writer;
 
-    async fn connect(addr: String) -> io::Result<(OwnedReadHalf, OwnedWriteHalf)> {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        Ok(stream.into_split())
+    fn connect(
+        addr: String,
+    ) -> impl Future<Output = io::Result<(Self::Reader, Self::Writer)>> + Send + 'static {
+        Tokio::connect(addr)
     }
 
-    async fn read(reader: &mut OwnedReadHalf, buf: &mut [u8]) -> io::Result<usize> {
-        reader.read(buf).await
+    fn read<'a>(
+        reader: &'a mut Self::Reader,
+        buf: &'a mut [u8],
+    ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
+        Tokio::read(reader, buf)
     }
 
     fn write<'a>(
-        writer: &'a mut OwnedWriteHalf,
+        writer: &'a mut Self::Writer,
         data: &'a [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a {
-        writer.write(data)
+        Tokio::write(writer, data)
     }
 
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
-        tokio::time::sleep_until(deadline.into())
+        Tokio::sleep_until(deadline)
     }
 
-    fn acknowledge(_: &OwnedReadHalf) {
+    fn acknowledge(_: &Self::Reader) {
         ACKS.with(|acks| acks.set(acks.get() + 1));
     }
 }
