@@ -313,16 +313,22 @@ impl Driver {
     /// `n` more bytes of what [`Step::Transmit`] handed over for `conn` were written.
     pub fn handle_written(&mut self, conn: ConnId, n: usize, now: Instant) {
         self.unwritten.written(conn, n, now);
+        if n > 0 {
+            // Every segment carries the acknowledgement of all that was received.
+            self.forget_unacknowledged(conn);
+        }
     }
 
-    /// The connection that received bytes since the driver last handed out a write for
-    /// it, once (then `None` until more bytes arrive). An adapter asks before it waits
-    /// for input, and acknowledges at once on that connection
+    /// The connection that received bytes since the adapter last wrote on it (reported
+    /// by [`handle_written`](Self::handle_written)), once (then `None` until more bytes
+    /// arrive). An adapter asks before it waits for input, and acknowledges at once on
+    /// that connection
     /// ([`tcp::acknowledge_promptly`](crate::tcp::acknowledge_promptly)): a server that
     /// keeps Nagle's algorithm on holds its next answer until then, and the kernel's
     /// delayed ACK would make it wait ~40 ms. When a request follows the answers, as it
     /// does in a busy client, the segment that carries it acknowledges them and nothing
-    /// more is sent: no system call, and no bare ACK for both kernels to handle.
+    /// more is sent: no system call, and no bare ACK for both kernels to handle. A write
+    /// handed out but not yet taken by the socket acknowledges nothing.
     pub fn take_unacknowledged(&mut self) -> Option<ConnId> {
         self.unacknowledged.take()
     }
@@ -406,9 +412,6 @@ impl Driver {
         if let Some(transmit) = self.core.poll_transmit() {
             self.unwritten
                 .queued(transmit.conn, transmit.data.len(), now);
-            // Written at once (the adapters write a step as far as the socket takes it
-            // before waiting), its segment acknowledges what was read.
-            self.forget_unacknowledged(transmit.conn);
             return Some(Step::Transmit(transmit));
         }
         // Output only, for the log: what the core decided (redirects, backoffs,
@@ -643,14 +646,24 @@ mod tests {
         assert_eq!(d.take_unacknowledged(), None, "nothing read yet");
         // Part of a frame's length: bytes the kernel acknowledges all the same.
         d.handle_data(conn, &[0], now);
-        assert!(matches!(drain(&mut d, now).as_slice(), [Step::Transmit(_)]));
-        assert_eq!(d.take_unacknowledged(), None, "the Register carried it");
+        let register = match drain(&mut d, now).as_slice() {
+            [Step::Transmit(transmit)] => transmit.data.len(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            d.take_unacknowledged(),
+            Some(conn),
+            "the Register is handed out, not written"
+        );
+        d.handle_data(conn, &[0], now);
+        d.handle_written(conn, 0, now);
+        assert_eq!(d.take_unacknowledged(), Some(conn), "nothing was written");
+        assert_eq!(d.take_unacknowledged(), None, "owed once");
         d.handle_data(conn, &[], now);
         assert_eq!(d.take_unacknowledged(), None, "no new bytes");
         d.handle_data(conn, &[0], now);
-        assert!(drain(&mut d, now).is_empty());
-        assert_eq!(d.take_unacknowledged(), Some(conn), "nothing was written");
-        assert_eq!(d.take_unacknowledged(), None, "owed once");
+        d.handle_written(conn, register, now);
+        assert_eq!(d.take_unacknowledged(), None, "the write carried it");
         d.handle_data(conn, &[0], now);
         d.handle_closed(conn, &std::io::ErrorKind::UnexpectedEof.into(), now);
         assert_eq!(d.take_unacknowledged(), None, "the connection is gone");
