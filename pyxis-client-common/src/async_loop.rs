@@ -4,11 +4,11 @@
 //!
 //! Owns: the loop that feeds the [`Driver`] (commands, connection events, bytes,
 //! deadlines) and performs its steps (connect, close, write, and the acknowledgement
-//! owed before it waits). Writes never hold up the
-//! loop: the bytes of a `Transmit` are written as far as the socket takes them at once,
-//! and the rest waits in the loop's outbox, written whenever the socket is ready again,
-//! raced against commands, reads and the timer like any other input; the driver gives
-//! the connection up if the peer takes nothing for too long. Must never make a
+//! owed before it waits). Writes never hold up the loop: the bytes of a `Transmit` are
+//! written as far as the socket takes them at once, and the rest waits in the loop's
+//! outbox, written whenever the socket is ready again, raced against commands, reads
+//! and the timer like any other input; the driver gives the connection up if the peer
+//! takes nothing for too long. Must never make a
 //! protocol decision (no retry, no xid, no frame parsing) and never await the
 //! application: the only awaits are the socket, the timer and the command channel.
 //! Racing uses `futures-lite` combinators, which work under every runtime.

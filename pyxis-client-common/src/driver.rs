@@ -7,7 +7,8 @@
 //! client-side session signals (`Suspended`, `Lost`, closing on expiry), the rule for
 //! due deadlines ([`Driver::handle_due`], which every adapter loop applies after every
 //! input), when bytes read still owe the peer an acknowledgement
-//! ([`Driver::take_unacknowledged`]), and the log of what the core did (`tracing`, from its events and outputs).
+//! ([`Driver::take_unacknowledged`]), and the log of what the core did (`tracing`, from
+//! its events and outputs).
 //! Must never touch a socket, a timer or a thread, read the clock, or make a protocol
 //! decision: adapters pass `now` and perform the [`Step`]s; the core decides everything
 //! else. Never blocks: every delivery goes through a bounded, non-blocking

@@ -6,10 +6,10 @@
 //! answers then waits until the client acknowledges the first, and a delayed ACK costs
 //! ~40 ms. Linux leaves quick-ACK mode by itself (it is not a permanent flag), so the
 //! loops set it again, one `setsockopt`, whenever they would wait with bytes read that
-//! no write of theirs acknowledged (`Driver::take_unacknowledged` says when). Also what a failed connection's I/O error means
-//! to the core ([`failure`]: refused, unresolved, timed out, closed). Must never read or
-//! write the socket, and never fail a connection: an option that cannot be set only
-//! costs latency.
+//! no write of theirs acknowledged (`Driver::take_unacknowledged` says when). Also what
+//! a failed connection's I/O error means to the core ([`failure`]: refused, unresolved,
+//! timed out, closed). Must never read or write the socket, and never fail a
+//! connection: an option that cannot be set only costs latency.
 
 use std::io;
 
