@@ -54,6 +54,40 @@ fn load_counts_the_requested_ops_on_both_sides() {
         }
         let ratio = run["ratios"]["throughput"].as_f64().expect("ratio");
         assert!(ratio.is_finite() && ratio > 0.0);
+        assert!(
+            run["task_floor"].is_null(),
+            "the task floor runs when asked"
+        );
+    }
+}
+
+#[test]
+fn task_floor_counts_the_requested_ops_over_several_sessions() {
+    // 8 slots over 3 sessions: the sessions serve 3, 3 and 2 slots.
+    let report = bench(&[
+        "--ops",
+        "300",
+        "--rounds",
+        "2",
+        "-c",
+        "1,8",
+        "--clients",
+        "3",
+        "--task-floor",
+        "--mix",
+        "read=2,write=1,create-delete=1",
+    ]);
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for (run, clients) in runs.iter().zip([1, 3]) {
+        assert_eq!(run["clients"], clients);
+        let tasks = &run["task_floor"];
+        assert_eq!(tasks["ops"], 600, "2 rounds of 300");
+        assert_eq!(tasks["errors"], 0);
+        let p50 = tasks["p50_us"].as_f64().expect("p50");
+        assert!(p50 > 0.0, "{p50}");
+        let ratio = run["task_ratios"]["throughput"].as_f64().expect("ratio");
+        assert!(ratio.is_finite() && ratio > 0.0);
     }
 }
 

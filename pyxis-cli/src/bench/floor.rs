@@ -2,10 +2,12 @@
 //! connection (one per client the client side uses), with no client machinery (no core,
 //! no driver task, no channels).
 //!
-//! Owns: [`RawSession`] (a registered session on one socket: frames out, answers in) and
-//! [`run`], which keeps a session's share of the `C` requests in flight from a [`Plan`]
-//! exactly as the client side does. Must never retry, reconnect or follow more than a few redirects: anything
-//! unexpected is an error, since the floor must stay the cheapest possible client.
+//! Owns: [`RawSession`] (a registered session on one socket: frames out, answers in),
+//! the frames of a slot and which slot an answer is for (shared with
+//! [`super::task_floor`]), and [`run`], which keeps a session's share of the `C`
+//! requests in flight from a [`Plan`] exactly as the client side does. Must never
+//! retry, reconnect or follow more than a few redirects: anything unexpected is an
+//! error, since the floor must stay the cheapest possible client.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -106,8 +108,9 @@ impl RawSession {
         }
     }
 
-    /// Reads what the socket has into the decoder.
-    async fn fill(&mut self) -> Result<(), CliError> {
+    /// Reads what the socket has into the decoder (waiting at most 10 s). Cancel safe:
+    /// dropped before it completes, it has read nothing.
+    pub(super) async fn fill(&mut self) -> Result<(), CliError> {
         let n = tokio::time::timeout(ANSWER_TIMEOUT, self.stream.read(&mut self.buf))
             .await
             .map_err(|_| bench_error("no answer within 10 s"))??;
@@ -116,6 +119,11 @@ impl RawSession {
         }
         self.decoder.extend(&self.buf[..n]);
         Ok(())
+    }
+
+    /// The next answer already read ([`fill`](Self::fill) reads more), if whole.
+    pub(super) fn next_buffered(&mut self) -> Result<Option<Response>, CliError> {
+        self.decoder.next_response().map_err(bench_error)
     }
 
     /// Ends the session.
@@ -171,15 +179,15 @@ impl RawSession {
 }
 
 /// The pre-encoded frames of one slot of a session (xid: its index there + 1).
-struct SlotFrames {
-    read: Bytes,
-    write: Bytes,
-    create: Bytes,
-    delete: Bytes,
+pub(super) struct SlotFrames {
+    pub(super) read: Bytes,
+    pub(super) write: Bytes,
+    pub(super) create: Bytes,
+    pub(super) delete: Bytes,
 }
 
 impl SlotFrames {
-    fn new(plan: &Plan, slot: usize, xid: u64, sid: u64) -> SlotFrames {
+    pub(super) fn new(plan: &Plan, slot: usize, xid: u64, sid: u64) -> SlotFrames {
         let base = Request {
             sid: Some(sid),
             xid: Some(xid),
@@ -267,21 +275,13 @@ pub async fn run(
     while in_flight > 0 {
         session.fill().await?;
         let now = Instant::now();
-        while let Some(answer) = session.decoder.next_response().map_err(bench_error)? {
-            let slot = answer
-                .xid
-                .and_then(|x| usize::try_from(x).ok())
-                .and_then(|x| x.checked_sub(1))
-                .filter(|s| *s < slots.len())
-                .ok_or_else(|| bench_error(format!("answer with unknown xid {:?}", answer.xid)))?;
+        while let Some(answer) = session.next_buffered()? {
+            let slot = answer_slot(&answer, slots.len())?;
             let state = &mut slots[slot];
             if !state.busy {
-                return Err(bench_error(format!("unexpected answer for slot {slot}")));
+                return Err(unexpected_answer(slot));
             }
-            if answer
-                .err
-                .is_some_and(|e| e.r#type != ErrorType::KNone as i32)
-            {
+            if failed(&answer) {
                 recorder.errors += 1;
             }
             if state.creating {
@@ -305,6 +305,33 @@ pub async fn run(
     }
     recorder.elapsed = start.elapsed();
     Ok(recorder)
+}
+
+/// The slot (index among the session's slots) an answer is for: its xid less one.
+///
+/// # Errors
+///
+/// The xid names no slot of the session.
+pub(super) fn answer_slot(answer: &Response, slots: usize) -> Result<usize, CliError> {
+    answer
+        .xid
+        .and_then(|x| usize::try_from(x).ok())
+        .and_then(|x| x.checked_sub(1))
+        .filter(|s| *s < slots)
+        .ok_or_else(|| bench_error(format!("answer with unknown xid {:?}", answer.xid)))
+}
+
+/// The error for an answer to a slot with no request in flight.
+pub(super) fn unexpected_answer(slot: usize) -> CliError {
+    bench_error(format!("unexpected answer for slot {slot}"))
+}
+
+/// Whether the server refused the request the answer is for.
+pub(super) fn failed(answer: &Response) -> bool {
+    answer
+        .err
+        .as_ref()
+        .is_some_and(|e| e.r#type != ErrorType::KNone as i32)
 }
 
 fn start_op(state: &mut SlotState, frames: &SlotFrames, now: Instant, out: &mut BytesMut) {

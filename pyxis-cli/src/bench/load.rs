@@ -17,6 +17,7 @@ use crate::bench::cpu::CpuScope;
 use crate::bench::floor::{self, RawSession};
 use crate::bench::progress::Progress;
 use crate::bench::stats::{micros, throughput_target, Ratios, Recorder, Summary, P99_TARGET};
+use crate::bench::task_floor;
 use crate::bench::workload::{Budget, OpKind, Plan, Schedule};
 use crate::bench::LoadArgs;
 use crate::exit::CliError;
@@ -41,6 +42,10 @@ pub struct LoadReport {
     pub client: Summary,
     /// Client ÷ floor.
     pub ratios: Ratios,
+    /// The task floor, when it ran (`--task-floor`).
+    pub task_floor: Option<Summary>,
+    /// Client ÷ task floor, when it ran.
+    pub task_ratios: Option<Ratios>,
     /// Throughput ≥ 0.9× floor with one request in flight, ≥ 0.8× with more.
     pub throughput_ok: bool,
     /// p99 ≤ 1.5× floor.
@@ -65,24 +70,31 @@ impl LoadReport {
         };
         let r = &self.ratios;
         let verdict = |ok: bool| if ok { "ok" } else { "MISSED" };
-        let cpu_ratio = match (self.client.cpu_per_op_us, self.floor.cpu_per_op_us) {
-            (Some(c), Some(f)) if f > 0.0 => format!("{:.2}x", c / f),
-            _ => String::new(),
-        };
-        let rows = vec![
-            row("floor (raw frames)", &self.floor),
-            row("pyxis-tokio client", &self.client),
+        let ratio_row = |name: &str, r: &Ratios, floor: &Summary| {
+            let cpu = match (self.client.cpu_per_op_us, floor.cpu_per_op_us) {
+                (Some(c), Some(f)) if f > 0.0 => format!("{:.2}x", c / f),
+                _ => String::new(),
+            };
             vec![
-                "client / floor".to_owned(),
+                name.to_owned(),
                 format!("{:.2}x", r.throughput),
                 format!("{:.2}x", r.p50),
                 format!("{:.2}x", r.p99),
                 format!("{:.2}x", r.p999),
                 String::new(),
                 String::new(),
-                cpu_ratio,
-            ],
-        ];
+                cpu,
+            ]
+        };
+        let mut rows = vec![row("floor (raw frames)", &self.floor)];
+        if let Some(tasks) = &self.task_floor {
+            rows.push(row("task floor (C tasks, channels)", tasks));
+        }
+        rows.push(row("pyxis-tokio client", &self.client));
+        rows.push(ratio_row("client / floor", r, &self.floor));
+        if let (Some(tasks), Some(tr)) = (&self.task_floor, &self.task_ratios) {
+            rows.push(ratio_row("client / task floor", tr, tasks));
+        }
         format!(
             "concurrency {} on {} client(s), mix {}, {} round(s); CPU/op: {}\n{}target: throughput >= {}x floor: {} ({:.2}x); p99 <= {P99_TARGET}x floor: {} ({:.2}x)\n",
             self.concurrency,
@@ -144,44 +156,44 @@ async fn measure(
     for _ in 0..clients {
         raws.push(RawSession::open(addrs).await?);
     }
-    // Warm both paths up (connections, caches, allocator) before measuring.
-    let warm = Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
-    (raws, _, _) = floor_phase(raws, plan, warm, Arc::new(AtomicU64::new(0))).await?;
-    let warm = Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
-    client_phase(&handles, plan, warm, Arc::new(AtomicU64::new(0))).await?;
+    // Warm every path up (connections, caches, allocator) before measuring.
+    let warm = || Arc::new(Budget::new(None, Some(plan.concurrency as u64 * 20)));
+    let idle = || Arc::new(AtomicU64::new(0));
+    (raws, _, _) = floor_phase(raws, plan, warm(), idle()).await?;
+    if args.task_floor {
+        (raws, _, _) = task_floor::phase(raws, plan, warm(), idle()).await?;
+    }
+    client_phase(&handles, plan, warm(), idle()).await?;
 
     let scope = CpuScope::for_threads(args.threads);
+    let measured = || {
+        Arc::new(Budget::new(
+            args.phase_duration()
+                .and_then(|d| Instant::now().checked_add(d)),
+            args.ops,
+        ))
+    };
     let mut floor_total = Recorder::new();
+    let mut task_total = Recorder::new();
     let mut client_total = Recorder::new();
     for round in 0..args.rounds {
         let label = format!("c={} round {}/{}", plan.concurrency, round + 1, args.rounds);
         let counter = progress.phase(&format!("{label}: floor"));
-        let budget = Arc::new(Budget::new(
-            args.phase_duration()
-                .and_then(|d| Instant::now().checked_add(d)),
-            args.ops,
-        ));
         let cpu = scope.now();
-        let (back, sessions, elapsed) = floor_phase(raws, plan, budget, counter).await?;
+        let (back, sessions, elapsed) = floor_phase(raws, plan, measured(), counter).await?;
         raws = back;
-        let cpu = used_since(scope, cpu);
-        for session in &sessions {
-            floor_total.merge(session);
+        floor_total.pool(&sessions, elapsed, used_since(scope, cpu));
+        if args.task_floor {
+            let counter = progress.phase(&format!("{label}: task floor"));
+            let cpu = scope.now();
+            let (back, slots, elapsed) = task_floor::phase(raws, plan, measured(), counter).await?;
+            raws = back;
+            task_total.pool(&slots, elapsed, used_since(scope, cpu));
         }
-        floor_total.add_phase(elapsed, cpu);
         let counter = progress.phase(&format!("{label}: client"));
-        let budget = Arc::new(Budget::new(
-            args.phase_duration()
-                .and_then(|d| Instant::now().checked_add(d)),
-            args.ops,
-        ));
         let cpu = scope.now();
-        let (tasks, elapsed) = client_phase(&handles, plan, budget, counter).await?;
-        let cpu = used_since(scope, cpu);
-        for task in &tasks {
-            client_total.merge(task);
-        }
-        client_total.add_phase(elapsed, cpu);
+        let (tasks, elapsed) = client_phase(&handles, plan, measured(), counter).await?;
+        client_total.pool(&tasks, elapsed, used_since(scope, cpu));
     }
     progress.finish_phase();
     for raw in raws {
@@ -193,6 +205,8 @@ async fn measure(
     let floor = floor_total.summary();
     let client = client_total.summary();
     let ratios = Ratios::of(&client, &floor);
+    let task_floor = args.task_floor.then(|| task_total.summary());
+    let task_ratios = task_floor.as_ref().map(|tasks| Ratios::of(&client, tasks));
     Ok(LoadReport {
         concurrency: plan.concurrency,
         clients,
@@ -202,6 +216,8 @@ async fn measure(
         floor,
         client,
         ratios,
+        task_floor,
+        task_ratios,
         throughput_ok: ratios.throughput_ok(plan.concurrency),
         p99_ok: ratios.p99_ok(),
     })

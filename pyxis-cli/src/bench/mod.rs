@@ -4,7 +4,9 @@
 //! - `pyxis bench` (load): an op mix at concurrency C (tasks sharing one client, or K
 //!   clients), alternating with the same requests as pre-encoded frames on raw
 //!   pipelined connections, one per client (the floor, [`floor`]); prints both and
-//!   their ratios.
+//!   their ratios. `--task-floor` adds a third side: the same frames sent by `C` tasks
+//!   through channels to one connection task per session ([`task_floor`]), which
+//!   separates the runtime's cost of `C` tasks from the client's own.
 //! - `pyxis bench failover`: time from a leader move to the next successful write.
 //! - `pyxis bench rewatch`: time to re-register N watches after a leader move, against a
 //!   raw pipelined arm of the same watches.
@@ -25,6 +27,7 @@ pub mod memory;
 pub mod progress;
 pub mod rewatch;
 pub mod stats;
+pub mod task_floor;
 pub mod workload;
 
 use std::io::Write as _;
@@ -104,6 +107,11 @@ pub struct LoadArgs {
     /// Runtime worker threads for the client and the floor (1: a current-thread runtime).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
     pub threads: usize,
+    /// Also run the task floor in each round: the same frames sent by C tasks through
+    /// channels to one connection task per session, the least a task-per-request client
+    /// costs on the runtime (reported with client / task floor).
+    #[arg(long)]
+    pub task_floor: bool,
 }
 
 impl LoadArgs {

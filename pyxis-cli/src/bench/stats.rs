@@ -65,6 +65,15 @@ impl Recorder {
         self.cpu = self.cpu.zip(cpu).map(|(total, phase)| total + phase);
     }
 
+    /// Adds one phase: the recorders of its tasks or sessions, its length and the CPU
+    /// time it used.
+    pub fn pool(&mut self, recorders: &[Recorder], elapsed: Duration, cpu: Option<Duration>) {
+        for recorder in recorders {
+            self.merge(recorder);
+        }
+        self.add_phase(elapsed, cpu);
+    }
+
     /// Operations recorded.
     pub fn ops(&self) -> u64 {
         self.histogram.len()
