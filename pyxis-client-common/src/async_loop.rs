@@ -23,7 +23,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 use futures_lite::future;
 
-use crate::driver::{Command, Driver, Step};
+use crate::driver::{self, Command, Driver, Step};
 use crate::handle::Handle;
 use crate::inbox::{command_channel, CommandInbox};
 use crate::read_buffer::ReadBuffer;
@@ -68,6 +68,14 @@ pub trait AsyncRuntime: 'static {
         writer: &'a mut Self::Writer,
         data: &'a [u8],
     ) -> impl Future<Output = io::Result<usize>> + Send + 'a;
+
+    /// Whether the tasks the loop wakes may run on other threads while the loop goes on
+    /// (a multi-thread runtime), asked once when a client starts; it sets how many
+    /// answers a turn of the loop hands over
+    /// ([`frames_per_turn`](crate::driver::frames_per_turn)). The default is `false`.
+    fn parallel() -> bool {
+        false
+    }
 
     /// Completes at `deadline`, an instant of [`now`](Self::now)'s clock.
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send;
@@ -199,7 +207,8 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let driver = Driver::with_options(addrs, options, R::now())?;
+    let turn = driver::frames_per_turn(R::parallel());
+    let driver = Driver::with_options(addrs, options, turn, R::now())?;
     let (commands, inbox) = command_channel();
     let handle = Handle::new(Arc::new(commands), driver.status(), options);
     Ok((AsyncClient::new(handle), run::<R>(driver, inbox)))
@@ -238,7 +247,7 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
         // The callers just answered run before the loop reads on or waits: their next
         // requests then leave together, at once, and the server works on them while
         // the loop handles the answers still buffered (the core hands over at most
-        // `FRAMES_PER_TURN` per input). Otherwise the server would idle while the
+        // `driver::frames_per_turn` per input). Otherwise the server would idle while the
         // client handles a whole read of answers, and the client while the server
         // answers a whole write of requests.
         let woken = driver.take_answered();

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use pyxis_core::{ConnId, IoAction};
 
-use crate::driver::{Command, Driver, Step};
+use crate::driver::{Command, Driver, Step, FRAMES_PER_TURN};
 use crate::handle::{CommandSink, Handle};
 use crate::read_buffer::ReadBuffer;
 use crate::tcp;
@@ -85,7 +85,7 @@ where
     I: IntoIterator<Item = S>,
     S: Into<String>,
 {
-    let driver = Driver::with_options(addrs, options, Instant::now())?;
+    let driver = Driver::with_options(addrs, options, FRAMES_PER_TURN, Instant::now())?;
     let (to_self, inbox) = mpsc::channel();
     let handle = Handle::new(
         Arc::new(Commands(to_self.clone())),
@@ -342,7 +342,7 @@ mod tests {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let options = Options::new().seed(1);
-        let driver = Driver::with_options([closed_port], &options, Instant::now())
+        let driver = Driver::with_options([closed_port], &options, FRAMES_PER_TURN, Instant::now())
             .unwrap_or_else(|e| panic!("{e}"));
         let (to_self, inbox) = mpsc::channel();
         let sink = to_self.clone();

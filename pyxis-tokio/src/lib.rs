@@ -44,6 +44,7 @@ pub use pyxis_client_common::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+use tokio::runtime::RuntimeFlavor;
 
 /// A Pyxis client on tokio. Clones share one connection and session; dropping the last
 /// clone closes the session in the background. Every operation is a method of
@@ -132,5 +133,34 @@ impl AsyncRuntime for Tokio {
 
     fn sleep_until(deadline: Instant) -> impl Future<Output = ()> + Send {
         tokio::time::sleep_until(deadline.into())
+    }
+
+    fn parallel() -> bool {
+        tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.runtime_flavor() == RuntimeFlavor::MultiThread)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_multi_thread_runtime_runs_the_callers_in_parallel() {
+        let current = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        assert!(!current.block_on(async { Tokio::parallel() }));
+        let multi = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .expect("a runtime");
+        assert!(multi.block_on(async { Tokio::parallel() }));
+        assert!(multi.block_on(async {
+            tokio::spawn(async { Tokio::parallel() })
+                .await
+                .expect("joined")
+        }));
+        assert!(!Tokio::parallel(), "outside any runtime");
     }
 }

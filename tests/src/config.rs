@@ -98,17 +98,19 @@ pub enum InputTurns {
     Unbounded,
     /// Every client handles at most this many frames per input.
     Fixed(NonZeroUsize),
-    /// Each client process draws its own: no bound, 1, 2 or the adapters' bound
-    /// (`pyxis_client_common::driver::FRAMES_PER_TURN`).
+    /// Each client process draws its own: no bound, 1, 2 or one of the adapters' bounds
+    /// (`pyxis_client_common::driver::FRAMES_PER_TURN`, and `PARALLEL_FRAMES_PER_TURN`
+    /// on a multi-thread runtime).
     Drawn,
 }
 
 impl InputTurns {
     /// The bounds [`InputTurns::Drawn`] picks from, each as likely.
-    pub const DRAWN_FROM: [Option<usize>; 4] = [
+    pub const DRAWN_FROM: [Option<usize>; 5] = [
         None,
         Some(1),
         Some(2),
+        Some(pyxis_client_common::driver::PARALLEL_FRAMES_PER_TURN),
         Some(pyxis_client_common::driver::FRAMES_PER_TURN),
     ];
 }

@@ -131,15 +131,15 @@ fn ping_release_regression_seeds_hold_every_oracle() {
 }
 
 /// Seeds run with the clients handling their answers in turns (`--frames-per-input`):
-/// a few with the bound each client process draws (none, 1, 2 or the adapters'), and one on which
+/// a few with the bound each client process draws (none, 1, 2 or an adapter's), and one on which
 /// a process paused 8 s woke to several answers and, with one frame per turn, took each
 /// turn for another late wake-up, re-registering every watch once per turn (272: the
 /// rearm oracle; the class is held by
 /// `input_turns::a_late_wake_up_handled_in_turns_rearms_every_watch_once` in pyxis-core).
 const INPUT_TURNS_SEEDS: [(u64, InputTurns); 4] = [
-    (0, InputTurns::Drawn),
     (1, InputTurns::Drawn),
     (2, InputTurns::Drawn),
+    (3, InputTurns::Drawn),
     (272, InputTurns::Fixed(NonZeroUsize::MIN)),
 ];
 
