@@ -108,8 +108,8 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from))]
     pub threads: usize,
     /// Also run the task floor in each round: the same frames sent by C tasks through
-    /// channels to one connection task per session, the least a task-per-request client
-    /// costs on the runtime (reported with client / task floor).
+    /// channels to one connection task per session, the plainest task-per-request design
+    /// on the same runtime (reported with client / task floor).
     #[arg(long)]
     pub task_floor: bool,
 }

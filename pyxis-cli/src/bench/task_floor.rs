@@ -1,15 +1,17 @@
-//! The task floor: the benchmark's requests sent as the least a task-per-request client
-//! can send them. Each of the `C` slots is a task that hands its pre-encoded frame to
-//! its session's connection task over a channel and awaits the answer on a oneshot; the
-//! connection task writes what the channel holds in one write and hands each answer
-//! back. Slot `i` is on session `i mod K`, as on the client side.
+//! The task floor: the benchmark's requests sent the plainest way a task-per-request
+//! client sends them. Each of the `C` slots is a task that hands its pre-encoded frame to
+//! its session's connection task over a channel (tokio's `mpsc`) and awaits the answer on
+//! a `oneshot`; the connection task writes what the channel holds in one write and hands
+//! each answer back. Slot `i` is on session `i mod K`, as on the client side.
 //!
 //! It measures what the runtime's scheduling of `C` tasks and two channel hops per
-//! request cost on top of the raw [`super::floor`], so that `client / task floor` is the
-//! client's own cost on the same runtime, with the same number of tasks.
+//! request cost on top of the raw [`super::floor`], so that `client / task floor` says
+//! how the client's own machinery compares with that plain design on the same runtime,
+//! with the same number of tasks.
 //!
 //! Owns: [`phase`]. Must never grow client machinery (no core, no timeouts but the
-//! floor's, no retries): anything unexpected is an error, as on the raw floor.
+//! floor's, no retries, no tuning of when tasks run): anything unexpected is an error,
+//! as on the raw floor.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
