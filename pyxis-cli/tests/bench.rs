@@ -28,6 +28,22 @@ fn bench(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("a JSON report")
 }
 
+/// One side of a load run completed `ops` operations (2 rounds of `--ops`) without an
+/// error, and has latencies.
+fn assert_counted(side: &Value, ops: u64, name: &str) {
+    assert_eq!(side["ops"], ops, "{name}");
+    assert_eq!(side["errors"], 0, "{name}");
+    let p50 = side["p50_us"].as_f64().expect("p50");
+    let p99 = side["p99_us"].as_f64().expect("p99");
+    assert!(p50 > 0.0 && p99 >= p50, "{name}: {p50} {p99}");
+}
+
+/// A throughput ratio was measured.
+fn assert_ratio(ratios: &Value) {
+    let ratio = ratios["throughput"].as_f64().expect("ratio");
+    assert!(ratio.is_finite() && ratio > 0.0, "{ratio}");
+}
+
 #[test]
 fn load_counts_the_requested_ops_on_both_sides() {
     let report = bench(&[
@@ -46,14 +62,9 @@ fn load_counts_the_requested_ops_on_both_sides() {
         assert_eq!(run["concurrency"], c);
         assert_eq!(run["mix"], "read=2,write=1,create-delete=1");
         for side in ["floor", "client"] {
-            assert_eq!(run[side]["ops"], 600, "{side}: 2 rounds of 300");
-            assert_eq!(run[side]["errors"], 0, "{side}");
-            let p50 = run[side]["p50_us"].as_f64().expect("p50");
-            let p99 = run[side]["p99_us"].as_f64().expect("p99");
-            assert!(p50 > 0.0 && p99 >= p50, "{side}: {p50} {p99}");
+            assert_counted(&run[side], 600, side);
         }
-        let ratio = run["ratios"]["throughput"].as_f64().expect("ratio");
-        assert!(ratio.is_finite() && ratio > 0.0);
+        assert_ratio(&run["ratios"]);
         assert!(
             run["task_floor"].is_null(),
             "the task floor runs when asked"
@@ -81,13 +92,8 @@ fn task_floor_counts_the_requested_ops_over_several_sessions() {
     assert_eq!(runs.len(), 2);
     for (run, clients) in runs.iter().zip([1, 3]) {
         assert_eq!(run["clients"], clients);
-        let tasks = &run["task_floor"];
-        assert_eq!(tasks["ops"], 600, "2 rounds of 300");
-        assert_eq!(tasks["errors"], 0);
-        let p50 = tasks["p50_us"].as_f64().expect("p50");
-        assert!(p50 > 0.0, "{p50}");
-        let ratio = run["task_ratios"]["throughput"].as_f64().expect("ratio");
-        assert!(ratio.is_finite() && ratio > 0.0);
+        assert_counted(&run["task_floor"], 600, "task floor");
+        assert_ratio(&run["task_ratios"]);
     }
 }
 

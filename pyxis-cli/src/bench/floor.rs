@@ -178,6 +178,13 @@ impl RawSession {
     }
 }
 
+/// The sessions a phase hands back, each with its index among the K sessions, in that
+/// order again (the tasks that used them end in any order).
+pub(super) fn in_session_order(mut back: Vec<(usize, RawSession)>) -> Vec<RawSession> {
+    back.sort_by_key(|(k, _)| *k);
+    back.into_iter().map(|(_, raw)| raw).collect()
+}
+
 /// The pre-encoded frames of one slot of a session (xid: its index there + 1).
 pub(super) struct SlotFrames {
     pub(super) read: Bytes,

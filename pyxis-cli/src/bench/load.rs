@@ -314,12 +314,7 @@ async fn floor_phase(
         recorders.push(result?);
     }
     let elapsed = start.elapsed();
-    back.sort_by_key(|(k, _)| *k);
-    Ok((
-        back.into_iter().map(|(_, raw)| raw).collect(),
-        recorders,
-        elapsed,
-    ))
+    Ok((floor::in_session_order(back), recorders, elapsed))
 }
 
 /// One client phase: `plan.concurrency` tasks, slot `i` on client `i % K`. Returns each

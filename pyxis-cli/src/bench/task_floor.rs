@@ -129,12 +129,7 @@ pub async fn phase(
     if let Some(e) = failure {
         return Err(e);
     }
-    back.sort_by_key(|(k, _)| *k);
-    Ok((
-        back.into_iter().map(|(_, raw)| raw).collect(),
-        done,
-        elapsed,
-    ))
+    Ok((floor::in_session_order(back), done, elapsed))
 }
 
 /// The connection task of one session: writes the frames its slots hand it, and hands
