@@ -160,9 +160,9 @@ impl Hasher for IdHasher {
 /// while 64 (no turns) lost the overlap.
 pub const FRAMES_PER_TURN: usize = 32;
 
-/// The turn of [`FRAMES_PER_TURN`] on a multi-thread runtime, where the callers answered
-/// run on other workers while the loop goes on: smaller turns hand them their answers
-/// sooner. In `pyxis bench --threads 2` at 64 requests in flight, 16 gave 0.76–0.82× the
+/// The bound used instead of [`FRAMES_PER_TURN`] on a multi-thread runtime, where the
+/// callers answered run on other workers while the loop goes on: smaller turns hand them
+/// their answers sooner. In `pyxis bench --threads 2` at 64 requests in flight, 16 gave 0.76–0.82× the
 /// floor for reads where 32 gave 0.65–0.68×, and 0.60–0.74× for writes against
 /// 0.59–0.61×; 12 did worse (0.70–0.71×).
 pub const PARALLEL_FRAMES_PER_TURN: usize = 16;

@@ -156,7 +156,7 @@ async fn serve(
                 for ask in batch.drain(..) {
                     let Some(slot) = waiting.get_mut(ask.index) else {
                         return Err(CliError::Bench(format!(
-                            "task floor: slot {} of {slots}",
+                            "task floor: slot index {} beyond the session's {slots} slots",
                             ask.index
                         )));
                     };
