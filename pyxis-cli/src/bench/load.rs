@@ -371,3 +371,66 @@ async fn client_phase(
     }
     Ok((done, start.elapsed()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(ops_per_sec: f64, cpu_per_op_us: f64) -> Summary {
+        Summary {
+            ops: 1000,
+            errors: 0,
+            seconds: 1000.0 / ops_per_sec,
+            ops_per_sec,
+            mean_us: 100.0,
+            p50_us: 90.0,
+            p99_us: 200.0,
+            p999_us: 300.0,
+            max_us: 400.0,
+            cpu_per_op_us: Some(cpu_per_op_us),
+        }
+    }
+
+    fn report(task_floor: Option<Summary>) -> LoadReport {
+        let (floor, client) = (summary(1000.0, 1.0), summary(800.0, 2.0));
+        let ratios = Ratios::of(&client, &floor);
+        LoadReport {
+            concurrency: 64,
+            clients: 1,
+            mix: "read".to_owned(),
+            rounds: 1,
+            cpu_scope: CpuScope::Process,
+            floor,
+            client,
+            ratios,
+            task_floor,
+            task_ratios: task_floor.map(|tasks| Ratios::of(&client, &tasks)),
+            throughput_ok: ratios.throughput_ok(64),
+            p99_ok: ratios.p99_ok(),
+        }
+    }
+
+    #[test]
+    fn the_table_shows_the_task_floor_and_the_client_against_it_only_when_it_ran() {
+        let without = report(None).human();
+        assert!(without.contains("client / floor"), "{without}");
+        assert!(!without.contains("task floor"), "{without}");
+
+        let with = report(Some(summary(500.0, 4.0))).human();
+        let line = |name: &str| {
+            with.lines()
+                .find(|l| l.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} row in\n{with}"))
+                .to_owned()
+        };
+        assert!(line("task floor (C tasks, channels)").contains("500"));
+        // Client against the task floor: throughput 800 / 500, CPU 2 / 4.
+        let against = line("client / task floor");
+        assert!(
+            against.contains("1.60x") && against.contains("0.50x"),
+            "{against}"
+        );
+        // The verdict stays the raw floor's: 800 / 1000, not 800 / 500.
+        assert!(with.contains("floor: ok (0.80x)"), "{with}");
+    }
+}
