@@ -62,24 +62,28 @@
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
 //! plus slack) is the server's hold, not a release, if each of the two can be one (and
 //! the second was not held after the first was answered at once: a server answering at
-//! once never holds): a hold of at least
-//! [`MIN_PING_INTERVAL`] with no longer spell without a request (give or take the
-//! tolerance) while the ping was held, or a ping not held at all (answered within that
-//! interval, no request sent meanwhile). "In a row" counts empty answers only: an answer
-//! carrying an event was ended by the event, which tells nothing of a release; but it
-//! shows the server held that ping, through every spell without a request until the
-//! event. Across such answers, only two holds of at least the pacing interval are
-//! compared, and only if no ping answered by an event was held through a longer spell
-//! than either (the server's own hold would have answered it empty first); a server
-//! that answers at once never holds a ping until an event. On a busy session a release
-//! comes a moment after some request, every time: two in a row look alike, but they are
-//! neither, and the spells the pings in between were held through tell them apart. It
-//! re-registers nothing, and from then
+//! once never holds): a hold of at least [`SHORTEST_LEARNED_HOLD`] (1.3 s) with no
+//! longer spell without a request (give or take the tolerance) while the ping was held,
+//! or a ping not held at all (answered within the pacing interval, no request sent
+//! meanwhile). A shorter hold is never taken for the server's: once learned, only an
+//! answer [`HOLD_TOLERANCE`] sooner than it would count as early, which leaves under
+//! 0.2 s (under the tolerance, nothing) in which to see a release; such a
+//! server costs a re-registration of every watch per idle ping instead, which keeps
+//! every watch. "In a row" counts empty answers only: an answer carrying an event was
+//! ended by the event, which tells nothing of a release; but it shows the server held
+//! that ping, through every spell without a request until the event. Across such
+//! answers, only two holds the client can learn are compared, and only if no ping
+//! answered by an event was held through a longer spell than either (the server's own
+//! hold would have answered it empty first); a server that answers at once never holds
+//! a ping until an event. On a busy session a release comes a moment after some request,
+//! every time: two in a row look alike, but they are neither, and the spells the pings
+//! in between were held through tell them apart. It re-registers nothing, and from then
 //! on an answer counts as early only if it comes back [`HOLD_TOLERANCE`] sooner than
-//! that learned hold. An answer held well past the learned hold
-//! (by more than [`EARLY_MARGIN`]) shows the guess wrong, and it is forgotten. Such a
-//! server thus costs one re-registration of every watch (the first early answer, taken
-//! for a release), and afterwards one per real leader change.
+//! that learned hold. A ping held through a spell without a request well past the
+//! learned hold (by more than [`EARLY_MARGIN`]), whatever answered it, shows the guess
+//! wrong, and it is forgotten. Such a server thus costs one re-registration of every
+//! watch (the first early answer, taken for a release), and afterwards one per real
+//! leader change.
 //!
 //! ## Late wake-ups
 //!
@@ -148,6 +152,15 @@ pub(crate) const LATE_SLACK: Duration = Duration::from_secs(1);
 /// the server's own hold rather than another release: the server rounds expiry to its
 /// check interval (1 s), plus network slack.
 pub(crate) const HOLD_TOLERANCE: Duration = Duration::from_millis(1100);
+
+/// The shortest hold from a refresh taken for a server's own. Once a hold is learned,
+/// only an answer [`HOLD_TOLERANCE`] sooner than it is early: a shorter hold would leave
+/// under 0.2 s in which a release can still be seen (under the tolerance, none at all).
+/// A server holds an idle ping T − 1 s ± 0.5 s after a refresh
+/// ([protocol](pyxis_proto::protocol) §5), so only one whose largest session timeout is
+/// under about 2.8 s holds this short; two releases in a row this soon after a request
+/// are releases, however alike.
+pub(crate) const SHORTEST_LEARNED_HOLD: Duration = Duration::from_millis(1300);
 
 /// The longest a server holds a ping: its largest session timeout ([protocol](pyxis_proto::protocol) §9).
 pub(crate) const MAX_HOLD: Duration =
@@ -413,6 +426,17 @@ impl Pinger {
         ]
     }
 
+    /// A ping was held through `spell` without a refresh before it was answered: a
+    /// learned hold that this outlasts by more than [`EARLY_MARGIN`] is no hold the
+    /// server keeps (its hold would have answered the ping empty first), only a guess
+    /// from releases that looked alike, and is forgotten. This is the one place a
+    /// learned hold is given up, whatever answered the ping.
+    fn forget_a_hold_outlasted(&mut self, spell: Duration) {
+        if self.short_hold.is_some_and(|h| spell > h + EARLY_MARGIN) {
+            self.short_hold = None;
+        }
+    }
+
     /// The ping `xid` was answered at `now` with `answer` (faults were handed to the
     /// fault policy instead).
     pub(crate) fn answered(&mut self, xid: u64, answer: PingAnswer, now: Instant) -> Verdict {
@@ -467,6 +491,7 @@ impl Pinger {
             // release: the comparison of empty answers in a row goes on across it, and
             // it shows how long the server held a ping without its hold ending (not
             // across a pause, which stretches every spell).
+            self.forget_a_hold_outlasted(answered.quiet.max(since_refresh));
             let spell = if self.learns_from(answered.sent) && !self.late_wake {
                 answered.quiet.max(since_refresh)
             } else {
@@ -475,24 +500,19 @@ impl Pinger {
             self.held_quiet = Some(self.held_quiet.unwrap_or_default().max(spell));
             verdict.rearm_all = overdue && !self.late_wake;
         } else {
-            if self
-                .short_hold
-                .is_some_and(|h| since_refresh > h + EARLY_MARGIN)
-            {
-                // Held well past the hold taken for the server's: that was a guess.
-                self.short_hold = None;
-            }
+            self.forget_a_hold_outlasted(answered.quiet.max(since_refresh));
             let early = since_refresh < self.early_bound();
             // The server's own hold could have ended this ping only if the ping was not
             // held at all (a server answering at once: back within the pacing interval,
-            // no request sent meanwhile), or if that hold is one a server keeps (not
-            // under the pacing interval) and no longer spell without a refresh passed
+            // no request sent meanwhile), or if that hold is one a server keeps and the
+            // client can learn (not under SHORTEST_LEARNED_HOLD) and no longer spell
+            // without a refresh passed
             // without an answer while this ping was held. A release right after a
             // request on a busy session is neither.
             let held = now.saturating_duration_since(answered.sent);
             let unheld = held < MIN_PING_INTERVAL && refreshed == answered.sent;
             let own_hold = unheld
-                || (since_refresh >= MIN_PING_INTERVAL
+                || (since_refresh >= SHORTEST_LEARNED_HOLD
                     && answered.quiet <= since_refresh + HOLD_TOLERANCE);
             // A second early answer held about as long as the one before is the server's
             // own hold, if both can be; anything else early is a release. Pings answered by
@@ -512,14 +532,15 @@ impl Pinger {
                             && between.is_none_or(|spell| {
                                 !unheld
                                     && !prev_unheld
-                                    && prev >= MIN_PING_INTERVAL
+                                    && prev >= SHORTEST_LEARNED_HOLD
                                     && spell <= prev.max(since_refresh)
                             })
                     });
             if repeated {
                 // A server answering at once holds nothing to learn: it stays early.
                 let prev = self.last_early.map_or(since_refresh, |(prev, ..)| prev);
-                self.short_hold = Some(prev.min(since_refresh)).filter(|h| *h >= MIN_PING_INTERVAL);
+                self.short_hold =
+                    Some(prev.min(since_refresh)).filter(|h| *h >= SHORTEST_LEARNED_HOLD);
             }
             let released = early && !repeated;
             self.last_early = early.then_some((since_refresh, unheld, own_hold));
@@ -914,6 +935,56 @@ mod tests {
         p.note_tx(t0 + ms(1125));
         p.note_tx(t0 + ms(1569));
         let v = p.answered(2, PingAnswer::Empty, t0 + ms(2416));
+        assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
+    fn two_releases_too_soon_after_a_request_to_be_told_from_a_hold_teach_none() {
+        // Sim seed 549866190163: during a storm of leader changes, two pings of a busy
+        // session were released 0.52 s and 0.57 s after its last request. Taken for the
+        // server's own hold, they left no answer early (the hold less the tolerance is
+        // nothing), and a leader change back to the same node 1 s later, which dropped
+        // every watch, went unseen. A hold that short leaves no room to see a release:
+        // it is never learned, and each such answer stays a release.
+        let (mut p, t0) = pinging();
+        p.note_tx(t0 + ms(100));
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(619));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(620));
+        p.note_tx(t0 + ms(700));
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(1268));
+        assert!(v.rearm_all && v.released, "a release, not a hold: {v:?}");
+        p.sent(3, t0 + ms(1270));
+        p.note_tx(t0 + ms(2300));
+        let v = p.answered(3, PingAnswer::Empty, t0 + ms(2464));
+        assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
+    fn a_ping_held_by_an_event_longer_than_the_learned_hold_unlearns_it() {
+        // A hold learned from two early answers 2 s after a request, then a ping held
+        // through 5 s without a request until an event: the server's own hold would
+        // have answered it empty first, so the hold was a guess, and a release 1 s
+        // after a request is early again.
+        let (mut p, mut at) = pinging();
+        for xid in 1..4 {
+            if xid > 1 {
+                p.sent(xid, at);
+            }
+            at += s(2);
+            let _ = p.answered(xid, PingAnswer::Empty, at);
+        }
+        p.sent(4, at);
+        let v = p.answered(4, PingAnswer::Empty, at + s(1));
+        assert!(!v.rearm_all, "the learned hold: 1 s is not early");
+        at += s(1);
+        p.sent(5, at);
+        at += s(5);
+        let v = p.answered(5, PingAnswer::Event, at);
+        assert!(!v.rearm_all);
+        p.sent(6, at);
+        p.note_tx(at + ms(100));
+        let v = p.answered(6, PingAnswer::Empty, at + ms(1100));
         assert!(v.rearm_all && v.released, "{v:?}");
     }
 
