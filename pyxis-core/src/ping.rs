@@ -52,7 +52,8 @@
 //! still leads. A second early answer in a row that was not held either (under
 //! [`MIN_PING_INTERVAL`]) only shows a server that does not hold pings: it is paced and
 //! re-registers nothing. Nor does an early answer while an `Op::Unregister` is in flight:
-//! ending the session answers its held ping at once.
+//! ending the session answers its held ping at once, which tells nothing of the server's
+//! hold either.
 //!
 //! ## A server that holds pings shorter than asked
 //!
@@ -191,6 +192,9 @@ pub(crate) enum PingAnswer {
     Event,
     /// A final error (not a fault: those go to the fault policy instead).
     Failed,
+    /// No event, no error, while an `Op::Unregister` is in flight: ending the session
+    /// answers its held ping at once, which tells nothing of the server's hold.
+    SessionEnding,
 }
 
 /// What the client does about the ping next.
@@ -415,10 +419,12 @@ impl Pinger {
 
     /// Stops the long poll; returns the xids still in flight (their answers are to be
     /// ignored).
+    ///
+    /// What the answers showed of the server's hold (the last early answer, the spells
+    /// pings were held through since, a hold learned) is kept: it is the cluster's, and
+    /// the next connection or session is compared with it.
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
-        self.last_early = None;
-        self.held_quiet = None;
         self.rearm_unanswered = false;
         [
             self.current.take().map(|p| p.xid),
@@ -466,6 +472,13 @@ impl Pinger {
             return Verdict::WAIT;
         };
         self.current = None;
+        if answer == PingAnswer::SessionEnding {
+            return Verdict {
+                healthy: true,
+                action: self.next_ping(answered.sent, false, now),
+                ..Verdict::WAIT
+            };
+        }
         // The server holds an idle ping from the session's last refresh: the latest
         // request sent is a lower bound for it.
         let refreshed = self
@@ -554,14 +567,20 @@ impl Pinger {
         // connection's answers come in the order the server writes them, and it answers
         // a stat at once), so they were registered after whatever this answer tells of.
         verdict.rearm_all &= !self.rearm_unanswered;
-        let due = answered.sent + MIN_PING_INTERVAL;
-        verdict.action = if at_once || due <= now {
+        verdict.action = self.next_ping(answered.sent, at_once, now);
+        verdict
+    }
+
+    /// When the ping after one sent at `sent` and answered at `now` goes out: at once if
+    /// `at_once` or the pacing interval has passed, else paced until it has.
+    fn next_ping(&mut self, sent: Instant, at_once: bool, now: Instant) -> Action {
+        let due = sent + MIN_PING_INTERVAL;
+        if at_once || due <= now {
             Action::PingNow
         } else {
             self.due = Some(due);
             Action::PaceUntil(due)
-        };
-        verdict
+        }
     }
 
     /// The ping's deadline may have passed at `now`: a paced ping falls due, or the held
@@ -693,6 +712,7 @@ impl Client {
                     self.on_watch_fired(&watched, &event.path, event.r#type);
                     PingAnswer::Event
                 }
+                None if self.requests.unregister_in_flight() => PingAnswer::SessionEnding,
                 None => PingAnswer::Empty,
             },
         };
@@ -986,6 +1006,30 @@ mod tests {
         p.note_tx(at + ms(100));
         let v = p.answered(6, PingAnswer::Empty, at + ms(1100));
         assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
+    fn the_hold_is_compared_across_a_stop_and_a_session_ending_teaches_nothing() {
+        // Sim seeds 1000001555 and 1000002580: against a server holding pings 2 s, the
+        // first early answer is taken for a release; the long poll then stops (a new
+        // connection, or a new session after the old one's Unregister released its held
+        // ping at once). The next early answer, held as long, shows the server's hold.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + s(2));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + s(2));
+        let v = p.answered(2, PingAnswer::SessionEnding, t0 + ms(2010));
+        assert!(!v.rearm_all && v.healthy);
+        assert_eq!(v.action, Action::PaceUntil(t0 + ms(2500)));
+        assert_eq!(p.stop(), [None, None]);
+        p.sent(3, t0 + s(3));
+        let v = p.answered(3, PingAnswer::Empty, t0 + s(5));
+        assert!(!v.rearm_all, "the server's hold: {v:?}");
+        // And learned: 1.2 s from a refresh is no longer early, 0.5 s is.
+        p.sent(4, t0 + s(5));
+        assert!(!p.answered(4, PingAnswer::Empty, t0 + ms(6200)).rearm_all);
+        p.sent(5, t0 + ms(6200));
+        assert!(p.answered(5, PingAnswer::Empty, t0 + ms(6700)).rearm_all);
     }
 
     #[test]

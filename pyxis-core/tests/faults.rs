@@ -590,6 +590,81 @@ fn a_server_holding_pings_shorter_than_asked_costs_at_most_one_rearm() {
     );
 }
 
+/// Answers every stat + watch the client sent; returns how many there were.
+fn answer_arms(p: &mut Peer, conn: pyxis_core::ConnId) -> usize {
+    let (arms, rest): (Vec<Sent>, Vec<Sent>) = std::mem::take(&mut p.sent)
+        .into_iter()
+        .partition(|s| s.req.watch.is_some());
+    p.sent = rest.into();
+    for arm in &arms {
+        p.answer(conn, stat(arm.req.xid, 0, &[], b""));
+    }
+    arms.len()
+}
+
+/// Against a server that answers an idle ping 2 s after it was sent (session bounds
+/// [1 s, 3 s]), with `between` run after the first early answer: how many early answers
+/// of three re-registered every watch.
+fn rearms_of_a_short_hold_with(
+    between: impl Fn(&mut Peer, pyxis_core::ConnId) -> pyxis_core::ConnId,
+) -> usize {
+    let mut p = Peer::new(config(&["a:1"]));
+    for path in ["/a", "/b"] {
+        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
+        p.client.watch(spec, p.now);
+    }
+    let mut conn = p.connect_with_sid(SID);
+    let mut rearms = 0;
+    for round in 0..3 {
+        // The arms of a new session or connection are no re-registration.
+        answer_arms(&mut p, conn);
+        let ping = p.take_ping();
+        p.advance(ms(2000));
+        p.answer(conn, ok(ping.req.xid));
+        rearms += usize::from(answer_arms(&mut p, conn) > 0);
+        if round == 0 {
+            conn = between(&mut p, conn);
+        }
+    }
+    assert!(p.closes.iter().all(|c| *c != conn), "{:?}", p.log);
+    rearms
+}
+
+#[test]
+fn a_short_server_hold_is_learned_across_connections_and_sessions() {
+    // Sim seed 1000001555: against a server holding pings shorter than asked, a
+    // client's first early answer re-registered every watch (taken for a release, as it
+    // must be); then its session ended (Op::Unregister) and a new one began, and the
+    // first early answer of the new session was taken for a release again: the one
+    // before it had been forgotten with the old session, and the answer the Unregister
+    // released had taken its place. The hold is the cluster's: it is compared across
+    // connections and sessions, and a ping released by the session's own end teaches
+    // nothing of it.
+    let reconnected = rearms_of_a_short_hold_with(|p, conn| {
+        p.close_conn(conn);
+        p.connect_after(Duration::from_secs(5))
+    });
+    assert_eq!(reconnected, 1, "across a reconnect");
+    let new_session = rearms_of_a_short_hold_with(|p, conn| {
+        let id = p.client.submit(Op::Unregister, p.now);
+        p.drain();
+        let held = p.take_ping();
+        let unregister = p.take_non_ping();
+        // Ending the session answers its held ping at once.
+        p.answer(conn, ok(held.req.xid));
+        p.answer(conn, ok(unregister.req.xid));
+        assert_eq!(p.completion(id), Some(Ok(Reply::Done)));
+        let register = p.take_non_ping();
+        assert!(register.req.register.is_some(), "{:?}", register.req);
+        // Pings of the ended session are no longer the client's.
+        p.sent
+            .retain(|s| s.req.ping.is_none() || s.req.xid > register.req.xid);
+        p.answer(conn, ok_sid(register.req.xid, SID + 1));
+        conn
+    });
+    assert_eq!(new_session, 1, "across a new session");
+}
+
 // ----- kSessionExpired on pipelined writes -----
 
 #[test]
