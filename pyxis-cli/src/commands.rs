@@ -357,12 +357,21 @@ async fn watch(client: &Client, json: bool, args: WatchArgs) -> Result<(), CliEr
                 Some(Ok(SessionEvent::Connected { sid })) => {
                     eprintln!("connected (session {})", output::sid(sid))
                 }
+                Some(Ok(SessionEvent::Lost)) => {
+                    eprintln!("disconnected past the session timeout; the session has most likely expired")
+                }
                 Some(Ok(SessionEvent::Expired { old_sid })) => eprintln!(
                     "session {} expired; watch re-armed on the new session",
                     output::sid(old_sid)
                 ),
+                // Events the server raised meanwhile are lost: the watch's own node is
+                // compared and its differences come as inferred events.
+                Some(Ok(SessionEvent::WatchesRearmed)) => {
+                    eprintln!("watch registered again; changes meanwhile come as inferred events")
+                }
+                Some(Err(lagged)) => eprintln!("session events: {lagged}"),
+                Some(Ok(_)) => {}
                 None => session_open = false,
-                _ => {}
             },
             event = events.next() => match event {
                 Some(Ok(event)) => {

@@ -127,6 +127,35 @@ fn watch_streams_events_until_count() {
 }
 
 #[test]
+fn watch_says_when_it_is_registered_again_and_keeps_watching() {
+    // A leadership change back to the same node drops every watch on the server and
+    // releases the held ping: the watch is registered again, and says so.
+    let cluster = TestCluster::start(3);
+    let addrs = cluster.addrs();
+    ok(&pyxis(&addrs, &["create", "/w", "1"]));
+    let mut child = spawn(&addrs, &["--json", "watch", "/w", "--count", "1"]);
+    let err = lines(child.stderr.take().expect("stderr"));
+    wait_line(&err, "watching /w");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cluster
+        .with_model(|m, _| m.sessions().iter().any(|sid| m.holds_ping(*sid)))
+        .expect("model")
+    {
+        assert!(std::time::Instant::now() < deadline, "no ping held");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let leader = cluster.leader().expect("a leader");
+    cluster.move_leader(leader).expect("move");
+    wait_line(&err, "watch registered again");
+    ok(&pyxis(&addrs, &["set", "/w", "2"]));
+    let out = wait_child(child);
+    ok(&out);
+    let event: Value = serde_json::from_str(stdout(&out).trim()).expect("one JSON line");
+    assert_eq!(event["event"], "modify", "{event}");
+    assert_eq!(event["path"], "/w");
+}
+
+#[test]
 fn watch_ends_cleanly_on_ctrl_c() {
     let cluster = TestCluster::start(1);
     let addrs = cluster.addrs();
