@@ -62,15 +62,19 @@
 //! particular moment; a server's own hold repeats: so a second early answer in a row held
 //! about as long as the first (within [`HOLD_TOLERANCE`], the server's expiry rounding
 //! plus slack) is the server's hold, not a release, if each of the two can be one (and
-//! the second was not held after the first was answered at once: a server answering at
-//! once never holds): a hold of at least [`SHORTEST_LEARNED_HOLD`] (1.3 s) with no
-//! longer spell without a request (give or take the tolerance) while the ping was held,
-//! or a ping not held at all (answered within the pacing interval, no request sent
-//! meanwhile). A shorter hold is never taken for the server's: once learned, only an
-//! answer [`HOLD_TOLERANCE`] sooner than it would count as early, which leaves under
-//! 0.2 s (under the tolerance, nothing) in which to see a release; such a
-//! server costs a re-registration of every watch per idle ping instead, which keeps
-//! every watch. "In a row" counts empty answers only: an answer carrying an event was
+//! both were held, or neither: a server answering at once never holds, and one that
+//! holds never answers a fresh ping at once): a hold of at least
+//! [`SHORTEST_LEARNED_HOLD`] (1.3 s) with no longer spell without a request (give or
+//! take the tolerance) while the ping was held, or a ping not held at all (answered
+//! within the pacing interval, no request sent meanwhile). A shorter hold is never taken
+//! for the server's: once learned, only an answer [`HOLD_TOLERANCE`] sooner than it
+//! would count as early, which leaves under 0.2 s (under the tolerance, nothing) in
+//! which to see a release; such a server costs a re-registration of every watch per
+//! idle ping instead, which keeps every watch. The hold is the cluster's: answers in a
+//! row go on across a new connection or session, except an answer at once, which a
+//! release on each of two connections in a row (leadership moving to each node the
+//! client just reached) would look like too. "In a row" counts empty answers only: an
+//! answer carrying an event was
 //! ended by the event, which tells nothing of a release; but it shows the server held
 //! that ping, through every spell without a request until the event. Across such
 //! answers, only two holds the client can learn are compared, and only if no ping
@@ -420,12 +424,17 @@ impl Pinger {
     /// Stops the long poll; returns the xids still in flight (their answers are to be
     /// ignored).
     ///
-    /// What the answers showed of the server's hold (the last early answer, the spells
-    /// pings were held through since, a hold learned) is kept: it is the cluster's, and
-    /// the next connection or session is compared with it.
+    /// What the answers showed of the server's hold (the last early answer if the server
+    /// held its ping, the spells pings were held through since, a hold learned) is kept:
+    /// it is the cluster's, and the next connection or session is compared with it.
     pub(crate) fn stop(&mut self) -> [Option<u64>; 2] {
         self.due = None;
         self.rearm_unanswered = false;
+        // A ping answered at once is compared on its own connection only: a server
+        // answering at once does so again at once, while releases on two connections
+        // in a row (leadership moving to each node the client just reached) would look
+        // alike.
+        self.last_early = self.last_early.filter(|&(_, unheld, _)| !unheld);
         [
             self.current.take().map(|p| p.xid),
             self.replaced.take().map(|(xid, _)| xid),
@@ -540,7 +549,7 @@ impl Pinger {
                     .last_early
                     .is_some_and(|(prev, prev_unheld, prev_own_hold)| {
                         prev_own_hold
-                            && (unheld || !prev_unheld)
+                            && unheld == prev_unheld
                             && prev.abs_diff(since_refresh) <= HOLD_TOLERANCE
                             && between.is_none_or(|spell| {
                                 !unheld
@@ -1030,6 +1039,34 @@ mod tests {
         assert!(!p.answered(4, PingAnswer::Empty, t0 + ms(6200)).rearm_all);
         p.sent(5, t0 + ms(6200));
         assert!(p.answered(5, PingAnswer::Empty, t0 + ms(6700)).rearm_all);
+    }
+
+    #[test]
+    fn a_ping_answered_at_once_after_a_held_early_one_is_a_release() {
+        // A server holding pings 1.3 s never answers a fresh ping at once (the ping
+        // refreshes the session): the answer at once is a release, however close the
+        // two holds are.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(1300));
+        assert!(v.rearm_all && v.released);
+        p.sent(2, t0 + ms(1300));
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(1500));
+        assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
+    fn answers_at_once_on_two_connections_are_two_releases() {
+        // Sim seed 600000001902: leadership moved twice, 0.8 s apart, each time to the
+        // node the client had just connected to, and each release answered a ping sent
+        // a moment before. A server answering at once shows itself twice on one
+        // connection; across a new connection, the first answer at once is a release.
+        let (mut p, t0) = pinging();
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(300));
+        assert!(v.rearm_all && v.released);
+        assert!(p.stop().iter().all(Option::is_none));
+        p.sent(2, t0 + ms(800));
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(1100));
+        assert!(v.rearm_all && v.released, "{v:?}");
     }
 
     #[test]
