@@ -283,6 +283,20 @@ impl World {
             })
     }
 
+    /// Known gap 2, from the other side: a client paused after a leadership change
+    /// released its held ping, but before it read that answer, reads it on waking; if
+    /// it wakes before its deadline and the answer then looks held as long as an idle
+    /// ping is, nothing tells it of the change. So a client with a session up may pause
+    /// for a short while (one that may end before its deadline) only while the cluster
+    /// holds its ping: no released answer is then on its way to it, and no leadership
+    /// change lands on its node while it sleeps (`may_lead`). A client without a session
+    /// up registers every watch when it gets one.
+    pub(crate) fn may_pause_briefly(&self, client: usize) -> bool {
+        let core = &self.clients[client].core;
+        core.state() != pyxis_core::SessionState::Connected
+            || core.sid().is_some_and(|sid| self.model.holds_ping(sid))
+    }
+
     pub(crate) fn restart_node(&mut self, node: usize) {
         let now = self.now_instant();
         self.cluster_disturbed = self.now;

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use pyxis_core::{CreateMode, EventMask, Op, WatchMode, WatchSpec};
 
 use crate::clients::a_while;
+use crate::config::KnownGap;
 use crate::world::{Ev, World, MS, SEC};
 
 /// Every path the workload touches (parents first).
@@ -157,7 +158,10 @@ impl World {
                 let at = self.now + self.rng.u64(10 * MS..SEC);
                 self.schedule(at, Ev::Respawn { slot, resume });
             }
-            13 if !late => {
+            13 if !late
+                && (self.cfg.exercises(KnownGap::LeaderChangeWithoutHeldPing)
+                    || self.may_pause_briefly(client)) =>
+            {
                 let longest = a_while(&mut self.rng);
                 let until = self.now + self.rng.u64(100 * MS..longest);
                 self.record(("short-pause", client), || {
