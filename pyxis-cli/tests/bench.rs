@@ -65,10 +65,40 @@ fn load_counts_the_requested_ops_on_both_sides() {
             assert_counted(&run[side], 600, side);
         }
         assert_ratio(&run["ratios"]);
+        assert_eq!(run["adapter"], "tokio", "the default");
         assert!(
             run["task_floor"].is_null(),
             "the task floor runs when asked"
         );
+    }
+}
+
+#[test]
+fn the_async_std_and_blocking_adapters_count_the_requested_ops() {
+    // Their loops run on driver threads of their own: the CPU time is the process's.
+    for adapter in ["async-std", "blocking"] {
+        let report = bench(&[
+            "--adapter",
+            adapter,
+            "--ops",
+            "200",
+            "--rounds",
+            "1",
+            "-c",
+            "1,8",
+            "--clients",
+            "2",
+            "--mix",
+            "read=2,write=1,create-delete=1",
+        ]);
+        let runs = report["runs"].as_array().expect("runs");
+        assert_eq!(runs.len(), 2);
+        for run in runs {
+            assert_eq!(run["adapter"], adapter);
+            assert_eq!(run["cpu_scope"], "process", "{adapter}");
+            assert_counted(&run["client"], 200, adapter);
+            assert_ratio(&run["ratios"]);
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! The load benchmark: the client side (C tasks sharing K `pyxis-tokio` clients), the
-//! alternation of floor and client phases, and the report with ratios to the floor.
+//! The load benchmark: the client side (C callers sharing K clients of the adapter
+//! under measurement, [`super::adapter`]), the alternation of floor and client phases,
+//! and the report with ratios to the floor.
 //!
 //! Owns: setup and teardown of the benchmark's nodes, the client phase, the phase
 //! alternation and [`LoadReport`]. Must never measure the floor itself (that is
@@ -13,12 +14,13 @@ use pyxis_core::Error as PyxisError;
 use pyxis_tokio::{Client, CreateMode, Options};
 use serde::Serialize;
 
+use crate::bench::adapter::{self, Adapter, BenchClient, Target};
 use crate::bench::cpu::CpuScope;
 use crate::bench::floor::{self, RawSession};
 use crate::bench::progress::Progress;
 use crate::bench::stats::{micros, throughput_target, Ratios, Recorder, Summary, P99_TARGET};
 use crate::bench::task_floor;
-use crate::bench::workload::{Budget, OpKind, Plan, Schedule};
+use crate::bench::workload::{self, Budget, Plan, Schedule};
 use crate::bench::LoadArgs;
 use crate::exit::CliError;
 use crate::output;
@@ -30,6 +32,8 @@ pub struct LoadReport {
     pub concurrency: usize,
     /// Clients the tasks share.
     pub clients: usize,
+    /// The adapter measured.
+    pub adapter: Adapter,
     /// The op mix.
     pub mix: String,
     /// Floor/client phase pairs run.
@@ -90,7 +94,10 @@ impl LoadReport {
         if let Some(tasks) = &self.task_floor {
             rows.push(row("task floor (C tasks, channels)", tasks));
         }
-        rows.push(row("pyxis-tokio client", &self.client));
+        rows.push(row(
+            &format!("{} client", self.adapter.crate_name()),
+            &self.client,
+        ));
         rows.push(ratio_row("client / floor", r, &self.floor));
         if let (Some(tasks), Some(tr)) = (&self.task_floor, &self.task_ratios) {
             rows.push(ratio_row("client / task floor", tr, tasks));
@@ -149,7 +156,7 @@ async fn measure(
     let clients = args.clients.clamp(1, plan.concurrency);
     let mut handles = Vec::with_capacity(clients);
     for _ in 0..clients {
-        handles.push(connect(addrs).await?);
+        handles.push(BenchClient::connect(args.adapter, addrs).await?);
     }
     // The floor runs the same way: K raw sessions, slot i on session i mod K.
     let mut raws = Vec::with_capacity(clients);
@@ -165,7 +172,11 @@ async fn measure(
     }
     client_phase(&handles, plan, warm(), idle()).await?;
 
-    let scope = CpuScope::for_threads(args.threads);
+    let scope = if args.adapter.runs_on_the_runtime() {
+        CpuScope::for_threads(args.threads)
+    } else {
+        CpuScope::Process
+    };
     let measured = || {
         Arc::new(Budget::new(
             args.phase_duration()
@@ -210,6 +221,7 @@ async fn measure(
     Ok(LoadReport {
         concurrency: plan.concurrency,
         clients,
+        adapter: args.adapter,
         mix: plan.mix.to_string(),
         rounds: args.rounds,
         cpu_scope: scope,
@@ -317,12 +329,45 @@ async fn floor_phase(
     Ok((floor::in_session_order(back), recorders, elapsed))
 }
 
-/// One client phase: `plan.concurrency` tasks, slot `i` on client `i % K`. Returns each
-/// task's recorder and the phase's length; the recorders are made before the phase
+/// One slot's bookkeeping in a client phase: its budget, its schedule, its recorder.
+/// One clock read per operation, as on the floor: an operation's end is the next one's
+/// start.
+struct Slot {
+    budget: Arc<Budget>,
+    progress: Arc<AtomicU64>,
+    schedule: Schedule,
+    recorder: Recorder,
+    started: Instant,
+}
+
+impl Slot {
+    /// The next operation to run, or `None` once the budget is spent.
+    fn next(&mut self) -> Option<workload::OpKind> {
+        self.budget
+            .take(self.started)
+            .then(|| self.schedule.next_kind())
+    }
+
+    /// The operation begun at the last `next` ended now, successfully or not.
+    fn done(&mut self, ok: bool) {
+        let now = Instant::now();
+        self.recorder.record(now - self.started);
+        if !ok {
+            self.recorder.errors += 1;
+        }
+        self.progress
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.started = now;
+    }
+}
+
+/// One client phase: `plan.concurrency` callers, slot `i` on client `i % K`: tasks on
+/// this runtime for an async adapter, threads for the blocking one. Returns each
+/// caller's recorder and the phase's length; the recorders are made before the phase
 /// starts and merged after it ends, as the floor's one recorder is, so that this
 /// bookkeeping (large histograms) is not counted in the client's time or CPU.
 async fn client_phase(
-    clients: &[Client],
+    clients: &[BenchClient],
     plan: &Plan,
     budget: Arc<Budget>,
     progress: Arc<AtomicU64>,
@@ -331,39 +376,36 @@ async fn client_phase(
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for slot in 0..plan.concurrency {
-        let mut recorder = recorders.pop().unwrap_or_default();
-        let client = clients[slot % clients.len()].clone();
-        let budget = Arc::clone(&budget);
-        let progress = Arc::clone(&progress);
-        let node = plan.node(slot);
-        let scratch = plan.scratch(slot);
-        let data = plan.data.clone();
-        let mut schedule = Schedule::new(plan.mix, slot);
-        tasks.spawn(async move {
-            // One clock read per operation, as on the floor: its end is the next start.
-            let mut now = Instant::now();
-            while budget.take(now) {
-                let started = now;
-                let ok = match schedule.next_kind() {
-                    OpKind::Read => client.read(&node).await.is_ok(),
-                    OpKind::Write => client.write(&node, data.clone()).await.is_ok(),
-                    OpKind::CreateDelete => {
-                        let created = client
-                            .create(&scratch, data.clone(), CreateMode::Persistent)
-                            .await
-                            .is_ok();
-                        client.delete(&scratch).await.is_ok() && created
-                    }
-                };
-                now = Instant::now();
-                recorder.record(now - started);
-                if !ok {
-                    recorder.errors += 1;
+        let mut run = Slot {
+            budget: Arc::clone(&budget),
+            progress: Arc::clone(&progress),
+            schedule: Schedule::new(plan.mix, slot),
+            recorder: recorders.pop().unwrap_or_default(),
+            started: Instant::now(),
+        };
+        let target = Target {
+            node: plan.node(slot),
+            scratch: plan.scratch(slot),
+            data: plan.data.clone(),
+        };
+        match clients[slot % clients.len()].clone() {
+            BenchClient::Async(client) => tasks.spawn(async move {
+                run.started = Instant::now();
+                while let Some(kind) = run.next() {
+                    let ok = adapter::run_async(&client, kind, &target).await;
+                    run.done(ok);
                 }
-                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            recorder
-        });
+                run.recorder
+            }),
+            BenchClient::Blocking(client) => tasks.spawn_blocking(move || {
+                run.started = Instant::now();
+                while let Some(kind) = run.next() {
+                    let ok = adapter::run_blocking(&client, kind, &target);
+                    run.done(ok);
+                }
+                run.recorder
+            }),
+        };
     }
     let mut done = Vec::with_capacity(plan.concurrency);
     while let Some(task) = tasks.join_next().await {
@@ -397,6 +439,7 @@ mod tests {
         LoadReport {
             concurrency: 64,
             clients: 1,
+            adapter: Adapter::AsyncStd,
             mix: "read".to_owned(),
             rounds: 1,
             cpu_scope: CpuScope::Process,
@@ -414,6 +457,7 @@ mod tests {
     fn the_table_shows_the_task_floor_and_the_client_against_it_only_when_it_ran() {
         let without = report(None).human();
         assert!(without.contains("client / floor"), "{without}");
+        assert!(without.contains("pyxis-async-std client"), "{without}");
         assert!(!without.contains("task floor"), "{without}");
 
         let with = report(Some(summary(500.0, 4.0))).human();

@@ -1,10 +1,10 @@
-//! `pyxis bench`: end-to-end benchmarks of the tokio client against a floor measured in
-//! the same run.
+//! `pyxis bench`: end-to-end benchmarks of the client against a floor measured in the
+//! same run.
 //!
-//! - `pyxis bench` (load): an op mix at concurrency C (tasks sharing one client, or K
-//!   clients), alternating with the same requests as pre-encoded frames on raw
-//!   pipelined connections, one per client (the floor, [`floor`]); prints both and
-//!   their ratios. `--task-floor` adds a third side: the same frames sent by `C` tasks
+//! - `pyxis bench` (load): an op mix at concurrency C (callers sharing one client, or K
+//!   clients, of the adapter `--adapter` names, [`adapter`]), alternating with the same
+//!   requests as pre-encoded frames on raw pipelined connections, one per client (the
+//!   floor, [`floor`]); prints both and their ratios. `--task-floor` adds a third side: the same frames sent by `C` tasks
 //!   through channels to one connection task per session ([`task_floor`]), which
 //!   separates the runtime's cost of `C` tasks from the client's own.
 //! - `pyxis bench failover`: time from a leader move to the next successful write.
@@ -19,6 +19,7 @@
 //! Owns: the bench grammar, choosing the target cluster and runtime, and printing the
 //! reports. Must never be used as a correctness test: it reports, it does not assert.
 
+pub mod adapter;
 pub mod cpu;
 pub mod failover;
 pub mod floor;
@@ -112,6 +113,11 @@ pub struct LoadArgs {
     /// on the same runtime (reported with client / task floor).
     #[arg(long)]
     pub task_floor: bool,
+    /// The adapter whose client is measured: tokio (its loop a task on the runtime),
+    /// async-std (its loop on a driver thread, the callers tasks on the runtime) or
+    /// blocking (its loop on a driver thread, each of the C callers a thread).
+    #[arg(long, value_enum, default_value_t = adapter::Adapter::Tokio)]
+    pub adapter: adapter::Adapter,
 }
 
 impl LoadArgs {
