@@ -74,17 +74,16 @@
 //! row go on across a new connection or session, except an answer at once, which a
 //! release on each of two connections in a row (leadership moving to each node the
 //! client just reached) would look like too. "In a row" counts empty answers only: an
-//! answer carrying an event was
-//! ended by the event, which tells nothing of a release; but it shows the server held
-//! that ping, through every spell without a request until the event. Across such
-//! answers, only two holds the client can learn are compared, and only if no ping
-//! answered by an event was held through a longer spell than either (the server's own
-//! hold would have answered it empty first); a server that answers at once never holds
-//! a ping until an event. On a busy session a release comes a moment after some request,
-//! every time: two in a row look alike, but they are neither, and the spells the pings
-//! in between were held through tell them apart. It re-registers nothing, and from then
-//! on an answer counts as early only if it comes back [`HOLD_TOLERANCE`] sooner than
-//! that learned hold. A ping held through a spell without a request well past the
+//! answer carrying an event was ended by the event, which tells nothing of a release;
+//! but it shows the server held that ping, through every spell without a request until
+//! the event. Across such answers, only two holds the client can learn are compared, and
+//! only if no ping answered by an event was held through a longer spell than either (the
+//! server's own hold would have answered it empty first); a server that answers at once
+//! never holds a ping until an event. On a busy session a release comes a moment after
+//! some request, every time: two in a row look alike, but they are neither, and the
+//! spells the pings in between were held through tell them apart. It re-registers
+//! nothing, and from then on an answer counts as early only if it comes back
+//! [`HOLD_TOLERANCE`] sooner than that learned hold. A ping held through a spell without a request well past the
 //! learned hold (by more than [`EARLY_MARGIN`]), whatever answered it, shows the guess
 //! wrong, and it is forgotten. Such a server thus costs one re-registration of every
 //! watch (the first early answer, taken for a release), and afterwards one per real
@@ -528,9 +527,8 @@ impl Pinger {
             // held at all (a server answering at once: back within the pacing interval,
             // no request sent meanwhile), or if that hold is one a server keeps and the
             // client can learn (not under SHORTEST_LEARNED_HOLD) and no longer spell
-            // without a refresh passed
-            // without an answer while this ping was held. A release right after a
-            // request on a busy session is neither.
+            // without a refresh passed without an answer while this ping was held. A
+            // release right after a request on a busy session is neither.
             let held = now.saturating_duration_since(answered.sent);
             let unheld = held < MIN_PING_INTERVAL && refreshed == answered.sent;
             let own_hold = unheld

@@ -78,8 +78,7 @@
 //!    and wakes before its deadline), nothing tells it: the protocol carries no leader
 //!    term. Nor when the client pauses after the change released its ping but before
 //!    it reads that answer, and wakes before its deadline: read then, the answer looks
-//!    held as long as an idle ping is (seed 271828186555 did this before default runs
-//!    stayed clear of it). Default runs move leadership (to any node, the
+//!    held as long as an idle ping is. Default runs move leadership (to any node, the
 //!    current leader included, after a no-leader window too, and while clients are
 //!    paused) only to a node every live, unpaused client connected to it has a ping held
 //!    by, never start a no-leader window whose winner is left open, and pause a client
