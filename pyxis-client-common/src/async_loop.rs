@@ -72,7 +72,9 @@ pub trait AsyncRuntime: 'static {
     /// Whether the tasks the loop wakes may run on other threads while the loop goes on
     /// (a multi-thread runtime), asked once when a client starts; it sets how many
     /// answers a turn of the loop hands over
-    /// ([`frames_per_turn`](crate::driver::frames_per_turn)). The default is `false`.
+    /// ([`frames_per_turn`](crate::driver::frames_per_turn)). The default is `false`,
+    /// which the async-std adapter keeps although its loop runs on a thread of its own:
+    /// smaller turns did no better there ([`FRAMES_PER_TURN`](crate::driver::FRAMES_PER_TURN)).
     fn parallel() -> bool {
         false
     }

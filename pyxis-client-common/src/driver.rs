@@ -157,14 +157,18 @@ impl Hasher for IdHasher {
 /// turns at idling. Every turn costs a write (and, on loopback, the kernel's work for
 /// it), so turns are not made smaller than needed: in `pyxis bench` at 64 requests in
 /// flight, 32 did as well as 16 for one client and better for two sharing a thread,
-/// while 64 (no turns) lost the overlap.
+/// while 64 (no turns) lost the overlap. The async-std and blocking loops keep it too,
+/// although their callers run on other threads: there 16 did no better (`pyxis bench
+/// --adapter async-std` and `--adapter blocking`, 64 in flight: 0.51–0.58× the floor
+/// for async-std reads against 0.56–0.58× with 32, 0.23–0.29× for blocking reads
+/// against 0.28–0.30×, and a worse p99 for both).
 pub const FRAMES_PER_TURN: usize = 32;
 
-/// The bound used instead of [`FRAMES_PER_TURN`] on a multi-thread runtime, where the
-/// callers answered run on other workers while the loop goes on: smaller turns hand them
-/// their answers sooner. In `pyxis bench --threads 2` at 64 requests in flight, 16 gave 0.76–0.82× the
-/// floor for reads where 32 gave 0.65–0.68×, and 0.60–0.74× for writes against
-/// 0.59–0.61×; 12 did worse (0.70–0.71×).
+/// The bound used instead of [`FRAMES_PER_TURN`] on a multi-thread tokio runtime, where
+/// the callers answered run on other workers while the loop goes on: smaller turns hand
+/// them their answers sooner. In `pyxis bench --threads 2` at 64 requests in flight, 16
+/// gave 0.76–0.82× the floor for reads where 32 gave 0.65–0.68×, and 0.60–0.74× for
+/// writes against 0.59–0.61×; 12 did worse (0.70–0.71×).
 pub const PARALLEL_FRAMES_PER_TURN: usize = 16;
 
 /// How many answer frames a turn of the adapters' loops hands over: `parallel` when the
