@@ -5,7 +5,8 @@
 //! whose futures run on any executor, here the benchmark's tokio runtime), or a thread
 //! calling the blocking API (`pyxis-blocking`), as each adapter's users call it. Must
 //! never decide what a slot sends or how it is timed: that is the shared
-//! [`Schedule`](super::workload::Schedule) and [`Slot`](super::load) bookkeeping.
+//! [`Schedule`](super::workload::Schedule) and the [client phase](super::load)'s
+//! bookkeeping.
 
 use std::time::Duration;
 
