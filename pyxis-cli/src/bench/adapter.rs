@@ -17,16 +17,16 @@ use serde::Serialize;
 use crate::bench::workload::OpKind;
 use crate::exit::CliError;
 
-/// The adapter under measurement.
+/// The adapter under measurement. (Its variants' docs are `--help` text: no backticks.)
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Adapter {
-    /// `pyxis-tokio`: the loop is a task on the benchmark's runtime.
+    /// pyxis-tokio: the loop is a task on the benchmark's runtime.
     Tokio,
-    /// `pyxis-async-std`: the loop runs on its own driver thread; the callers are tasks
-    /// on the benchmark's runtime.
+    /// pyxis-async-std: the loop runs on its own driver thread; the callers are tasks on
+    /// the benchmark's runtime.
     AsyncStd,
-    /// `pyxis-blocking`: the loop runs on its own driver thread; each slot is a thread.
+    /// pyxis-blocking: the loop runs on its own driver thread; each caller is a thread.
     Blocking,
 }
 

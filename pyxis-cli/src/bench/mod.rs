@@ -113,9 +113,7 @@ pub struct LoadArgs {
     /// on the same runtime (reported with client / task floor).
     #[arg(long)]
     pub task_floor: bool,
-    /// The adapter whose client is measured: tokio (its loop a task on the runtime),
-    /// async-std (its loop on a driver thread, the callers tasks on the runtime) or
-    /// blocking (its loop on a driver thread, each of the C callers a thread).
+    /// The adapter whose client is measured.
     #[arg(long, value_enum, default_value_t = adapter::Adapter::Tokio)]
     pub adapter: adapter::Adapter,
 }
