@@ -1,6 +1,8 @@
 //! Which adapter's client the load benchmark's client phase drives (`--adapter`).
 //!
-//! Owns: connecting and closing a client of the chosen adapter, and running one slot's
+//! Owns: connecting a benchmark's clients (the `pyxis-tokio` one every mode uses for
+//! setup and probes, and one of the chosen adapter for the load run), closing them, and
+//! running one slot's
 //! operations on it: a task awaiting the async API (`pyxis-tokio`, or `pyxis-async-std`,
 //! whose futures run on any executor, here the benchmark's tokio runtime), or a thread
 //! calling the blocking API (`pyxis-blocking`), as each adapter's users call it. Must
@@ -59,6 +61,37 @@ pub enum BenchClient {
 /// How long a new client may take to get its session.
 const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
 
+/// A client that could not start.
+fn not_started(e: ConnectError) -> CliError {
+    CliError::Bench(e.to_string())
+}
+
+/// A client whose session did not come up within [`CONNECT_PATIENCE`].
+fn no_session(addrs: &[String], e: pyxis_core::Error) -> CliError {
+    CliError::Connect {
+        addrs: addrs.join(","),
+        waited: CONNECT_PATIENCE,
+        reason: e.to_string(),
+    }
+}
+
+/// A `pyxis-tokio` client with a session, for setup, probes and the tokio load run.
+///
+/// # Errors
+///
+/// [`CliError::Bench`] when the client cannot start, [`CliError::Connect`] when no
+/// session comes up within 10 s.
+pub async fn tokio_client(addrs: &[String]) -> Result<pyxis_tokio::Client, CliError> {
+    let client = pyxis_tokio::Client::connect(addrs.to_vec(), Options::default())
+        .await
+        .map_err(not_started)?;
+    client
+        .wait_connected(CONNECT_PATIENCE)
+        .await
+        .map_err(|e| no_session(addrs, e))?;
+    Ok(client)
+}
+
 impl BenchClient {
     /// Connects a client of `adapter` to `addrs` and waits for its session.
     ///
@@ -67,30 +100,19 @@ impl BenchClient {
     /// [`CliError::Bench`] when the client cannot start, [`CliError::Connect`] when no
     /// session comes up within 10 s.
     pub async fn connect(adapter: Adapter, addrs: &[String]) -> Result<BenchClient, CliError> {
-        let started = |e: ConnectError| CliError::Bench(e.to_string());
-        let connected = |e: pyxis_core::Error| CliError::Connect {
-            addrs: addrs.join(","),
-            waited: CONNECT_PATIENCE,
-            reason: e.to_string(),
-        };
         let options = Options::default();
         let addrs_owned = addrs.to_vec();
         let client = match adapter {
-            Adapter::Tokio => {
-                let client = pyxis_tokio::Client::connect(addrs_owned, options)
-                    .await
-                    .map_err(started)?;
-                BenchClient::Async((*client).clone())
-            }
+            Adapter::Tokio => return Ok(BenchClient::Async((*tokio_client(addrs).await?).clone())),
             Adapter::AsyncStd => {
                 let client = pyxis_async_std::Client::connect(addrs_owned, options)
                     .await
-                    .map_err(started)?;
+                    .map_err(not_started)?;
                 BenchClient::Async((*client).clone())
             }
             Adapter::Blocking => {
                 let client =
-                    pyxis_blocking::Client::connect(addrs_owned, options).map_err(started)?;
+                    pyxis_blocking::Client::connect(addrs_owned, options).map_err(not_started)?;
                 BenchClient::Blocking((*client).clone())
             }
         };
@@ -101,7 +123,7 @@ impl BenchClient {
                 blocking(move || c.wait_connected(CONNECT_PATIENCE)).await?
             }
         }
-        .map_err(connected)?;
+        .map_err(|e| no_session(addrs, e))?;
         Ok(client)
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use pyxis_testkit::TestCluster;
 use serde::Serialize;
 
-use crate::bench::load::connect;
+use crate::bench::adapter::tokio_client as connect;
 use crate::exit::CliError;
 
 /// A write that fails (outcome unknown across the move) is retried for at most this long.

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pyxis_core::Error as PyxisError;
-use pyxis_tokio::{Client, CreateMode, Options};
+use pyxis_tokio::{Client, CreateMode};
 use serde::Serialize;
 
 use crate::bench::adapter::{self, Adapter, BenchClient, Target};
@@ -136,7 +136,7 @@ pub async fn run(
             data: bytes::Bytes::from(vec![b'x'; args.size]),
             root: super::data_root(&format!("c{concurrency}")),
         };
-        let admin = connect(addrs).await?;
+        let admin = adapter::tokio_client(addrs).await?;
         setup(&admin, &plan).await?;
         let result = measure(addrs, args, &plan, progress).await;
         // Teardown even after a failed measurement; its own failure is secondary.
@@ -238,23 +238,6 @@ async fn measure(
 /// CPU time used by `scope` since it read `before`.
 fn used_since(scope: CpuScope, before: Option<Duration>) -> Option<Duration> {
     Some(scope.now()?.saturating_sub(before?))
-}
-
-/// A client with a session, for measurement or setup.
-pub async fn connect(addrs: &[String]) -> Result<Client, CliError> {
-    let options = Options::default();
-    let client = Client::connect(addrs.iter().cloned(), options)
-        .await
-        .map_err(|e| CliError::Bench(e.to_string()))?;
-    client
-        .wait_connected(Duration::from_secs(10))
-        .await
-        .map_err(|e| CliError::Connect {
-            addrs: addrs.join(","),
-            waited: Duration::from_secs(10),
-            reason: e.to_string(),
-        })?;
-    Ok(client)
 }
 
 /// Creates the run's root and one node per slot (data of the configured size).

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::bench::adapter::tokio_client as connect;
 use crate::bench::floor::RawSession;
-use crate::bench::load::connect;
 use crate::exit::CliError;
 
 /// Page size used to turn `statm` pages into bytes (x86-64 and aarch64 Linux default).

@@ -13,9 +13,9 @@ use pyxis_core::EventMask;
 use pyxis_testkit::TestCluster;
 use serde::Serialize;
 
+use crate::bench::adapter::tokio_client as connect;
 use crate::bench::failover::quantile;
 use crate::bench::floor::RawSession;
-use crate::bench::load::connect;
 use crate::exit::CliError;
 
 /// How long the re-registration may take before the run is declared failed.
