@@ -507,21 +507,21 @@ impl Pinger {
             ..Verdict::WAIT
         };
         let mut at_once = answer == PingAnswer::Event;
+        let longest_spell = answered.quiet.max(since_refresh);
+        self.forget_a_hold_outlasted(longest_spell);
         if !empty {
             // An event (or an error) ended this ping, not the server's hold, nor a
             // release: the comparison of empty answers in a row goes on across it, and
             // it shows how long the server held a ping without its hold ending (not
             // across a pause, which stretches every spell).
-            self.forget_a_hold_outlasted(answered.quiet.max(since_refresh));
             let spell = if self.learns_from(answered.sent) && !self.late_wake {
-                answered.quiet.max(since_refresh)
+                longest_spell
             } else {
                 Duration::ZERO
             };
             self.held_quiet = Some(self.held_quiet.unwrap_or_default().max(spell));
             verdict.rearm_all = overdue && !self.late_wake;
         } else {
-            self.forget_a_hold_outlasted(answered.quiet.max(since_refresh));
             let early = since_refresh < self.early_bound();
             // The server's own hold could have ended this ping only if the ping was not
             // held at all (a server answering at once: back within the pacing interval,
