@@ -25,6 +25,15 @@ use crate::history::Shape;
 use crate::oracles::Oracle;
 use crate::world::{node_addr, Ev, World, MS, NODES, SEC};
 
+/// A kNotLeader answer on its way to a client, or read by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    /// The link it was sent on.
+    pub link: usize,
+    /// Whether the client has read it.
+    pub read: bool,
+}
+
 /// Slack past a request's deadline before its completion counts as late (a timer fires
 /// at its deadline; only the network's last delivery can be in between).
 pub const DEADLINE_SLACK: u64 = 50 * MS;
@@ -91,8 +100,9 @@ pub(crate) struct Incarnation {
     pub started: u64,
     /// Whether it started by resuming a session.
     pub resumed: bool,
-    /// Writes the server answered kNotLeader and not sent again, with the link.
-    pub refused: BTreeMap<RequestId, usize>,
+    /// Writes the server answered kNotLeader and not sent again: the link, and whether
+    /// the answer has reached the client.
+    pub refused: BTreeMap<RequestId, Refusal>,
     /// Writes the server answered kAgain, with the link (never forgotten: such a write
     /// must never be sent again).
     pub again: BTreeMap<RequestId, usize>,

@@ -3,8 +3,8 @@
 //! and while a session replacing an expired one is registered.
 //!
 //! Owns: the books of what the server answered kNotLeader (per client, the write ids,
-//! forgotten when the write is sent again or its link is cut before the answer could
-//! arrive) and kAgain (per client, the write ids, never forgotten), the count of complete
+//! marked once the answer reaches the client, forgotten when the write is sent again or
+//! its link is cut before the answer could arrive) and kAgain (per client, the write ids, never forgotten), the count of complete
 //! frames each link delivers, the stalled-link fault, `close` as the application calls
 //! it, the checks of [`Oracle::NotLeaderUnknown`], [`Oracle::AgainUnknown`],
 //! [`Oracle::FrameLiveness`] and [`Oracle::Close`], and the wrappers of the variants that
@@ -17,6 +17,7 @@ use pyxis_core::{ConnId, Error, RequestId, SessionState};
 use pyxis_proto::{encode_response, ErrorType, FrameDecoder};
 use pyxis_testkit::model::AppliedKind;
 
+use crate::clients::Refusal;
 use crate::config::Variant;
 use crate::oracles::Oracle;
 use crate::world::{World, SEC};
@@ -57,7 +58,7 @@ impl World {
             let c = &mut self.clients[client];
             match error_type(&rsp) {
                 Some(ErrorType::KNotLeader) => {
-                    c.refused.insert(id, link);
+                    c.refused.insert(id, Refusal { link, read: false });
                 }
                 Some(ErrorType::KAgain) if c.pending.get(&id).is_some_and(|p| p.op.is_write()) => {
                     c.again.insert(id, link);
@@ -94,14 +95,35 @@ impl World {
         }
     }
 
+    /// The frames `payloads` reached `client`: the kNotLeader answers among them are read.
+    fn note_refusals_read(&mut self, client: usize, payloads: &[Bytes]) {
+        if self.clients[client].refused.is_empty() {
+            return;
+        }
+        for payload in payloads {
+            let Ok(rsp) = pyxis_proto::decode_response(payload.clone()) else {
+                continue;
+            };
+            let Some(id) = rsp.xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2)) else {
+                continue;
+            };
+            if let Some(r) = self.clients[client].refused.get_mut(&id) {
+                r.read |= error_type(&rsp) == Some(ErrorType::KNotLeader);
+            }
+        }
+    }
+
     /// A fault cut `link`: answers still on their way can no longer arrive.
     pub(crate) fn excuse_cut_link(&mut self, link: usize) {
         let client = self.links[link].client;
-        self.clients[client].refused.retain(|_, l| *l != link);
+        self.clients[client].refused.retain(|_, r| r.link != link);
     }
 
     /// `client` completed `id` with `result`: an unknown outcome for a write the server
-    /// refused with kNotLeader (and that was not sent again) is a lie.
+    /// refused with kNotLeader (and that was not sent again) is a lie, unless its
+    /// deadline passed before the refusal reached the client (the other writes in
+    /// flight on a connection must be waited for, not given up, but not past their
+    /// deadline).
     pub(crate) fn check_not_leader_unknown(
         &mut self,
         client: usize,
@@ -120,7 +142,9 @@ impl World {
                 ..
             })
         );
-        if let Some(link) = self.clients[client].refused.remove(&id).filter(|_| unknown) {
+        let timed_out = matches!(result, Err(Error::Timeout { .. }));
+        let refusal = self.clients[client].refused.remove(&id);
+        if let Some(Refusal { link, .. }) = refusal.filter(|r| unknown && (r.read || !timed_out)) {
             self.violation(
                 Oracle::NotLeaderUnknown,
                 format!(
@@ -164,6 +188,7 @@ impl World {
             payloads.push(payload);
         }
         self.note_arm_deliveries(client, link, &payloads);
+        self.note_refusals_read(client, &payloads);
         let close_any =
             self.cfg.variant == Variant::CloseTakesAnyAnswer && self.clients[client].close_called;
         let ignore_register =

@@ -39,7 +39,7 @@ pub enum Oracle {
     /// Once faults stop, every client is connected to the leader in bounded time.
     Reconnect,
     /// No write the server answered kNotLeader (and that was not sent again) completes
-    /// with an unknown outcome.
+    /// with an unknown outcome, unless its deadline passed before the answer arrived.
     NotLeaderUnknown,
     /// A write the server answered kAgain (which may or may not have committed,
     /// [protocol](pyxis_proto::protocol) §4) completes with an unknown outcome and is

@@ -82,8 +82,14 @@ fn frame_liveness_regression_seeds_hold_every_oracle() {
 /// and the first refusal gave the connection up with the others' answers unread, so
 /// they were reported as unknown outcomes: `close` had sent its Unregister
 /// (14281626166), or the session had been found expired and a new one was being
-/// registered (9055921974544).
-const SESSION_REQUEST_REFUSAL_REGRESSION_SEEDS: [u64; 2] = [14_281_626_166, 9_055_921_974_544];
+/// registered (9055921974544). And one on which the oracle itself was wrong: writes
+/// queued through a reconnect went out a moment before their deadline, the node refused
+/// them, and the deadline passed before the refusals arrived; the client rightly
+/// reported unknown outcomes, which the oracle, counting a refusal from when the server
+/// sent it, took for a lie (5001772; it now counts a refusal against a timeout only once
+/// the client has read it).
+const SESSION_REQUEST_REFUSAL_REGRESSION_SEEDS: [u64; 3] =
+    [14_281_626_166, 9_055_921_974_544, 5_001_772];
 
 #[test]
 fn session_request_refusal_regression_seeds_hold_every_oracle() {
