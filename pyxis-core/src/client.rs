@@ -76,7 +76,7 @@ pub struct Client {
     /// What the core decided, for logs (output only).
     pub(crate) diagnostics: Diagnostics,
     /// The latest `now` given (debug builds assert it never goes backwards).
-    last_now: Instant,
+    pub(crate) last_now: Instant,
 }
 
 impl Client {

@@ -73,7 +73,9 @@ pub enum Error {
         /// Why the connection was lost, naming the server.
         cause: Option<Cause>,
     },
-    /// The request deadline passed. When `outcome_unknown`, the request had been sent.
+    /// The request deadline passed. When `outcome_unknown`, the request had been sent. An
+    /// operation is never sent past its deadline, even when the process wakes from a
+    /// pause to a new session before its timer fires.
     #[error("request timed out{}{}", unknown_suffix(*outcome_unknown), CauseSuffix(cause))]
     Timeout {
         /// The write may or may not have been applied.

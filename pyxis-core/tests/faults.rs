@@ -665,6 +665,34 @@ fn a_short_server_hold_is_learned_across_connections_and_sessions() {
     assert_eq!(new_session, 1, "across a new session");
 }
 
+#[test]
+fn an_operation_past_its_deadline_is_never_sent_and_was_not_applied() {
+    // Sim seed 5001772: a process paused 9.5 s with writes queued for a session being
+    // registered read the Register answer on waking before its timer fired, sent every
+    // queued write, and only then timed them all out as unknown outcomes, though the
+    // server would apply them after their deadline. Past its deadline, an operation is
+    // completed, not sent: nothing of it reached the server.
+    let mut p = Peer::new(config(&["a:1"]));
+    let id = p.client.submit(write("/w", b"x"), p.now);
+    p.drain();
+    // The process sleeps past the deadline; on waking, the connection and the Register
+    // answer come before the timer.
+    p.now += p.client.config().request_timeout + Duration::from_secs(1);
+    let _conn = p.connect_with_sid(SID);
+    assert!(
+        p.sent.iter().all(|s| s.req.write.is_none()),
+        "a write past its deadline went out: {:?}",
+        p.sent
+    );
+    assert_eq!(
+        p.completion(id),
+        Some(Err(Error::Timeout {
+            outcome_unknown: false,
+            cause: None
+        }))
+    );
+}
+
 // ----- kSessionExpired on pipelined writes -----
 
 #[test]

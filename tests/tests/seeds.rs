@@ -87,7 +87,10 @@ fn frame_liveness_regression_seeds_hold_every_oracle() {
 /// them, and the deadline passed before the refusals arrived; the client rightly
 /// reported unknown outcomes, which the oracle, counting a refusal from when the server
 /// sent it, took for a lie (5001772; it now counts a refusal against a timeout only once
-/// the client has read it).
+/// the client has read it). The client was wrong there too: it sent those writes past
+/// their deadline, on waking from a pause (held by
+/// `faults::an_operation_past_its_deadline_is_never_sent_and_was_not_applied` in
+/// pyxis-core).
 const SESSION_REQUEST_REFUSAL_REGRESSION_SEEDS: [u64; 3] =
     [14_281_626_166, 9_055_921_974_544, 5_001_772];
 
