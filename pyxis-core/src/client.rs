@@ -346,14 +346,7 @@ impl Client {
     pub fn handle_timeout(&mut self, now: Instant) {
         self.begin_input(now);
         for id in self.requests.expired(now) {
-            let sent_write = self.requests.get(id).is_some_and(|p| p.is_sent_write());
-            self.complete(
-                id,
-                Err(Error::Timeout {
-                    outcome_unknown: sent_write,
-                    cause: self.cause.clone(),
-                }),
-            );
+            self.time_out(id);
         }
         self.on_phase_timeout(now);
         self.end_input();
@@ -475,6 +468,19 @@ impl Client {
     }
 
     /// Queues a completion and forgets the request (and the watch of a failed read).
+    /// Completes `id`, whose deadline passed, with `Timeout`: its outcome is unknown only
+    /// if it is a write that went out unanswered. The one rule for an expired operation.
+    pub(crate) fn time_out(&mut self, id: RequestId) {
+        let sent_write = self.requests.get(id).is_some_and(|p| p.is_sent_write());
+        self.complete(
+            id,
+            Err(Error::Timeout {
+                outcome_unknown: sent_write,
+                cause: self.cause.clone(),
+            }),
+        );
+    }
+
     pub(crate) fn complete(&mut self, id: RequestId, result: Result<crate::Reply, Error>) {
         let watch = self.requests.complete(id).and_then(|p| p.watch);
         self.finish(id, watch, result);

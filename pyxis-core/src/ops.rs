@@ -124,24 +124,17 @@ impl Client {
             return;
         }
         for id in self.requests.sendable() {
-            // Past its deadline, an operation is completed, not sent (an input read after
+            // Past its deadline, an operation is timed out, not sent (an input read after
             // a pause is handled before the timer): nothing of it reached the server.
             if self
                 .requests
                 .get(id)
                 .is_some_and(|p| p.deadline <= self.last_now)
             {
-                let cause = self.cause.clone();
-                self.complete(
-                    id,
-                    Err(Error::Timeout {
-                        outcome_unknown: false,
-                        cause,
-                    }),
-                );
-                continue;
+                self.time_out(id);
+            } else {
+                self.send_op(id);
             }
-            self.send_op(id);
         }
     }
 

@@ -4,8 +4,8 @@
 //!
 //! Owns: the books of what the server answered kNotLeader (per client, the write ids,
 //! marked once the answer reaches the client, forgotten when the write is sent again or
-//! its link is cut before the answer could arrive) and kAgain (per client, the write ids, never forgotten), the count of complete
-//! frames each link delivers, the stalled-link fault, `close` as the application calls
+//! its link is cut before the answer could arrive) and kAgain (per client, the write
+//! ids, never forgotten), the count of complete frames each link delivers, the stalled-link fault, `close` as the application calls
 //! it, the checks of [`Oracle::NotLeaderUnknown`], [`Oracle::AgainUnknown`],
 //! [`Oracle::FrameLiveness`] and [`Oracle::Close`], and the wrappers of the variants that
 //! break them on purpose ([`Variant::DropOnNotLeader`], [`Variant::RetryAgainWrites`],
@@ -43,6 +43,12 @@ fn error_type(rsp: &pyxis_proto::rpc::Response) -> Option<ErrorType> {
         .and_then(|e| ErrorType::try_from(e.r#type).ok())
 }
 
+/// The operation an xid belongs to: an operation's xid is twice its id (odd xids are the
+/// core's own requests).
+fn op_id(xid: Option<u64>) -> Option<RequestId> {
+    xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2))
+}
+
 impl World {
     /// The model answered on `link` with `bytes` (whole frames): an operation refused
     /// with kNotLeader, and a write answered kAgain, are booked for the link's client (an
@@ -52,7 +58,7 @@ impl World {
         d.extend(bytes);
         let client = self.links[link].client;
         while let Ok(Some(rsp)) = d.next_response() {
-            let Some(id) = rsp.xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2)) else {
+            let Some(id) = op_id(rsp.xid) else {
                 continue;
             };
             let c = &mut self.clients[client];
@@ -79,7 +85,7 @@ impl World {
         let mut d = FrameDecoder::new();
         d.extend(data);
         while let Ok(Some(req)) = d.next_request() {
-            let Some(id) = req.xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2)) else {
+            let Some(id) = op_id(req.xid) else {
                 continue;
             };
             self.clients[client].refused.remove(&id);
@@ -104,7 +110,7 @@ impl World {
             let Ok(rsp) = pyxis_proto::decode_response(payload.clone()) else {
                 continue;
             };
-            let Some(id) = rsp.xid.filter(|x| x % 2 == 0).map(|x| RequestId(x / 2)) else {
+            let Some(id) = op_id(rsp.xid) else {
                 continue;
             };
             if let Some(r) = self.clients[client].refused.get_mut(&id) {
