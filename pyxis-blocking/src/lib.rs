@@ -1,12 +1,14 @@
 //! # pyxis-blocking: the Pyxis client for plain threads
 //!
-//! No async runtime: `std::net` sockets, one driver thread that owns the sans-IO
-//! [`pyxis_core::Client`], and a reader and a writer thread per open connection (std has
-//! no readiness API, and the driver thread never blocks on a socket). The driver sleeps
-//! on its channel until a command, a chunk of bytes or the core's next deadline arrives,
-//! so a request goes out the moment it is made: no busy polling, no sleep ticks. Every
-//! protocol decision is the core's; the API, the event routing and the loop itself live
-//! in `pyxis-client-common`: this crate only starts it.
+//! No async runtime: one driver thread that owns the sans-IO [`pyxis_core::Client`] and
+//! reads and writes its non-blocking socket itself. It sleeps in the system's readiness
+//! API (epoll, kqueue or IOCP, through `mio`) until a socket is ready, a command arrives
+//! or the core's next deadline comes, so a request goes out the moment it is made: no
+//! busy polling, no sleep ticks, and the driver thread never blocks on a socket. A
+//! short-lived thread opens each connection (name lookup and `connect` block in `std`)
+//! and hands the socket over. Every protocol decision is the core's; the API, the event
+//! routing and the loop itself live in `pyxis-client-common`: this crate only starts
+//! it.
 //!
 //! ```no_run
 //! use std::time::Duration;

@@ -23,7 +23,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes};
 use futures_lite::future;
 
-use crate::driver::{self, Command, Driver, Step};
+use crate::driver::{self, Driver, Step};
 use crate::handle::Handle;
 use crate::inbox::{command_channel, CommandInbox};
 use crate::read_buffer::ReadBuffer;
@@ -262,7 +262,7 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
             now = R::now();
             if let Some(taken) = taken {
                 let sent = batch.len();
-                handles_open = apply(taken, &mut batch, &mut driver, now);
+                handles_open = driver.apply_commands(taken, &mut batch, now);
                 unsent = woken.saturating_sub(sent);
                 continue;
             }
@@ -324,7 +324,7 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                 // together leave in one write (bounded, so that a flood cannot starve
                 // the socket).
                 let (woken, sent) = (std::mem::take(&mut unsent), batch.len());
-                handles_open = apply(taken, &mut batch, &mut driver, now);
+                handles_open = driver.apply_commands(taken, &mut batch, now);
                 if handles_open && sent < woken {
                     // Fewer requests than the callers answered and not heard from yet:
                     // on a multi-thread runtime the loop runs as soon as the first of
@@ -338,7 +338,7 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
                     .await;
                     now = R::now();
                     if let Some(taken) = more {
-                        handles_open = apply(taken, &mut batch, &mut driver, now);
+                        handles_open = driver.apply_commands(taken, &mut batch, now);
                     }
                 }
             }
@@ -369,19 +369,6 @@ pub async fn run<R: AsyncRuntime>(mut driver: Driver, commands: CommandInbox) {
         // The one rule for deadlines, whatever woke the loop.
         driver.handle_due(now);
     }
-}
-
-/// Applies the commands taken from the channel (`taken`: `false` when none are left and
-/// every handle is gone, which closes the client); returns whether handles remain.
-fn apply(taken: bool, batch: &mut VecDeque<Command>, driver: &mut Driver, now: Instant) -> bool {
-    if !taken {
-        driver.command(Command::HandlesGone, now);
-        return false;
-    }
-    for command in batch.drain(..) {
-        driver.command(command, now);
-    }
-    true
 }
 
 /// Carries out one step of the core at `now`. A write goes out at once as far as the

@@ -14,7 +14,7 @@
 //! else. Never blocks: every delivery goes through a bounded, non-blocking
 //! [`EventSender`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
@@ -301,6 +301,27 @@ impl Driver {
             }
             Command::HandlesGone => self.core.close(now),
         }
+    }
+
+    /// Applies a batch of commands taken from the command channel
+    /// ([`CommandInbox::poll_take`](crate::inbox::CommandInbox::poll_take), which says
+    /// `taken`), draining `batch`. `taken` is `false` when none are left and every
+    /// handle is gone, which closes the client. Returns whether handles remain (the
+    /// loop stops taking commands once they are gone).
+    pub fn apply_commands(
+        &mut self,
+        taken: bool,
+        batch: &mut VecDeque<Command>,
+        now: Instant,
+    ) -> bool {
+        if !taken {
+            self.command(Command::HandlesGone, now);
+            return false;
+        }
+        for command in batch.drain(..) {
+            self.command(command, now);
+        }
+        true
     }
 
     /// The connection `conn` is open.

@@ -1,5 +1,5 @@
-//! The command channel of the async adapters: many client handles send, one driver loop
-//! takes the commands in batches.
+//! The command channel of the adapter loops (async and blocking): many client handles
+//! send, one driver loop takes the commands in batches.
 //!
 //! Owns: [`command_channel`], [`AsyncCommands`] (the sending end) and [`CommandInbox`]
 //! (the driver's end). A send is one uncontended-in-practice lock and a push; it wakes

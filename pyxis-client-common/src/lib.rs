@@ -44,8 +44,9 @@
 //! liveness probes; `pyxis_core::Diagnostic`) at DEBUG. [`AsyncClient::stats`] counts
 //! the same. Errors carry the last cause as well (`Error::cause`), logging or not.
 //!
-//! This crate has no runtime dependency; it is not meant to be used directly by
-//! applications (use an adapter), but its types are re-exported by each of them.
+//! This crate has no async runtime dependency (the blocking loop, behind the `blocking`
+//! feature, waits in `mio`); it is not meant to be used directly by applications (use an
+//! adapter), but its types are re-exported by each of them.
 
 mod api;
 mod call;
@@ -58,6 +59,7 @@ mod watch;
 
 #[doc(hidden)]
 pub mod async_loop;
+#[cfg(feature = "blocking")]
 #[doc(hidden)]
 pub mod blocking_loop;
 #[doc(hidden)]
@@ -91,6 +93,7 @@ pub use pyxis_core::{CreateMode, Error, EventMask, EventType, Node, WatchEvent, 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::async_loop::{self, AsyncRuntime};
+    #[cfg(feature = "blocking")]
     pub use crate::blocking_loop;
     pub use crate::driver::{self, Command, Driver, Step};
     pub use crate::handle::{CommandSink, Handle};
