@@ -289,9 +289,8 @@ impl Client {
                 // Liveness counts answers to requests in flight, not bytes: a peer
                 // trickling a frame it never finishes proves nothing.
                 Ok(Some(mut rsp)) => {
-                    if self.on_response(&mut rsp, now) {
-                        self.session.ping.note_rx(now);
-                    }
+                    let in_flight = self.on_response(&mut rsp, now);
+                    self.session.ping.note_rx(now, in_flight);
                 }
                 Ok(None) => break,
                 Err(_) => {

@@ -143,6 +143,11 @@ impl Client {
     pub(crate) fn send_op(&mut self, id: RequestId) {
         let watch = match self.requests.get(id) {
             Some(p) if p.watch.is_some() => self.watch_request(&p.path),
+            Some(p) if p.kind.is_write() => {
+                // Answered after the commit: the server may read it long before.
+                self.session.ping.note_write(self.last_now);
+                None
+            }
             Some(_) => None,
             None => return,
         };

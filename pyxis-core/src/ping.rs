@@ -3,10 +3,11 @@
 //! that simply holds the ping longer than we asked.
 //!
 //! Owns: [`Pinger`], the ping as a sub-state machine (the outstanding ping, a ping
-//! replaced by a liveness probe, the pacing of the next ping, the longest hold seen, the
-//! server's own shorter hold once learned, late wake-ups). Its fields are private; its
-//! methods take the inputs (a ping sent, an answer and what it carried, a request sent,
-//! an answer read, a timer, an input's instant) and return a [`Verdict`] (re-ping now,
+//! replaced by a liveness probe, the pacing of the next ping, the session's last refresh
+//! as the server saw it, the longest hold seen, the server's own shorter hold once
+//! learned, late wake-ups). Its fields are private; its methods take the inputs (a ping
+//! sent, an answer and what it carried, requests or a write sent, an answer frame read,
+//! a timer, an input's instant) and return a [`Verdict`] (re-ping now,
 //! pace until, probe, dead, and whether to re-register every watch) that `Client` only
 //! applies: it sends the ping or the arms, or hands `Dead` to the fault policy. Must
 //! never read a clock, pick addresses, send anything or complete application operations.
@@ -43,9 +44,19 @@
 //! ## Early empty answers
 //!
 //! An empty answer well before the idle hold (sooner than T − 2 s, and never under
-//! T / 2, after the ping or any later request was sent: every request refreshes the
-//! session and pushes the hold out) means the server released every held ping: a leadership
-//! change, possibly one that ended on this same node and silently dropped every watch.
+//! T / 2, after the session's last refresh: the ping's sending, or a later request's,
+//! as every request the server reads refreshes the session and pushes the hold out)
+//! means the server released every held ping: a leadership change, possibly one that
+//! ended on this same node and silently dropped every watch.
+//!
+//! The last refresh is the latest request the server can have read when it wrote the
+//! answer. It reads a connection's requests in order and answers a stat or a read as
+//! soon as it reads it, and the connection's answers come in the order it writes them:
+//! a request it had read is the ping, a write (answered only after the commit), or one
+//! sent before the last answer frame read before this one (whatever that frame
+//! answered). A stat sent since, its answer still to come, was not read yet: one sent a
+//! moment before the server's own hold ended is no refresh, and counted from it that
+//! hold would look like a release right after a request, which teaches no hold.
 //! If the ping before was held normally (or this is the connection's first), the core
 //! re-registers every watch (a no-op where one is still set), compares the fresh stats
 //! with its baselines, and pings again at once, to learn without delay whether this node
@@ -66,7 +77,7 @@
 //! holds never answers a fresh ping at once): a hold of at least
 //! [`SHORTEST_LEARNED_HOLD`] (1.3 s) with no longer spell without a request (give or
 //! take the tolerance) while the ping was held, or a ping not held at all (answered
-//! within the pacing interval, no request sent meanwhile). A shorter hold is never taken
+//! within the pacing interval, no request read meanwhile). A shorter hold is never taken
 //! for the server's: once learned, only an answer [`HOLD_TOLERANCE`] sooner than it
 //! would count as early, which leaves under 0.2 s (under the tolerance, nothing) in
 //! which to see a release; such a server costs a re-registration of every watch per
@@ -99,7 +110,7 @@
 //! bounded input, several reads, the timer) are the same wake-up.
 //!
 //! Likewise, an answer read more than a second after the longest hold known (the
-//! requested T, or a longer hold already seen), counted from the last request sent,
+//! requested T, or a longer hold already seen), counted from the last refresh,
 //! re-registers every watch: the process may have been paused past a release and read
 //! it only now (the first answer of a server that holds longer than asked does so once,
 //! then its hold is known), or, if it carries an event, paused with it unread while no
@@ -266,8 +277,14 @@ pub(crate) struct Pinger {
     hold: Duration,
     /// When the last answer to a request in flight was read (a complete frame).
     last_rx: Option<Instant>,
-    /// When requests were last handed out to be written (each refreshes the session).
+    /// When requests were last handed out to be written (each refreshes the session
+    /// once the server reads it).
     last_tx: Option<Instant>,
+    /// `last_tx` when the last answer frame was read (see `refreshed`).
+    tx_before_rx: Option<Instant>,
+    /// When the last request went out whose answer the server defers: a ping (held) or a
+    /// write (answered after the commit). See `refreshed`.
+    deferred_tx: Option<Instant>,
     /// How long the last empty answer was held (from the last refresh), if it was early,
     /// whether its ping was not held at all, and whether the server's own hold could have
     /// ended it (see `answered`): only such an answer can show that hold a second time.
@@ -302,6 +319,8 @@ impl Pinger {
             hold: Duration::ZERO,
             last_rx: None,
             last_tx: None,
+            tx_before_rx: None,
+            deferred_tx: None,
             last_early: None,
             held_quiet: None,
             rearm_unanswered: false,
@@ -363,6 +382,7 @@ impl Pinger {
     /// A ping (`xid`) was sent at `now`.
     pub(crate) fn sent(&mut self, xid: u64, now: Instant) {
         self.due = None;
+        self.deferred_tx = Some(now);
         self.current = Some(Ping {
             xid,
             sent: now,
@@ -381,6 +401,7 @@ impl Pinger {
                 .map(|(old, _)| old)
         });
         self.due = None;
+        self.deferred_tx = Some(now);
         self.current = Some(Ping {
             xid,
             sent: now,
@@ -391,7 +412,8 @@ impl Pinger {
         old
     }
 
-    /// Requests were handed out to be written at `now` (each refreshes the session).
+    /// Requests were handed out to be written at `now` (each refreshes the session once
+    /// the server reads it).
     #[inline]
     pub(crate) fn note_tx(&mut self, now: Instant) {
         if let Some(p) = self.current.as_mut() {
@@ -408,11 +430,42 @@ impl Pinger {
         self.last_tx = Some(now);
     }
 
-    /// An answer to a request in flight was read at `now`.
+    /// A write (create, delete, write, unregister) was handed out to be written at
+    /// `now`: the server answers it only after the commit, and may have read it (and
+    /// refreshed the session) long before (see `refreshed`).
     #[inline]
-    pub(crate) fn note_rx(&mut self, now: Instant) {
-        self.last_rx = Some(now);
-        self.rearm_unanswered = false;
+    pub(crate) fn note_write(&mut self, now: Instant) {
+        self.deferred_tx = Some(now);
+    }
+
+    /// A complete answer frame was read at `now`; `in_flight`: it answers a request in
+    /// flight (not a forgotten or unknown xid), which proves the connection alive.
+    #[inline]
+    pub(crate) fn note_rx(&mut self, now: Instant, in_flight: bool) {
+        // Whatever it answers (a forgotten xid too), the server may have read every
+        // request sent before it by the time it writes its next answer.
+        self.tx_before_rx = self.last_tx;
+        if in_flight {
+            self.last_rx = Some(now);
+            self.rearm_unanswered = false;
+        }
+    }
+
+    /// The latest the session can have been refreshed (by a request sent then) when the
+    /// server wrote an answer, read now, to a ping sent at `sent`: the server holds an
+    /// idle ping from the last refresh. It reads a connection's requests in order and
+    /// answers a stat or a read as soon as it reads it, and a connection's answers come
+    /// in the order it writes them: a request it had read when it wrote this answer is
+    /// the ping, one whose answer it defers (a write, answered after the commit; a
+    /// probe, held), or one that went out before the last frame read before this one. A
+    /// stat sent since that frame, its answer still to come, was not read yet, and
+    /// neither refreshed the session nor pushed the hold out (see the module docs). This
+    /// is the one place the refresh an answer is measured from is decided.
+    fn refreshed(&self, sent: Instant) -> Instant {
+        [self.tx_before_rx, self.deferred_tx]
+            .into_iter()
+            .flatten()
+            .fold(sent, Instant::max)
     }
 
     /// Every watch was re-registered (the requests are handed out to be written).
@@ -464,7 +517,7 @@ impl Pinger {
             // hold runs from the session's last refresh: a busy session's requests keep
             // its ping held longer, which says nothing of an idle one.
             if empty && self.learns_from(sent) {
-                let refreshed = self.last_tx.map_or(sent, |tx| tx.max(sent));
+                let refreshed = self.refreshed(sent);
                 self.hold = self
                     .hold
                     .max(now.saturating_duration_since(refreshed).min(MAX_HOLD));
@@ -487,11 +540,8 @@ impl Pinger {
                 ..Verdict::WAIT
             };
         }
-        // The server holds an idle ping from the session's last refresh: the latest
-        // request sent is a lower bound for it.
-        let refreshed = self
-            .last_tx
-            .map_or(answered.sent, |tx| tx.max(answered.sent));
+        // The server holds an idle ping from the session's last refresh.
+        let refreshed = self.refreshed(answered.sent);
         let since_refresh = now.saturating_duration_since(refreshed);
         // An answer read well after any hold known (before this one teaches a longer
         // one): the process may have slept through a release, or, with the answer
@@ -525,7 +575,7 @@ impl Pinger {
             let early = since_refresh < self.early_bound();
             // The server's own hold could have ended this ping only if the ping was not
             // held at all (a server answering at once: back within the pacing interval,
-            // no request sent meanwhile), or if that hold is one a server keeps and the
+            // no request read meanwhile), or if that hold is one a server keeps and the
             // client can learn (not under SHORTEST_LEARNED_HOLD) and no longer spell
             // without a refresh passed without an answer while this ping was held. A
             // release right after a request on a busy session is neither.
@@ -809,9 +859,11 @@ mod tests {
         let v = p.answered(1, PingAnswer::Empty, t0 + s(1));
         assert!(v.rearm_all && v.released);
         assert_eq!(v.action, Action::PingNow);
-        // Measured from the last request sent: a refresh pushes the hold out.
+        // Measured from the last request the server read (its answer is in): a refresh
+        // pushes the hold out.
         p.sent(2, t0 + s(1));
         p.note_tx(t0 + s(3));
+        p.note_rx(t0 + ms(3020), true);
         let v = p.answered(2, PingAnswer::Empty, t0 + s(6));
         assert!(!v.rearm_all, "held 3 s from the last refresh: not early");
     }
@@ -988,6 +1040,69 @@ mod tests {
     }
 
     #[test]
+    fn a_hold_runs_from_the_last_request_the_server_read_before_it_answered() {
+        // Sim seed 55555001801: against a server holding pings 1.5 to 2.5 s after the
+        // last refresh (session bounds [1 s, 3 s]), a stat went out 15 ms before the
+        // hold ended, and its answer came after the ping's: the server had not read it
+        // (it answers a stat at once, and a connection's answers come in the order it
+        // writes them), so the hold ran 1.55 s from the request before. Counted from the
+        // stat, the answer looked like a release right after a request, no hold a server
+        // keeps; the next early answer had nothing to be compared with, and every watch
+        // was re-registered twice.
+        let (mut p, t0) = pinging();
+        p.note_tx(t0 + ms(100));
+        p.note_rx(t0 + ms(120), true);
+        p.note_tx(t0 + ms(1630));
+        let v = p.answered(1, PingAnswer::Empty, t0 + ms(1645));
+        assert!(v.rearm_all && v.released, "the first early answer: {v:?}");
+        p.sent(2, t0 + ms(1645));
+        // The stat's answer, after the ping's.
+        p.note_rx(t0 + ms(1660), true);
+        let v = p.answered(2, PingAnswer::Empty, t0 + ms(3700));
+        assert!(
+            !v.rearm_all,
+            "the server's hold, as long as the first: {v:?}"
+        );
+    }
+
+    /// A pinger that learned a server hold of 2 s, its ping 3 sent at the returned
+    /// instant.
+    fn pinging_with_a_learned_hold_of_2_s() -> (Pinger, Instant) {
+        let (mut p, t0) = pinging();
+        let _ = p.answered(1, PingAnswer::Empty, t0 + s(2));
+        p.sent(2, t0 + s(2));
+        let _ = p.answered(2, PingAnswer::Empty, t0 + s(4));
+        p.sent(3, t0 + s(4));
+        assert_eq!(p.early_bound(), ms(900));
+        (p, t0 + s(4))
+    }
+
+    #[test]
+    fn a_write_sent_since_the_last_answer_read_may_have_refreshed_the_session() {
+        // A write is answered after the commit: its answer still to come does not show
+        // that the server had not read it. A ping answered 0.3 s after it is early.
+        let (mut p, at) = pinging_with_a_learned_hold_of_2_s();
+        p.note_tx(at + ms(100));
+        p.note_rx(at + ms(120), true);
+        p.note_write(at + ms(1600));
+        p.note_tx(at + ms(1600));
+        let v = p.answered(3, PingAnswer::Empty, at + ms(1900));
+        assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
+    fn a_frame_read_for_a_forgotten_request_shows_what_the_server_had_read() {
+        // An answer whose xid is no longer in flight (an arm sent before a
+        // re-registration of every watch) was still written after the server read the
+        // requests sent before it: a ping answered 0.4 s after them is early.
+        let (mut p, at) = pinging_with_a_learned_hold_of_2_s();
+        p.note_tx(at + ms(1500));
+        p.note_rx(at + ms(1520), false);
+        let v = p.answered(3, PingAnswer::Empty, at + ms(1900));
+        assert!(v.rearm_all && v.released, "{v:?}");
+    }
+
+    #[test]
     fn a_ping_held_by_an_event_longer_than_the_learned_hold_unlearns_it() {
         // A hold learned from two early answers 2 s after a request, then a ping held
         // through 5 s without a request until an event: the server's own hold would
@@ -1092,7 +1207,7 @@ mod tests {
         assert_eq!(v.action, Action::PingNow);
         // An answer read since: a later release is one the re-registration did not see.
         p.sent(2, t0 + s(1));
-        p.note_rx(t0 + ms(1010));
+        p.note_rx(t0 + ms(1010), true);
         let v = p.answered(2, PingAnswer::Empty, t0 + ms(3500));
         assert!(v.rearm_all && v.released);
     }
@@ -1139,7 +1254,7 @@ mod tests {
     #[test]
     fn an_answer_to_another_request_renews_the_bound() {
         let (mut p, t0) = pinging();
-        p.note_rx(t0 + s(5));
+        p.note_rx(t0 + s(5), true);
         assert_eq!(p.timeout(t0 + T + GRACE), Verdict::WAIT);
         assert_eq!(
             p.deadline(),
@@ -1155,7 +1270,7 @@ mod tests {
         assert_eq!(p.probe_sent(2, probe_at), None);
         assert!(p.owns(1) && p.owns(2));
         let answered_at = probe_at + ms(5);
-        p.note_rx(answered_at);
+        p.note_rx(answered_at, true);
         assert_eq!(p.answered(1, PingAnswer::Empty, answered_at), Verdict::WAIT);
         // The probe is an ordinary ping now, its bound counted from that answer.
         assert_eq!(
@@ -1173,7 +1288,7 @@ mod tests {
         // 7.4 s + grace: a stall right after that answer was kept past T + 2 x grace.
         let (mut p, t0) = pinging();
         let read_at = t0 + ms(7400);
-        p.note_rx(read_at);
+        p.note_rx(read_at, true);
         let v = p.answered(1, PingAnswer::Empty, read_at);
         assert!(v.rearm_all, "read long after any hold known");
         p.sent(2, read_at);
@@ -1188,7 +1303,7 @@ mod tests {
             assert_eq!(p.timeout(at).action, Action::Probe);
             assert_eq!(p.probe_sent(probe, at), None);
             at += ms(5);
-            p.note_rx(at);
+            p.note_rx(at, true);
             assert_eq!(p.answered(held, PingAnswer::Empty, at), Verdict::WAIT);
             assert_eq!(
                 p.deadline(),
@@ -1213,7 +1328,7 @@ mod tests {
         assert_eq!(p.probe_sent(2, woke), None);
         assert!(p.end_input());
         p.begin_input(woke, p.deadline().map(|(at, _)| at), true);
-        p.note_rx(woke);
+        p.note_rx(woke, true);
         assert_eq!(p.answered(1, PingAnswer::Empty, woke), Verdict::WAIT);
         assert!(!p.end_input());
         assert_eq!(

@@ -666,6 +666,72 @@ fn a_short_server_hold_is_learned_across_connections_and_sessions() {
 }
 
 #[test]
+fn a_stat_the_server_had_not_read_when_its_hold_ended_is_no_refresh() {
+    // Sim seed 55555001801: against a server holding pings 1.5 to 2.5 s after the last
+    // refresh, the application's stat went out 15 ms before the hold ended, and the
+    // server answered the ping before it read the stat (whose answer came after). The
+    // hold ran from the request before: the first early answer re-registers every
+    // watch, as it must, and the next two, held about as long, show the server's hold.
+    let mut p = Peer::new(config(&["a:1"]));
+    for path in ["/a", "/b"] {
+        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
+        p.client.watch(spec, p.now);
+    }
+    let conn = p.connect_with_sid(SID);
+    answer_arms(&mut p, conn);
+    let mut rearms = 0;
+    for round in 0..3 {
+        let ping = p.take_ping();
+        if round == 0 {
+            p.advance(ms(1500));
+            p.client.submit(read("/x", None), p.now);
+            p.drain();
+            let stat = p.take_non_ping();
+            p.advance(ms(15));
+            p.answer(conn, ok(ping.req.xid));
+            p.answer(conn, err(stat.req.xid, ErrorType::KNotFound, "/x"));
+        } else {
+            p.advance(ms(2000));
+            p.answer(conn, ok(ping.req.xid));
+        }
+        rearms += usize::from(answer_arms(&mut p, conn) > 0);
+    }
+    assert!(p.closes.is_empty(), "{:?}", p.log);
+    assert_eq!(rearms, 1, "{:?}", p.log);
+}
+
+#[test]
+fn a_release_right_after_a_write_still_unanswered_is_a_release() {
+    // A write is answered only after the commit: with its answer not in yet, the server
+    // may have read it, and a ping answered a moment after it is early, even when the
+    // last answer read came a learned hold before.
+    let mut p = Peer::new(config(&["a:1"]));
+    for path in ["/a", "/b"] {
+        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
+        p.client.watch(spec, p.now);
+    }
+    let conn = p.connect_with_sid(SID);
+    answer_arms(&mut p, conn);
+    // The server's hold of 2 s, learned from two early answers in a row.
+    for _ in 0..2 {
+        let ping = p.take_ping();
+        p.advance(ms(2000));
+        p.answer(conn, ok(ping.req.xid));
+        answer_arms(&mut p, conn);
+    }
+    let ping = p.take_ping();
+    p.advance(ms(1600));
+    let id = p.client.submit(write("/w", b"x"), p.now);
+    p.drain();
+    let w = p.take_non_ping();
+    p.advance(ms(300));
+    p.answer(conn, ok(ping.req.xid));
+    assert_eq!(answer_arms(&mut p, conn), 2, "a release: {:?}", p.log);
+    p.answer(conn, ok(w.req.xid));
+    assert_eq!(p.completion(id), Some(Ok(Reply::Done)));
+}
+
+#[test]
 fn an_operation_past_its_deadline_is_never_sent_and_was_not_applied() {
     // Sim seed 5001772: a process paused 9.5 s with writes queued for a session being
     // registered read the Register answer on waking before its timer fired, sent every
