@@ -602,17 +602,23 @@ fn answer_arms(p: &mut Peer, conn: pyxis_core::ConnId) -> usize {
     arms.len()
 }
 
+/// A peer whose client watches `/a` and `/b` (every event), not yet connected.
+fn watching_two_paths() -> Peer {
+    let mut p = Peer::new(config(&["a:1"]));
+    for path in ["/a", "/b"] {
+        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
+        p.client.watch(spec, p.now);
+    }
+    p
+}
+
 /// Against a server that answers an idle ping 2 s after it was sent (session bounds
 /// [1 s, 3 s]), with `between` run after the first early answer: how many early answers
 /// of three re-registered every watch.
 fn rearms_of_a_short_hold_with(
     between: impl Fn(&mut Peer, pyxis_core::ConnId) -> pyxis_core::ConnId,
 ) -> usize {
-    let mut p = Peer::new(config(&["a:1"]));
-    for path in ["/a", "/b"] {
-        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
-        p.client.watch(spec, p.now);
-    }
+    let mut p = watching_two_paths();
     let mut conn = p.connect_with_sid(SID);
     let mut rearms = 0;
     for round in 0..3 {
@@ -672,11 +678,7 @@ fn a_stat_the_server_had_not_read_when_its_hold_ended_is_no_refresh() {
     // server answered the ping before it read the stat (whose answer came after). The
     // hold ran from the request before: the first early answer re-registers every
     // watch, as it must, and the next two, held about as long, show the server's hold.
-    let mut p = Peer::new(config(&["a:1"]));
-    for path in ["/a", "/b"] {
-        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
-        p.client.watch(spec, p.now);
-    }
+    let mut p = watching_two_paths();
     let conn = p.connect_with_sid(SID);
     answer_arms(&mut p, conn);
     let mut rearms = 0;
@@ -705,11 +707,7 @@ fn a_release_right_after_a_write_still_unanswered_is_a_release() {
     // A write is answered only after the commit: with its answer not in yet, the server
     // may have read it, and a ping answered a moment after it is early, even when the
     // last answer read came a learned hold before.
-    let mut p = Peer::new(config(&["a:1"]));
-    for path in ["/a", "/b"] {
-        let spec = pyxis_core::WatchSpec::new(path, pyxis_core::EventMask::ALL);
-        p.client.watch(spec, p.now);
-    }
+    let mut p = watching_two_paths();
     let conn = p.connect_with_sid(SID);
     answer_arms(&mut p, conn);
     // The server's hold of 2 s, learned from two early answers in a row.
