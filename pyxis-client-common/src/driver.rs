@@ -160,8 +160,8 @@ impl Hasher for IdHasher {
 /// while 64 (no turns) lost the overlap. The async-std and blocking loops keep it too,
 /// although their callers run on other threads: there 16 did no better (`pyxis bench
 /// --adapter async-std` and `--adapter blocking`, 64 in flight: 0.51–0.58× the floor
-/// for async-std reads against 0.56–0.58× with 32, 0.23–0.29× for blocking reads
-/// against 0.28–0.30×, and a worse p99 for both).
+/// for async-std reads against 0.56–0.58× with 32, with a worse p99; 0.37–0.44× for
+/// blocking reads against 0.39–0.45×).
 pub const FRAMES_PER_TURN: usize = 32;
 
 /// The bound used instead of [`FRAMES_PER_TURN`] on a multi-thread tokio runtime, where
