@@ -1,9 +1,11 @@
 //! The threads a blocking client runs, read from `/proc/self/task` (Linux): one driver
 //! thread per client once it is connected, also after a killed leader made it connect
-//! again; a connection thread only while it connects; none once the client is closed.
-//! In a test binary of its own, so that no other test's clients are counted.
+//! again; a connection thread only while it connects; none once the client is closed;
+//! and an idle client's driver thread sleeps (no busy polling). In a test binary of its
+//! own, its tests one at a time, so that no other test's clients are counted.
 #![cfg(target_os = "linux")]
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -11,6 +13,13 @@ use pyxis_blocking::{Client, CreateMode, Options};
 use pyxis_testkit::TestCluster;
 
 const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Held by each test, so that the tests of this binary run one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn alone() -> MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The names of this process's threads that belong to a client (the test cluster's
 /// own are named `pyxis-testkit`), sorted.
@@ -23,6 +32,29 @@ fn client_threads() -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The CPU time (user + system) this process's driver threads have used so far.
+fn driver_cpu() -> Duration {
+    // Clock ticks per second: USER_HZ, 100 on every Linux port.
+    const TICK: Duration = Duration::from_millis(10);
+    let ticks: u32 = std::fs::read_dir("/proc/self/task")
+        .expect("/proc/self/task")
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?;
+            if name.trim_end() != "pyxis-driver" {
+                return None;
+            }
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // After the name in parentheses: state is field 3, utime 14, stime 15.
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            let utime: u32 = fields.get(11)?.parse().ok()?;
+            let stime: u32 = fields.get(12)?.parse().ok()?;
+            Some(utime + stime)
+        })
+        .sum();
+    TICK * ticks
 }
 
 /// Waits until the client threads are `want`, failing with what they were.
@@ -43,6 +75,7 @@ fn eventually_threads(want: &[&str], when: &str) {
 
 #[test]
 fn a_client_runs_one_thread_whatever_its_connections() {
+    let _alone = alone();
     let cluster = TestCluster::start(3);
     let clients: Vec<Client> = (0..3)
         .map(|seed| {
@@ -74,4 +107,26 @@ fn a_client_runs_one_thread_whatever_its_connections() {
     }
     eventually_threads(&[], "every client closed");
     cluster.restart(old).expect("restart");
+}
+
+#[test]
+fn an_idle_client_sleeps_until_its_next_ping() {
+    let _alone = alone();
+    let cluster = TestCluster::start(3);
+    let client = Client::connect(cluster.addrs(), Options::new().seed(9)).expect("connect");
+    client.wait_connected(PATIENCE).expect("session");
+    client
+        .create("/idle", "", CreateMode::Persistent)
+        .expect("create");
+    eventually_threads(&["pyxis-driver"], "connected");
+    let before = driver_cpu();
+    thread::sleep(Duration::from_secs(2));
+    let used = driver_cpu() - before;
+    // A loop that polled or spun would use most of the 2 s; one that sleeps until a
+    // socket, a command or its next deadline uses a few pings' worth.
+    assert!(
+        used <= Duration::from_millis(200),
+        "the idle driver thread used {used:?} of CPU in 2 s"
+    );
+    client.close();
 }
