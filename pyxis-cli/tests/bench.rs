@@ -164,6 +164,23 @@ fn failover_rewatch_and_memory_report() {
 
     let memory = bench(&["memory", "--clients", "20"]);
     assert_eq!(memory["clients"], 20);
+    assert_eq!(memory["adapter"], "tokio");
     assert!(memory["client_bytes_each"].as_f64().expect("client") >= 0.0);
     assert!(memory["baseline_bytes"].as_u64().expect("baseline") > 0);
+}
+
+/// `bench memory --adapter` measures that adapter's clients in the measuring process
+/// (the report names what that process opened).
+#[test]
+fn memory_measures_the_adapter_asked_for() {
+    for adapter in ["async-std", "blocking"] {
+        let memory = bench(&["memory", "--clients", "10", "--adapter", adapter]);
+        assert_eq!(memory["adapter"], adapter);
+        assert_eq!(memory["clients"], 10);
+        // Each client has a driver thread of its own: its stack and buffers are resident.
+        assert!(
+            memory["client_bytes_each"].as_f64().expect("client") > 0.0,
+            "{memory}"
+        );
+    }
 }

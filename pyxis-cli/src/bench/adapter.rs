@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use pyxis_blocking::BlockingClient;
 use pyxis_tokio::{AsyncClient, ConnectError, CreateMode, Options};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::bench::workload::OpKind;
 use crate::exit::CliError;
 
 /// The adapter under measurement. (Its variants' docs are `--help` text: no backticks.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Adapter {
     /// pyxis-tokio: the loop is a task on the benchmark's runtime.
@@ -40,6 +40,13 @@ impl Adapter {
             Adapter::AsyncStd => "pyxis-async-std",
             Adapter::Blocking => "pyxis-blocking",
         }
+    }
+
+    /// The value of `--adapter` that names it (clap's, from the variant's name).
+    pub fn flag(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
     }
 
     /// Whether the client's loop runs on the benchmark runtime's threads (else on a

@@ -1,10 +1,11 @@
-//! `pyxis bench memory`: resident memory of N idle clients in one process, next to N raw
-//! registered connections (the floor).
+//! `pyxis bench memory`: resident memory of N idle clients of one adapter (`--adapter`)
+//! in one process, next to N raw registered connections (the floor).
 //!
 //! Owns: the cluster child process (`pyxis dev`, so the servers' memory is not counted),
 //! one measuring child process per kind (`pyxis bench memory --kind raw|client`), reading
 //! `/proc/self/statm`, and [`MemoryReport`]. Must never leave a child running: each is
-//! killed or waited for on every path out.
+//! killed or waited for on every path out. Connecting a client of the adapter is
+//! [`BenchClient::connect`]'s.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::bench::adapter::tokio_client as connect;
+use crate::bench::adapter::{Adapter, BenchClient};
 use crate::bench::floor::RawSession;
 use crate::exit::CliError;
 
@@ -22,11 +23,14 @@ const PAGE_SIZE: u64 = 4096;
 /// Resident memory of idle clients.
 #[derive(Debug, Clone, Serialize)]
 pub struct MemoryReport {
+    /// The adapter whose clients were measured.
+    pub adapter: Adapter,
     /// Clients opened.
     pub clients: usize,
     /// Resident growth per raw registered connection (the floor), bytes.
     pub raw_bytes_each: f64,
-    /// Resident growth per idle client (connection, driver task, session), bytes.
+    /// Resident growth per idle client (connection, driver task or thread, session),
+    /// bytes.
     pub client_bytes_each: f64,
     /// Resident set before the clients, bytes.
     pub baseline_bytes: u64,
@@ -36,9 +40,10 @@ impl MemoryReport {
     /// The human rendering.
     pub fn human(&self) -> String {
         format!(
-            "resident memory of {} idle clients in one process (servers in a child process)\n\
+            "resident memory of {} idle {} clients in one process (servers in a child process)\n\
              per client: {:.1} KiB; per raw registered connection (floor): {:.1} KiB; baseline {:.1} MiB\n",
             self.clients,
+            self.adapter.crate_name(),
             self.client_bytes_each / 1024.0,
             self.raw_bytes_each / 1024.0,
             self.baseline_bytes as f64 / (1024.0 * 1024.0),
@@ -105,28 +110,32 @@ fn start_dev() -> Result<(DevChild, Vec<String>), CliError> {
 pub enum MemoryKind {
     /// Raw registered connections (the floor).
     Raw,
-    /// Idle `pyxis-tokio` clients.
+    /// Idle clients of the adapter measured.
     Client,
 }
 
 /// One measuring process's result.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Measurement {
+    /// The adapter whose clients the process opened (for `Client`).
+    pub adapter: Adapter,
     /// Resident set before opening anything, bytes.
     pub baseline_bytes: u64,
     /// Resident growth per opened item, bytes.
     pub bytes_each: f64,
 }
 
-/// Measures one kind in this process: `count` items against `addrs`.
+/// Measures one kind in this process: `count` items (clients of `adapter`, or raw
+/// sessions) against `addrs`.
 pub async fn measure(
     addrs: &[String],
     kind: MemoryKind,
+    adapter: Adapter,
     count: usize,
 ) -> Result<Measurement, CliError> {
     // Warm-up: one of each, so lazily allocated runtime parts are in the baseline, not in
     // the first item's share.
-    let warm = connect(addrs).await?;
+    let warm = BenchClient::connect(adapter, addrs).await?;
     warm.close().await;
     RawSession::open(addrs).await?.close().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -146,7 +155,7 @@ pub async fn measure(
         MemoryKind::Client => {
             let mut clients = Vec::with_capacity(count);
             for _ in 0..count {
-                clients.push(connect(addrs).await?);
+                clients.push(BenchClient::connect(adapter, addrs).await?);
             }
             // Let every driver settle into its idle state (ping held by the server).
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -158,6 +167,7 @@ pub async fn measure(
         }
     };
     Ok(Measurement {
+        adapter,
         baseline_bytes: baseline,
         bytes_each: after.saturating_sub(baseline) as f64 / count.max(1) as f64,
     })
@@ -168,6 +178,7 @@ pub async fn measure(
 fn measure_in_child(
     addrs: &[String],
     kind: MemoryKind,
+    adapter: Adapter,
     count: usize,
 ) -> Result<Measurement, CliError> {
     let exe = std::env::current_exe()?;
@@ -178,6 +189,7 @@ fn measure_in_child(
     let out = Command::new(exe)
         .args(["--json", "--addrs", &addrs.join(","), "bench", "memory"])
         .args(["--clients", &count.to_string(), "--kind", kind])
+        .args(["--adapter", &adapter.flag()])
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()?;
@@ -191,9 +203,13 @@ fn measure_in_child(
         .map_err(|e| CliError::Bench(format!("memory measurement ({kind}) printed bad JSON: {e}")))
 }
 
-/// Measures `count` raw sessions and `count` clients, each in its own process, against
-/// `remote` or a `pyxis dev` child.
-pub fn run(remote: Option<Vec<String>>, count: usize) -> Result<MemoryReport, CliError> {
+/// Measures `count` raw sessions and `count` clients of `adapter`, each in its own
+/// process, against `remote` or a `pyxis dev` child.
+pub fn run(
+    remote: Option<Vec<String>>,
+    adapter: Adapter,
+    count: usize,
+) -> Result<MemoryReport, CliError> {
     let (_child, addrs) = match remote {
         Some(addrs) => (None, addrs),
         None => {
@@ -201,9 +217,11 @@ pub fn run(remote: Option<Vec<String>>, count: usize) -> Result<MemoryReport, Cl
             (Some(child), addrs)
         }
     };
-    let raw = measure_in_child(&addrs, MemoryKind::Raw, count)?;
-    let client = measure_in_child(&addrs, MemoryKind::Client, count)?;
+    let raw = measure_in_child(&addrs, MemoryKind::Raw, adapter, count)?;
+    let client = measure_in_child(&addrs, MemoryKind::Client, adapter, count)?;
     Ok(MemoryReport {
+        // What the measuring process says it opened.
+        adapter: client.adapter,
         clients: count,
         raw_bytes_each: raw.bytes_each,
         client_bytes_each: client.bytes_each,

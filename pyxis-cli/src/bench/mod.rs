@@ -154,6 +154,9 @@ pub struct MemoryArgs {
     /// Idle clients to open.
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub clients: u32,
+    /// The adapter whose clients are measured.
+    #[arg(long, value_enum, default_value_t = adapter::Adapter::Tokio)]
+    pub adapter: adapter::Adapter,
     /// Internal: measure only this kind in this process (used by the parent run).
     #[arg(long, hide = true, value_enum)]
     pub kind: Option<memory::MemoryKind>,
@@ -256,15 +259,19 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<(), CliError> {
         }
         Some(BenchMode::Memory(m)) => match (m.kind, remote) {
             (Some(kind), Some(addrs)) => {
-                let measured =
-                    runtime.block_on(memory::measure(&addrs, kind, m.clients as usize))?;
+                let measured = runtime.block_on(memory::measure(
+                    &addrs,
+                    kind,
+                    m.adapter,
+                    m.clients as usize,
+                ))?;
                 output::json(&measured)
             }
             (Some(_), None) => {
                 return Err(CliError::Usage("bench memory --kind needs --addrs".into()))
             }
             (None, remote) => {
-                let report = memory::run(remote, m.clients as usize)?;
+                let report = memory::run(remote, m.adapter, m.clients as usize)?;
                 render(global.json, &report, memory::MemoryReport::human)
             }
         },
