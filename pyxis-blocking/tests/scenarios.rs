@@ -649,6 +649,41 @@ fn a_peer_that_stops_reading_never_stops_the_timers() {
     a.close();
 }
 
+/// A server that never stops sending (well-formed answers to requests nobody made, as
+/// fast as the client takes them) never stops the client's timers: a read fails at its
+/// deadline, although the socket always has bytes to read. The connection is then given
+/// up like a silent one (`Suspended`).
+#[test]
+fn a_peer_that_never_stops_sending_never_stops_the_timers() {
+    let server = pyxis_testkit::TestServer::start();
+    let proxy = pyxis_client_common::scenarios::FloodingProxy::start(server.addr());
+    let a = Client::connect(
+        [proxy.addr()],
+        options(23).request_timeout(Duration::from_secs(1)),
+    )
+    .unwrap();
+    a.wait_connected(PATIENCE).unwrap();
+    let events = a.session_events();
+    a.create("/f", "", CreateMode::Persistent).unwrap();
+    proxy.flood();
+    let start = Instant::now();
+    let (done, read) = std::sync::mpsc::channel();
+    let reader = a.clone();
+    thread::spawn(move || done.send(reader.read("/f")));
+    let read = read
+        .recv_timeout(PATIENCE)
+        .expect("the read ended while the server flooded");
+    assert!(matches!(read, Err(Error::Timeout { .. })), "read: {read:?}");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "a 1 s deadline kept while the server floods: took {elapsed:?}"
+    );
+    assert!(proxy.flooded() > 0, "the proxy flooded the client");
+    session_event(&events, "suspended", |e| *e == SessionEvent::Suspended);
+    a.close();
+}
+
 /// With `close_on_expiry`, an expired session closes the client: `Expired`, `Closed`,
 /// and later calls fail with `Closed`.
 #[test]

@@ -902,6 +902,32 @@ pub async fn a_peer_that_stops_reading_never_stops_the_timers(h: Harness) {
     within(PATIENCE, "close", a.close()).await;
 }
 
+/// A server that never stops sending (well-formed answers to requests nobody made, as
+/// fast as the client takes them) never stops the client's timers: a read fails at its
+/// deadline, although the socket always has bytes to read. The connection is then given
+/// up like a silent one (it delivers no answer to a request in flight: `Suspended`).
+pub async fn a_peer_that_never_stops_sending_never_stops_the_timers(h: Harness) {
+    use std::time::Instant;
+    let server = pyxis_testkit::TestServer::start();
+    let proxy = super::FloodingProxy::start(server.addr());
+    let opts = options(23).request_timeout(Duration::from_secs(1));
+    let a = h.client(vec![proxy.addr()], opts).await;
+    let mut events = a.session_events();
+    a.create("/f", "", CreateMode::Persistent).await.unwrap();
+    proxy.flood();
+    let start = Instant::now();
+    let read = within(PATIENCE, "flooded read", a.read("/f")).await;
+    assert!(matches!(read, Err(Error::Timeout { .. })), "read: {read:?}");
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "a 1 s deadline kept while the server floods: took {elapsed:?}"
+    );
+    assert!(proxy.flooded() > 0, "the proxy flooded the client");
+    session_event(&mut events, "suspended", |e| *e == SessionEvent::Suspended).await;
+    within(PATIENCE, "close", a.close()).await;
+}
+
 /// With `close_on_expiry`, an expired session closes the client instead of going on
 /// with a new one: `Expired`, then `Closed`, and later calls fail with `Closed`.
 pub async fn close_on_expiry_makes_expiry_terminal(h: Harness) {

@@ -101,6 +101,7 @@ macro_rules! async_scenarios {
             calls_are_sent_in_call_order,
             lock_release_between_the_waiters_two_steps,
             a_peer_that_stops_reading_never_stops_the_timers,
+            a_peer_that_never_stops_sending_never_stops_the_timers,
             close_on_expiry_makes_expiry_terminal,
             answers_arriving_together_reach_every_caller);
     };
@@ -209,6 +210,96 @@ impl StallingProxy {
     /// How many connections it accepted.
     pub fn connections(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// A hostile peer: a TCP proxy on 127.0.0.1 in front of `upstream` that forwards both
+/// ways until [`flood`](Self::flood); from then on, on every connection (present and
+/// later), it discards what clients send and, instead of what the server sends, writes
+/// to them as fast as they take it an endless stream of well-formed answers to requests
+/// no client made (unknown xids, which a client ignores). Counts the bytes it flooded.
+pub struct FloodingProxy {
+    addr: String,
+    flooding: Arc<AtomicBool>,
+    flooded: Arc<AtomicUsize>,
+}
+
+impl FloodingProxy {
+    /// Starts the proxy (its threads live as long as the test process).
+    pub fn start(upstream: String) -> FloodingProxy {
+        let flooding = Arc::new(AtomicBool::new(false));
+        let flooded = Arc::new(AtomicUsize::new(0));
+        // 256 answers to xids counting down from u64::MAX, written over and over.
+        let mut frames = bytes::BytesMut::new();
+        for n in 0..256 {
+            let answer = pyxis_proto::rpc::Response {
+                xid: Some(u64::MAX - n),
+                ..Default::default()
+            };
+            pyxis_proto::encode_frame(&answer, &mut frames);
+        }
+        let frames = frames.freeze();
+        let (up_flag, down_flag, count) = (flooding.clone(), flooding.clone(), flooded.clone());
+        let addr = proxy(
+            upstream,
+            || {},
+            move |mut client_r, mut server_w| {
+                let mut buf = [0u8; 16 * 1024];
+                loop {
+                    match client_r.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) if up_flag.load(Ordering::SeqCst) => {}
+                        Ok(n) => {
+                            if server_w.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            },
+            move |mut server_r, mut client_w| {
+                // Woken every 10 ms to start flooding between two reads of the server's
+                // bytes (a flood never splits one of its frames).
+                let _ = server_r.set_read_timeout(Some(Duration::from_millis(10)));
+                let mut buf = [0u8; 16 * 1024];
+                while !down_flag.load(Ordering::SeqCst) {
+                    match server_r.read(&mut buf) {
+                        Ok(0) => return,
+                        Ok(n) => {
+                            if client_w.write_all(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                        Err(_) => return,
+                    }
+                }
+                while client_w.write_all(&frames).is_ok() {
+                    count.fetch_add(frames.len(), Ordering::SeqCst);
+                }
+            },
+        );
+        FloodingProxy {
+            addr,
+            flooding,
+            flooded,
+        }
+    }
+
+    /// The proxy's address, for the client.
+    pub fn addr(&self) -> String {
+        self.addr.clone()
+    }
+
+    /// From now on, floods every client (within 10 ms).
+    pub fn flood(&self) {
+        self.flooding.store(true, Ordering::SeqCst);
+    }
+
+    /// How many bytes it flooded clients with.
+    pub fn flooded(&self) -> usize {
+        self.flooded.load(Ordering::SeqCst)
     }
 }
 
