@@ -56,7 +56,11 @@
 //! sent before the last answer frame read before this one (whatever that frame
 //! answered). A stat sent since, its answer still to come, was not read yet: one sent a
 //! moment before the server's own hold ended is no refresh, and counted from it that
-//! hold would look like a release right after a request, which teaches no hold.
+//! hold would look like a release right after a request, which teaches no hold. A write
+//! still unanswered cannot be told apart that way (the server may have read it long
+//! before it answers), so it counts as read: a release right after it is never missed,
+//! and against a server holding pings shorter than asked, a write sent a moment before
+//! that hold ended can cost one more re-registration of every watch.
 //! If the ping before was held normally (or this is the connection's first), the core
 //! re-registers every watch (a no-op where one is still set), compares the fresh stats
 //! with its baselines, and pings again at once, to learn without delay whether this node
