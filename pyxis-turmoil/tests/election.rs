@@ -11,7 +11,9 @@
 //!
 //! A failing seed prints the command that replays it alone with its trace:
 //! `PYXIS_TURMOIL_SEED=<seed> cargo test -p pyxis-turmoil --test election -- --nocapture`.
-//! `PYXIS_TURMOIL_SEEDS=<n>` runs n seeds instead of the default.
+//! `PYXIS_TURMOIL_SEEDS=<n>` runs n seeds instead of the default, and
+//! `PYXIS_TURMOIL_FIRST_SEED=<f>` starts them at f instead of 0 (CI runs a range that moves
+//! with every commit this way).
 
 #[path = "../examples/election/service.rs"]
 mod service;
@@ -372,7 +374,11 @@ fn env_u64(name: &str) -> Option<u64> {
 fn at_most_one_leader_and_registrations_come_back_under_faults() {
     let seeds: Vec<u64> = match env_u64("PYXIS_TURMOIL_SEED") {
         Some(seed) => vec![seed],
-        None => (0..env_u64("PYXIS_TURMOIL_SEEDS").unwrap_or(SEEDS)).collect(),
+        None => {
+            let first = env_u64("PYXIS_TURMOIL_FIRST_SEED").unwrap_or(0);
+            let count = env_u64("PYXIS_TURMOIL_SEEDS").unwrap_or(SEEDS);
+            (first..first.saturating_add(count)).collect()
+        }
     };
     let replay = seeds.len() == 1;
     // Each seed is a simulation of its own on one thread; two threads share the seeds.
