@@ -1,4 +1,4 @@
-//! The election example's service (`examples/election/service.rs`) under random faults,
+//! The election example's service (`examples/simulated_election/service.rs`) under random faults,
 //! over many seeds: three instances and a three-node Pyxis cluster as turmoil hosts; the
 //! leading instance's host is cut off from the cluster, and instances and Pyxis nodes
 //! crash and restart, the Pyxis leader moves and no-leader windows open, at times drawn
@@ -15,7 +15,7 @@
 //! `PYXIS_TURMOIL_FIRST_SEED=<f>` starts them at f instead of 0 (CI runs a range that moves
 //! with every commit this way).
 
-#[path = "../examples/election/service.rs"]
+#[path = "../examples/simulated_election/service.rs"]
 mod service;
 
 use std::cell::RefCell;

@@ -4,7 +4,7 @@
 //! cluster, or a real one named in `PYXIS_ADDRS` (`host:port,...`).
 //!
 //! ```text
-//! cargo run -p pyxis-async-std --example lock
+//! cargo run -p pyxis-async-std --example ephemeral_lock
 //! ```
 
 use pyxis_async_std::{Client, Error, EventMask, Options};

@@ -5,9 +5,9 @@
 //! instance led at a time.
 //!
 //! ```sh
-//! cargo run -p pyxis-turmoil --example election            # seed 1
-//! cargo run -p pyxis-turmoil --example election -- 42      # another seed
-//! cargo run -p pyxis-turmoil --example election -- 1 unsafe   # a 10 s lease: two leaders
+//! cargo run -p pyxis-turmoil --example simulated_election            # seed 1
+//! cargo run -p pyxis-turmoil --example simulated_election -- 42      # another seed
+//! cargo run -p pyxis-turmoil --example simulated_election -- 1 unsafe   # a 10 s lease: two leaders
 //! ```
 //!
 //! The service itself is `service.rs`: it takes a `pyxis_tokio::Client` and knows nothing

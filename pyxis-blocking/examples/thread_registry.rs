@@ -4,7 +4,7 @@
 //! named in `PYXIS_ADDRS` (`host:port,...`).
 //!
 //! ```text
-//! cargo run -p pyxis-blocking --example registry
+//! cargo run -p pyxis-blocking --example thread_registry
 //! ```
 
 use std::time::Duration;
