@@ -8,7 +8,7 @@
 //! ```
 
 use pyxis_async_std::{Client, Error, EventMask, Options};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 
 /// Takes the lock `path` for `client`: create it, or wait until its holder lets go and
 /// try again. The holder's state and the watch come from one server step
@@ -52,16 +52,8 @@ async fn demo(addrs: Vec<String>, runtime: &str) -> Result<(), Error> {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     smol::block_on(demo(addrs.clone(), "smol"))?;
     async_std::task::block_on(demo(addrs, "async-std"))?;
     Ok(())

@@ -10,19 +10,11 @@
 use std::time::Duration;
 
 use pyxis_blocking::{Client, CreateMode, Error, EventMask, Options};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let workers = Client::connect(addrs.clone(), Options::default())?;
     let watcher = Client::connect(addrs, Options::default())?;
     match workers.create("/example-workers", "", CreateMode::Persistent) {

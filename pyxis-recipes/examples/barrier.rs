@@ -10,19 +10,11 @@
 use std::time::Duration;
 
 use pyxis_recipes::{wait, DoubleBarrier, Gate};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let coordinator = pyxis_blocking::Client::connect(addrs.clone(), Default::default())?;
     let gate = Gate::new(&coordinator.to_async(), "/examples/phase/gate");
     wait(gate.close())?;

@@ -10,21 +10,13 @@
 use std::time::Duration;
 
 use pyxis_recipes::{CacheEvent, TreeCache};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 use pyxis_tokio::{Client, CreateMode, Options};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let admin = Client::connect(addrs.clone(), Options::new()).await?;
     let reader = Client::connect(addrs, Options::new()).await?;
     admin
@@ -60,7 +52,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     admin
         .create("/examples/app/flags/beta", "", CreateMode::Persistent)
         .await?;
-    if let Some(cluster) = &embedded {
+    if let Some(cluster) = cluster.embedded() {
         // The cache's watch is re-armed on the new leader, and what changed meanwhile
         // is found by the reload that follows.
         cluster.move_leader(1)?;

@@ -10,23 +10,15 @@
 use std::time::Duration;
 
 use pyxis_recipes::{ConfigValue, Configuration};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 use pyxis_tokio::{Client, CreateMode, Options};
 
 const PATH: &str = "/examples/config/rate-limit";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let admin = Client::connect(addrs.clone(), Options::new()).await?;
     let service = Client::connect(addrs, Options::new()).await?;
 
@@ -52,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     admin.create(PATH, "100", CreateMode::Persistent).await?;
     admin.write(PATH, "250").await?;
     admin.write(PATH, "lots").await?;
-    if let Some(cluster) = &embedded {
+    if let Some(cluster) = cluster.embedded() {
         cluster.move_leader(2)?;
     }
     admin.write(PATH, "500").await?;

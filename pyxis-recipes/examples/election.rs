@@ -13,21 +13,13 @@
 use std::time::Duration;
 
 use pyxis_recipes::{Election, Leadership};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 use pyxis_tokio::{Client, Options};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let mut candidates = Vec::new();
     for name in ["a", "b", "c"] {
         let client = Client::connect(addrs.clone(), Options::new()).await?;
@@ -57,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         String::from_utf8_lossy(&who)
     );
 
-    if let Some(cluster) = &embedded {
+    if let Some(cluster) = cluster.embedded() {
         cluster.move_leader(1)?;
         tokio::time::sleep(Duration::from_millis(300)).await;
         println!(

@@ -10,19 +10,11 @@
 use std::time::Duration;
 
 use pyxis_recipes::{wait, Lock};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let path = "/examples/locks/report";
 
     let tokio_worker = {
@@ -85,7 +77,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| e.to_string())?;
     }
 
-    if let Some(cluster) = &embedded {
+    if let Some(cluster) = cluster.embedded() {
         let guard = wait(lock.acquire(Duration::from_secs(30)))?;
         println!("[blocking] holding again; expiring its session on the server");
         cluster.expire_session(guard.token())?;

@@ -11,21 +11,13 @@
 use std::time::Duration;
 
 use pyxis_recipes::{wait, Discovery, DiscoveryEvent, Registration, RegistrationEvent};
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 
 const SERVICE: &str = "/examples/services/api";
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs: Vec<String> = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let connect = || pyxis_blocking::Client::connect(addrs.clone(), Default::default());
     let (web1, web2, watcher) = (connect()?, connect()?, connect()?);
 
@@ -37,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     wait(one.wait_registered(Duration::from_secs(10)))?;
     wait(two.wait_registered(Duration::from_secs(10)))?;
 
-    if let Some(cluster) = &embedded {
+    if let Some(cluster) = cluster.embedded() {
         let sid = web1.sid().ok_or("no session")?;
         println!("expiring web-1's session {sid:#x}");
         cluster.expire_session(sid)?;

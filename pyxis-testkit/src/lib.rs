@@ -13,6 +13,8 @@
 //!   background thread per cluster, with a synchronous control API (move leadership,
 //!   kill/restart a node, no-leader windows, expire a session, delay or drop answers,
 //!   send garbage, inspect nodes) usable from plain, tokio, async-std and smol tests.
+//! - [`EnvCluster`]: what the workspace's examples run against: the real cluster named in
+//!   `PYXIS_ADDRS`, or else an embedded `TestCluster`.
 //!
 //! ```
 //! use pyxis_testkit::TestCluster;
@@ -49,8 +51,10 @@
 //! model tests (`tests/model_*.rs`) drive [`model::ClusterModel`] with frames built by
 //! `pyxis-proto`; runner tests (`tests/runner.rs`) use real loopback sockets.
 
+mod env_cluster;
 pub mod model;
 pub mod runner;
 pub mod transcript;
 
+pub use env_cluster::{EnvCluster, EnvClusterError, ADDRS_ENV};
 pub use runner::{RunnerConfig, RunnerError, TestCluster, TestServer};

@@ -8,21 +8,13 @@
 
 use std::time::Duration;
 
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::EnvCluster;
 use pyxis_tokio::{Client, CreateMode, Error, EventMask, Options};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let embedded = std::env::var("PYXIS_ADDRS")
-        .is_err()
-        .then(|| TestCluster::start(3));
-    let addrs = match &embedded {
-        Some(cluster) => cluster.addrs(),
-        None => std::env::var("PYXIS_ADDRS")?
-            .split(',')
-            .map(String::from)
-            .collect(),
-    };
+    let cluster = EnvCluster::from_env(3)?;
+    let addrs = cluster.addrs();
     let reader = Client::connect(addrs.clone(), Options::default()).await?;
     let admin = Client::connect(addrs, Options::default()).await?;
     match admin

@@ -15,7 +15,7 @@
 use std::error::Error as StdError;
 use std::time::{Duration, Instant};
 
-use pyxis_testkit::TestCluster;
+use pyxis_testkit::{EnvCluster, EnvClusterError};
 use pyxis_tokio::{Client, CreateMode, Error, EventMask, Options, Watch};
 
 const DIR: &str = "/quickstart-services";
@@ -35,25 +35,20 @@ impl Steps {
     }
 }
 
-fn real_cluster_addrs() -> Option<Vec<String>> {
+/// The cluster named by `--addrs LIST` (or `--addrs=LIST`), else by `PYXIS_ADDRS`, else an
+/// embedded 3-node test cluster.
+fn cluster_from_args() -> Result<EnvCluster, EnvClusterError> {
     let mut args = std::env::args().skip(1);
-    let list = loop {
-        match args.next() {
-            Some(flag) if flag == "--addrs" => break args.next(),
-            Some(flag) => match flag.strip_prefix("--addrs=") {
-                Some(list) => break Some(list.to_owned()),
-                None => continue,
-            },
-            None => break std::env::var("PYXIS_ADDRS").ok(),
+    while let Some(arg) = args.next() {
+        if arg == "--addrs" {
+            if let Some(list) = args.next() {
+                return EnvCluster::named(&list);
+            }
+        } else if let Some(list) = arg.strip_prefix("--addrs=") {
+            return EnvCluster::named(list);
         }
-    }?;
-    let addrs: Vec<String> = list
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-        .map(String::from)
-        .collect();
-    (!addrs.is_empty()).then_some(addrs)
+    }
+    EnvCluster::from_env(3)
 }
 
 async fn next_children_event(watch: &mut Watch) -> Result<String, Box<dyn StdError>> {
@@ -70,23 +65,15 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         start: Instant::now(),
         n: 0,
     };
-    let real = real_cluster_addrs();
-    let cluster = match &real {
-        Some(addrs) => {
-            steps.say(format_args!("using the cluster at {}", addrs.join(",")));
-            None
-        }
-        None => {
-            let cluster = TestCluster::start(3);
-            steps.say(format_args!(
-                "started an embedded 3-node test cluster at {} (leader: node 0)",
-                cluster.addrs().join(", ")
-            ));
-            Some(cluster)
-        }
-    };
-    let addrs =
-        real.unwrap_or_else(|| cluster.as_ref().map(TestCluster::addrs).unwrap_or_default());
+    let cluster = cluster_from_args()?;
+    let addrs = cluster.addrs();
+    match cluster.embedded() {
+        Some(_) => steps.say(format_args!(
+            "started an embedded 3-node test cluster at {} (leader: node 0)",
+            addrs.join(", ")
+        )),
+        None => steps.say(format_args!("using the cluster at {}", addrs.join(","))),
+    }
 
     let registry = Client::connect(addrs.clone(), Options::default()).await?;
     let sid = registry.wait_connected(PATIENCE).await?;
@@ -118,7 +105,7 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         "registered a second instance; discovery got: {event}"
     ));
 
-    if let Some(cluster) = &cluster {
+    if let Some(cluster) = cluster.embedded() {
         cluster.move_leader(1)?;
         steps.say("moved the leader from node 0 to node 1 (every connection must find it again)");
         let before = Instant::now();
@@ -130,7 +117,7 @@ async fn main() -> Result<(), Box<dyn StdError>> {
         ));
     }
 
-    if cluster.is_none() {
+    if cluster.embedded().is_none() {
         steps.say("a real cluster cannot be steered from here: skipping the leader move");
     }
 
