@@ -115,9 +115,7 @@ async fn main() -> Result<(), Box<dyn StdError>> {
             before.elapsed().as_millis(),
             registry.sid() == Some(sid)
         ));
-    }
-
-    if cluster.embedded().is_none() {
+    } else {
         steps.say("a real cluster cannot be steered from here: skipping the leader move");
     }
 

@@ -1,8 +1,8 @@
-//! The election example's service (`examples/simulated_election/service.rs`) under random faults,
-//! over many seeds: three instances and a three-node Pyxis cluster as turmoil hosts; the
-//! leading instance's host is cut off from the cluster, and instances and Pyxis nodes
-//! crash and restart, the Pyxis leader moves and no-leader windows open, at times drawn
-//! from the seed.
+//! The election example's service (`examples/simulated_election/service.rs`) under
+//! random faults, over many seeds: three instances and a three-node Pyxis cluster as
+//! turmoil hosts; the leading instance's host is cut off from the cluster, and instances
+//! and Pyxis nodes crash and restart, the Pyxis leader moves and no-leader windows open,
+//! at times drawn from the seed.
 //!
 //! The service's promises, checked on every seed:
 //! - at most one instance acts as leader at any instant of virtual time;
